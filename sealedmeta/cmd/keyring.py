@@ -1,0 +1,56 @@
+"""``sealedmeta keyring create|list|show``."""
+
+import datetime
+
+from cliff import lister
+from cliff import show
+
+
+def iso(ts):
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def ring_summary(ring):
+    active = ring.active
+    return (("name", "active_version", "active_key_id", "versions"),
+            (ring.name, active.number, active.key_id.hex(), len(ring.versions)))
+
+
+class KeyringCreate(show.ShowOne):
+    """Create a keyring; its version 1 is active."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", metavar="NAME")
+        return parser
+
+    def take_action(self, parsed_args):
+        return ring_summary(self.app.store.create_keyring(parsed_args.name))
+
+
+class KeyringList(lister.Lister):
+    """List the keyrings of the key store."""
+
+    def take_action(self, parsed_args):
+        store = self.app.store
+        rows = []
+        for name in store.list_keyrings():
+            ring = store.get_keyring(name)
+            rows.append((name, ring.active.number, len(ring.versions)))
+        return ("name", "active_version", "versions"), rows
+
+
+class KeyringShow(lister.Lister):
+    """Show the versions of a keyring (never key material)."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", metavar="NAME")
+        return parser
+
+    def take_action(self, parsed_args):
+        ring = self.app.store.get_keyring(parsed_args.name)
+        return (("version", "key_id", "state", "created"),
+                [(v.number, v.key_id.hex(), v.state.value, iso(v.created))
+                 for v in ring.versions])

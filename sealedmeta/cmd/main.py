@@ -1,0 +1,78 @@
+"""The cliff application behind the ``sealedmeta`` console script."""
+
+import sys
+
+from cliff import app
+from cliff import commandmanager
+from oslo_config import cfg
+
+from sealedmeta import conf as sm_conf
+from sealedmeta import exceptions
+from sealedmeta import keystores
+from sealedmeta import sealer as sm_sealer
+
+try:
+    from importlib import metadata as _metadata
+    VERSION = _metadata.version("sealedmeta")
+except Exception:  # running from a source tree that is not installed
+    VERSION = "0"
+
+
+class SealedMetaApp(app.App):
+
+    CONSOLE_MESSAGE_FORMAT = "sealedmeta: %(message)s"
+
+    def __init__(self):
+        super().__init__(
+            description="Seal, open, inspect and manage keys of sealed backup"
+                        " metadata envelopes.",
+            version=VERSION,
+            command_manager=commandmanager.CommandManager("sealedmeta.cli"),
+            deferred_help=True)
+        self.conf = None
+        self._store = None
+
+    def build_option_parser(self, description, version, argparse_kwargs=None):
+        parser = super().build_option_parser(description, version,
+                                             argparse_kwargs)
+        parser.add_argument(
+            "--config-file", metavar="FILE", action="append", default=None,
+            help="oslo.config file (repeatable). Without one the file key"
+                 " store under the user's data directory is used.")
+        parser.add_argument(
+            "--key-repository", metavar="DIR", default=None,
+            help="Directory of the file key store (overrides the config).")
+        return parser
+
+    def initialize_app(self, argv):
+        conf = cfg.ConfigOpts()
+        sm_conf.register_opts(conf)
+        files = self.options.config_file or []
+        try:
+            conf(args=[], project="sealedmeta", default_config_files=files,
+                 validate_default_values=True)
+        except (cfg.Error, ValueError) as exc:
+            raise exceptions.SealedMetaError(
+                "bad configuration: %s" % exc) from None
+        if self.options.key_repository:
+            conf.set_override("key_repository", self.options.key_repository,
+                              group=sm_conf.GROUP)
+        self.conf = conf
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = keystores.load(self.conf)
+        return self._store
+
+    def sealer(self, keyring=None):
+        return sm_sealer.Sealer.from_config(self.conf, store=self.store,
+                                            keyring=keyring)
+
+
+def main(argv=None):
+    return SealedMetaApp().run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

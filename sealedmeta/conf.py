@@ -1,0 +1,56 @@
+"""oslo.config options of sealedmeta and ``list_opts()`` for the generator."""
+
+import os
+
+from oslo_config import cfg
+
+from sealedmeta import envelope
+
+GROUP = "sealedmeta"
+
+sealedmeta_opts = [
+    cfg.StrOpt("keystore", default="file",
+               help="Key store plug-in (entry point in the sealedmeta.keystores "
+                    "namespace): 'file' (embedded, a local directory) or "
+                    "'barbican'."),
+    cfg.StrOpt("key_repository",
+               sample_default="$XDG_DATA_HOME/sealedmeta/keys",
+               help="Directory of the file key store. Must be private to the "
+                    "service user (0700). Default: sealedmeta/keys under the "
+                    "user's data directory ($XDG_DATA_HOME, else "
+                    "~/.local/share)."),
+    cfg.StrOpt("keyring", default="cinder-backup",
+               help="Keyring that seals new envelopes."),
+    cfg.IntOpt("cache_ttl", default=300, min=0,
+               help="Seconds a process keeps a keyring's description before "
+                    "reading it again from the key store. A rotation made by "
+                    "another agent is used for sealing after at most this "
+                    "long; it is used for opening at once (an unknown key id "
+                    "triggers a refresh)."),
+    cfg.FloatOpt("refresh_interval", default=2.0, min=0,
+                 help="Minimum seconds between two refreshes caused by "
+                      "envelopes naming an unknown key, so forged envelopes "
+                      "cannot flood the key store."),
+    cfg.IntOpt("max_envelope_size", default=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+               min=1024, max=64 * 1024 * 1024,
+               help="Largest envelope accepted, in bytes (before armour)."),
+]
+
+
+def default_key_repository():
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "sealedmeta", "keys")
+
+
+def key_repository(conf):
+    return conf.sealedmeta.key_repository or default_key_repository()
+
+
+def register_opts(conf):
+    conf.register_opts(sealedmeta_opts, group=GROUP)
+
+
+def list_opts():
+    """Options for oslo-config-generator (namespace ``sealedmeta``)."""
+    return [(GROUP, sealedmeta_opts)]

@@ -1,0 +1,81 @@
+"""Suite 1: HKDF-SHA256 -> AES-256-GCM + HMAC-SHA256. Pure functions over bytes.
+
+Only ``cryptography``'s primitives, composed as the format specification
+says. The HMAC over everything before it is what commits an envelope to one
+key (AES-GCM alone is not key-committing); it is checked in constant time
+before anything is decrypted.
+"""
+
+import struct
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sealedmeta import exceptions
+
+SUITE_ID = 1
+SUITE_NAME = "HKDF-SHA256/AES-256-GCM/HMAC-SHA256"
+KEY_SIZE = 32
+_KEY_ID_INFO = b"sealedmeta key id v1"
+_INFO_LABEL = b"sealedmeta envelope\x00"
+
+# The single message of every authentication failure.
+AUTH_FAILED = "envelope failed authentication"
+
+
+def check_key(key):
+    if type(key) is not bytes or len(key) != KEY_SIZE:
+        raise exceptions.KeyStoreError("a version key must be %d bytes" % KEY_SIZE)
+    return key
+
+
+def key_id(key):
+    """16-byte identifier of a version key, the same in every key store."""
+    mac = hmac.HMAC(check_key(key), hashes.SHA256())
+    mac.update(_KEY_ID_INFO)
+    return mac.finalize()[:16]
+
+
+def info(format_version, suite, keyring, key_version):
+    """HKDF info: names the format, suite, keyring and key version."""
+    name = keyring.encode("utf-8")
+    return (_INFO_LABEL + struct.pack(">BBB", format_version, suite, len(name))
+            + name + struct.pack(">I", key_version))
+
+
+def derive(key, salt, info_bytes):
+    """(encryption key, MAC key) for one envelope."""
+    okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=salt,
+               info=info_bytes).derive(key)
+    return okm[:32], okm[32:]
+
+
+def _mac(mac_key, authenticated, ciphertext):
+    mac = hmac.HMAC(mac_key, hashes.SHA256())
+    mac.update(authenticated)
+    mac.update(ciphertext)
+    return mac
+
+
+def encrypt(key, salt, nonce, info_bytes, authenticated, plaintext):
+    """(ciphertext with tag, mac) for the given authenticated prefix."""
+    enc_key, mac_key = derive(key, salt, info_bytes)
+    ciphertext = AESGCM(enc_key).encrypt(nonce, plaintext, authenticated)
+    return ciphertext, _mac(mac_key, authenticated, ciphertext).finalize()
+
+
+def decrypt(key, salt, nonce, info_bytes, authenticated, ciphertext, mac):
+    """Plaintext, after the MAC is verified in constant time.
+
+    Every failure is ``InvalidEnvelope(AUTH_FAILED)``.
+    """
+    enc_key, mac_key = derive(key, salt, info_bytes)
+    try:
+        _mac(mac_key, authenticated, ciphertext).verify(mac)
+        return AESGCM(enc_key).decrypt(nonce, ciphertext, authenticated)
+    except (InvalidSignature, InvalidTag):
+        raise exceptions.InvalidEnvelope(AUTH_FAILED) from None

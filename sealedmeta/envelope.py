@@ -1,0 +1,370 @@
+"""Envelope format version 1: encoding, strict parsing, limits and armour.
+
+This module knows the byte layout only. It performs no cryptography and no
+I/O: the sealer hands it the salt, nonce, ciphertext and MAC to place, and
+gets back the exact bytes that were authenticated. ``docs/source/format.rst``
+is the specification this code follows.
+
+Layout::
+
+    magic "SMETA" | format 0x01 | header length (uint16 BE) | header | ciphertext | mac (32)
+
+The header is a canonical msgpack array, see :class:`Header`.
+"""
+
+import base64
+import binascii
+import dataclasses
+import re
+import struct
+import types
+
+import msgpack
+
+from sealedmeta import exceptions
+
+MAGIC = b"SMETA"
+FORMAT_VERSION = 1
+_FIXED = len(MAGIC) + 1 + 2  # magic, format byte, header length
+MAC_SIZE = 32
+TAG_SIZE = 16
+SALT_SIZE = 32
+NONCE_SIZE = 12
+KEY_ID_SIZE = 16
+
+# Limits. Everything the parser reads is bounded by one of these.
+DEFAULT_MAX_ENVELOPE_SIZE = 1024 * 1024
+MAX_HEADER_SIZE = 16 * 1024
+MAX_KEYRING_NAME = 64
+MAX_CONTEXT_ITEMS = 32
+MAX_CONTEXT_KEY = 64
+MAX_CONTEXT_VALUE = 1024
+MAX_DEPTH = 32
+MAX_KEY_VERSION = 2**31 - 1
+MAX_CREATED = 2**63 - 1
+HEADER_FIELDS = 9
+
+ARMOR_PREFIX = "sealedmeta:"
+_B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
+_KEYRING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_CONTEXT_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
+_SCALARS = (str, bytes, int, float, bool, type(None))
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """The clear, authenticated header of an envelope.
+
+    Returned by :func:`sealedmeta.inspect` *without authentication*: nothing
+    in it may be trusted until the envelope has been opened with its key.
+    """
+
+    format_version: int
+    suite: int
+    keyring: str
+    key_version: int
+    key_id: bytes
+    context: types.MappingProxyType
+    created: int
+    salt: bytes
+    nonce: bytes
+
+    def as_dict(self):
+        """A JSON-friendly view (binary fields in hex)."""
+        return {
+            "format_version": self.format_version,
+            "suite": self.suite,
+            "keyring": self.keyring,
+            "key_version": self.key_version,
+            "key_id": self.key_id.hex(),
+            "context": dict(self.context),
+            "created": self.created,
+            "salt": self.salt.hex(),
+            "nonce": self.nonce.hex(),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedEnvelope:
+    header: Header
+    authenticated: bytes  # magic .. end of header: the AEAD's associated data
+    ciphertext: bytes     # AEAD output, tag included
+    mac: bytes
+
+
+def _malformed(why):
+    return exceptions.MalformedEnvelope("malformed envelope: %s" % why)
+
+
+def _no_ext(code, data):
+    raise ValueError("msgpack extension types are not allowed")
+
+
+def check_keyring_name(name):
+    """Raise InvalidMetadata unless *name* is a valid keyring name."""
+    if type(name) is not str or not _KEYRING_NAME.match(name):
+        raise exceptions.InvalidMetadata(
+            "invalid keyring name %r: 1-64 characters of A-Z a-z 0-9 . _ -,"
+            " starting with a letter or digit" % (name,))
+    return name
+
+
+def check_context(context):
+    """Validate a context mapping; return it as a plain, sorted dict."""
+    if not isinstance(context, dict) and not isinstance(
+            context, types.MappingProxyType):
+        try:
+            context = dict(context)
+        except (TypeError, ValueError):
+            raise exceptions.InvalidMetadata(
+                "context must be a mapping of str to str") from None
+    if len(context) > MAX_CONTEXT_ITEMS:
+        raise exceptions.InvalidMetadata(
+            "context has %d items; at most %d are allowed"
+            % (len(context), MAX_CONTEXT_ITEMS))
+    for key, value in context.items():
+        if type(key) is not str or not _CONTEXT_KEY.match(key):
+            raise exceptions.InvalidMetadata(
+                "invalid context key %r: 1-64 characters of A-Z a-z 0-9 _ . : -"
+                % (key,))
+        if type(value) is not str:
+            raise exceptions.InvalidMetadata(
+                "context value for %r must be a str, not %s"
+                % (key, type(value).__name__))
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_CONTEXT_VALUE:
+            raise exceptions.InvalidMetadata(
+                "context value for %r is over %d bytes" % (key, MAX_CONTEXT_VALUE))
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise exceptions.InvalidMetadata(
+                "context value for %r is not valid text" % (key,)) from None
+    return dict(sorted(context.items()))
+
+
+def encode_header(header):
+    """Canonical header bytes: msgpack array, shortest encodings, sorted context."""
+    fields = [
+        header.format_version, header.suite, header.keyring,
+        header.key_version, header.key_id, dict(sorted(header.context.items())),
+        header.created, header.salt, header.nonce,
+    ]
+    return msgpack.packb(fields, use_bin_type=True)
+
+
+def encode_prefix(header_bytes):
+    """The authenticated prefix: magic, format, header length, header."""
+    if len(header_bytes) > MAX_HEADER_SIZE:
+        raise exceptions.InvalidMetadata(
+            "header of %d bytes is over the %d byte limit (context too large)"
+            % (len(header_bytes), MAX_HEADER_SIZE))
+    return MAGIC + bytes((FORMAT_VERSION,)) + struct.pack(
+        ">H", len(header_bytes)) + header_bytes
+
+
+def _check_header_fields(fields):
+    if type(fields) is not list or len(fields) != HEADER_FIELDS:
+        raise _malformed("header is not an array of %d fields" % HEADER_FIELDS)
+    (fmt, suite, keyring, version, key_id, context, created, salt,
+     nonce) = fields
+    if type(fmt) is not int or fmt != FORMAT_VERSION:
+        raise _malformed("header format version does not match the prefix")
+    if type(suite) is not int or not 0 <= suite <= 255:
+        raise _malformed("suite is not an integer 0-255")
+    if type(keyring) is not str or not _KEYRING_NAME.match(keyring):
+        raise _malformed("keyring name is not valid")
+    if type(version) is not int or not 1 <= version <= MAX_KEY_VERSION:
+        raise _malformed("key version is not an integer 1-%d" % MAX_KEY_VERSION)
+    if type(key_id) is not bytes or len(key_id) != KEY_ID_SIZE:
+        raise _malformed("key id is not %d bytes" % KEY_ID_SIZE)
+    if type(context) is not dict:
+        raise _malformed("context is not a map")
+    try:
+        context = check_context(context)
+    except exceptions.InvalidMetadata as exc:
+        raise _malformed(str(exc)) from None
+    if type(created) is not int or not 0 <= created <= MAX_CREATED:
+        raise _malformed("creation time is not a non-negative integer")
+    if type(salt) is not bytes or len(salt) != SALT_SIZE:
+        raise _malformed("salt is not %d bytes" % SALT_SIZE)
+    if type(nonce) is not bytes or len(nonce) != NONCE_SIZE:
+        raise _malformed("nonce is not %d bytes" % NONCE_SIZE)
+    return Header(fmt, suite, keyring, version, key_id,
+                  types.MappingProxyType(context), created, salt, nonce)
+
+
+def _pairs_no_duplicates(pairs):
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate map key")
+    for key in result:
+        if type(key) is not str:
+            raise ValueError("map key is not a string")
+    return result
+
+
+def _unpack(data, max_len):
+    return msgpack.unpackb(
+        data, raw=False, strict_map_key=True, use_list=True,
+        object_pairs_hook=_pairs_no_duplicates, ext_hook=_no_ext,
+        max_ext_len=0, max_str_len=max_len, max_bin_len=max_len,
+        max_array_len=max_len, max_map_len=max_len)
+
+
+def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """Split raw envelope bytes into header and sealed parts.
+
+    Strict and bounded; raises only :class:`InvalidEnvelope` subclasses.
+    Nothing returned is authenticated yet.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _malformed("expected bytes, got %s" % type(data).__name__)
+    data = bytes(data)
+    if len(data) > max_size:
+        raise exceptions.EnvelopeTooLarge(
+            "envelope of %d bytes is over the %d byte limit"
+            % (len(data), max_size))
+    if len(data) < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
+        raise _malformed("not a sealedmeta envelope (bad magic)")
+    if len(data) < len(MAGIC) + 1:
+        raise _malformed("truncated before the format version")
+    fmt = data[len(MAGIC)]
+    if fmt != FORMAT_VERSION:
+        raise exceptions.UnsupportedFormat(
+            "unsupported envelope format version %d (this library reads %d)"
+            % (fmt, FORMAT_VERSION))
+    if len(data) < _FIXED:
+        raise _malformed("truncated before the header length")
+    (header_len,) = struct.unpack_from(">H", data, len(MAGIC) + 1)
+    if header_len > MAX_HEADER_SIZE:
+        raise _malformed("header length %d is over the %d byte limit"
+                         % (header_len, MAX_HEADER_SIZE))
+    header_end = _FIXED + header_len
+    if len(data) < header_end + TAG_SIZE + MAC_SIZE + 1:
+        raise _malformed("truncated")
+    header_bytes = data[_FIXED:header_end]
+    try:
+        fields = _unpack(header_bytes, MAX_HEADER_SIZE)
+    except (ValueError, TypeError, OverflowError,
+            msgpack.exceptions.UnpackException) as exc:
+        raise _malformed("header is not valid msgpack (%s)"
+                         % type(exc).__name__) from None
+    header = _check_header_fields(fields)
+    if encode_header(header) != header_bytes:
+        raise _malformed("header is not in canonical encoding")
+    return ParsedEnvelope(header=header,
+                          authenticated=data[:header_end],
+                          ciphertext=data[header_end:-MAC_SIZE],
+                          mac=data[-MAC_SIZE:])
+
+
+def check_metadata(metadata):
+    """Refuse anything but the supported metadata types, at seal time."""
+    if type(metadata) is not dict:
+        raise exceptions.InvalidMetadata(
+            "metadata must be a dict, not %s" % type(metadata).__name__)
+    stack = [(metadata, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise exceptions.InvalidMetadata(
+                "metadata is nested deeper than %d levels" % MAX_DEPTH)
+        if type(obj) is dict:
+            for key, value in obj.items():
+                if type(key) is not str:
+                    raise exceptions.InvalidMetadata(
+                        "metadata map keys must be str, found %s"
+                        % type(key).__name__)
+                if type(value) in _SCALARS:
+                    continue
+                stack.append((value, depth + 1))
+        elif type(obj) is list:
+            for value in obj:
+                if type(value) in _SCALARS:
+                    continue
+                stack.append((value, depth + 1))
+        elif type(obj) not in _SCALARS:
+            raise exceptions.InvalidMetadata(
+                "metadata values must be str, bytes, int, float, bool, None,"
+                " list or dict; found %s" % type(obj).__name__)
+
+
+def encode_payload(metadata):
+    """msgpack bytes of already checked metadata."""
+    try:
+        return msgpack.packb(metadata, use_bin_type=True, strict_types=True)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise exceptions.InvalidMetadata(
+            "metadata cannot be encoded: %s" % exc) from None
+
+
+def decode_payload(data):
+    """Decode an authenticated payload, strictly, into a dict."""
+    try:
+        value = _unpack(data, len(data))
+    except (ValueError, TypeError, OverflowError,
+            msgpack.exceptions.UnpackException):
+        raise _malformed("payload is not valid msgpack") from None
+    try:
+        check_metadata(value)
+    except exceptions.InvalidMetadata as exc:
+        raise _malformed("payload: %s" % exc) from None
+    return value
+
+
+def assemble(prefix, ciphertext, mac):
+    return prefix + ciphertext + mac
+
+
+def armor(envelope):
+    """Text form of an envelope for JSON carriers: prefix + unpadded base64url."""
+    if not isinstance(envelope, (bytes, bytearray)):
+        raise exceptions.InvalidMetadata("armor() takes the envelope bytes")
+    return ARMOR_PREFIX + base64.urlsafe_b64encode(envelope).rstrip(
+        b"=").decode("ascii")
+
+
+def is_armored(text):
+    return isinstance(text, str) and text.startswith(ARMOR_PREFIX)
+
+
+def dearmor(text, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """Envelope bytes from its armour; strict (no padding, no whitespace)."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("ascii")
+        except UnicodeDecodeError:
+            raise _malformed("armour is not ASCII text") from None
+    if not isinstance(text, str):
+        raise _malformed("armour must be text, not %s" % type(text).__name__)
+    if not text.startswith(ARMOR_PREFIX):
+        raise _malformed("not an armoured envelope (missing %r prefix)"
+                         % ARMOR_PREFIX)
+    body = text[len(ARMOR_PREFIX):]
+    if len(body) > (max_size * 4 + 2) // 3:
+        raise exceptions.EnvelopeTooLarge(
+            "armoured envelope is over the %d byte limit" % max_size)
+    if not _B64URL.match(body) or len(body) % 4 == 1:
+        raise _malformed("armour is not unpadded base64url")
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        raise _malformed("armour is not unpadded base64url") from None
+    # Reject non-canonical encodings (stray low bits) so one envelope has
+    # exactly one armour.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != body:
+        raise _malformed("armour is not canonical base64url")
+    return raw
+
+
+def load(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """Raw envelope bytes from raw bytes or armour (bytes or str)."""
+    if isinstance(data, str):
+        return dearmor(data, max_size)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data)
+        if data.startswith(ARMOR_PREFIX.encode("ascii")):
+            return dearmor(data.strip(b"\r\n"), max_size)
+        return data
+    raise _malformed("expected envelope bytes or armour text, got %s"
+                     % type(data).__name__)

@@ -1,0 +1,60 @@
+"""The library's exceptions.
+
+Every error sealedmeta raises on purpose is a :class:`SealedMetaError`.
+Envelope problems are :class:`InvalidEnvelope`: a failed authentication is
+exactly ``InvalidEnvelope`` (one type, one message, whatever the cause, so the
+error is no oracle); structural problems found before any key is touched get
+subclasses.
+"""
+
+
+class SealedMetaError(Exception):
+    """Base of every sealedmeta error."""
+
+
+class InvalidEnvelope(SealedMetaError):
+    """The envelope cannot be trusted.
+
+    Raised as such for every authentication failure: wrong key, any changed
+    byte, a forged header.
+    """
+
+
+class MalformedEnvelope(InvalidEnvelope):
+    """Not an envelope, truncated, over a limit or badly encoded."""
+
+
+class EnvelopeTooLarge(MalformedEnvelope):
+    """The envelope (or its armour) is over the configured size limit."""
+
+
+class UnsupportedFormat(InvalidEnvelope):
+    """An envelope of a format version or suite this library does not know."""
+
+
+class ContextMismatch(InvalidEnvelope):
+    """A genuine envelope, sealed for another context (e.g. another backup)."""
+
+
+class KeyUnavailable(SealedMetaError):
+    """The key version an envelope needs is unknown, retired or destroyed."""
+
+
+class KeyStoreError(SealedMetaError):
+    """The key store failed or refused: unreachable, denied, inconsistent."""
+
+
+class NoSuchKeyring(KeyStoreError):
+    """The named keyring does not exist in the key store."""
+
+
+class KeyringExists(KeyStoreError):
+    """A keyring of that name already exists."""
+
+
+class InvalidTransition(SealedMetaError):
+    """A key version state change the lifecycle does not allow."""
+
+
+class InvalidMetadata(SealedMetaError, ValueError):
+    """Metadata, context or a name that cannot be sealed (refused at seal time)."""

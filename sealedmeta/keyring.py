@@ -1,0 +1,202 @@
+"""Keyrings, key versions, their states and the one place transitions live.
+
+No I/O and no key material: a :class:`KeyRing` is the description a key
+store keeps next to the keys. Every state change any store makes goes through
+:func:`rotated` or :func:`transitioned`, so the rules of the lifecycle are
+enforced once.
+"""
+
+import dataclasses
+import enum
+import time
+
+from sealedmeta import envelope
+from sealedmeta import exceptions
+
+
+class KeyState(str, enum.Enum):
+    ACTIVE = "active"              # seals and opens
+    DECRYPT_ONLY = "decrypt-only"  # opens
+    RETIRED = "retired"            # refused, kept (reversible)
+    DESTROYED = "destroyed"        # material gone
+
+    def __str__(self):
+        return self.value
+
+
+OPENABLE = frozenset((KeyState.ACTIVE, KeyState.DECRYPT_ONLY))
+
+# (from, to) pairs set_state may perform. active -> decrypt-only happens only
+# through rotation, because exactly one version must stay active.
+_ALLOWED = {
+    (KeyState.DECRYPT_ONLY, KeyState.RETIRED),
+    (KeyState.RETIRED, KeyState.DECRYPT_ONLY),
+    (KeyState.RETIRED, KeyState.DESTROYED),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyVersion:
+    number: int
+    key_id: bytes
+    state: KeyState
+    created: int
+
+    @property
+    def key_id_hex(self):
+        return self.key_id.hex()
+
+    def as_dict(self):
+        return {"version": self.number, "key_id": self.key_id.hex(),
+                "state": self.state.value, "created": self.created}
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRing:
+    name: str
+    versions: tuple
+
+    def __post_init__(self):
+        check_consistent(self.name, self.versions)
+
+    @property
+    def active(self):
+        return next(v for v in self.versions if v.state is KeyState.ACTIVE)
+
+    def version(self, number):
+        for v in self.versions:
+            if v.number == number:
+                return v
+        return None
+
+    def by_key_id(self, key_id):
+        for v in self.versions:
+            if v.key_id == key_id:
+                return v
+        return None
+
+    def as_dict(self):
+        return {"name": self.name,
+                "versions": [v.as_dict() for v in self.versions]}
+
+
+def check_consistent(name, versions):
+    envelope.check_keyring_name(name)
+    if not versions:
+        raise exceptions.KeyStoreError("keyring %r has no versions" % name)
+    numbers = [v.number for v in versions]
+    if numbers != sorted(set(numbers)):
+        raise exceptions.KeyStoreError(
+            "keyring %r: version numbers are not unique and ordered" % name)
+    if len({v.key_id for v in versions}) != len(versions):
+        raise exceptions.KeyStoreError(
+            "keyring %r: two versions share a key id" % name)
+    active = sum(1 for v in versions if v.state is KeyState.ACTIVE)
+    if active != 1:
+        raise exceptions.KeyStoreError(
+            "keyring %r has %d active versions; exactly one is required"
+            % (name, active))
+
+
+def now():
+    return int(time.time())
+
+
+def new_keyring(name, key_id, created=None):
+    """A keyring whose version 1 is active."""
+    return KeyRing(name, (KeyVersion(1, key_id, KeyState.ACTIVE,
+                                     now() if created is None else created),))
+
+
+def next_version_number(ring):
+    return ring.versions[-1].number + 1
+
+
+def rotated(ring, key_id, created=None):
+    """(new ring, new version): a new active version; the old active -> decrypt-only."""
+    new = KeyVersion(next_version_number(ring), key_id, KeyState.ACTIVE,
+                     now() if created is None else created)
+    if ring.by_key_id(key_id) is not None:
+        raise exceptions.KeyStoreError("key id collision in keyring %r" % ring.name)
+    versions = tuple(
+        dataclasses.replace(v, state=KeyState.DECRYPT_ONLY)
+        if v.state is KeyState.ACTIVE else v for v in ring.versions)
+    return KeyRing(ring.name, versions + (new,)), new
+
+
+def check_transition(ring, number, state):
+    """The version a set_state would change; raises InvalidTransition."""
+    state = parse_state(state)
+    current = ring.version(number)
+    if current is None:
+        raise exceptions.InvalidTransition(
+            "keyring %r has no version %r" % (ring.name, number))
+    if current.state is state:
+        raise exceptions.InvalidTransition(
+            "version %d of %r is already %s" % (number, ring.name, state))
+    if current.state is KeyState.ACTIVE:
+        raise exceptions.InvalidTransition(
+            "version %d of %r is the active version; rekey first"
+            % (number, ring.name))
+    if (current.state, state) not in _ALLOWED:
+        raise exceptions.InvalidTransition(
+            "version %d of %r cannot go from %s to %s"
+            % (number, ring.name, current.state, state))
+    return current
+
+
+def transitioned(ring, number, state):
+    """The ring with version *number* moved to *state*, if the rules allow it."""
+    check_transition(ring, number, state)
+    state = parse_state(state)
+    return KeyRing(ring.name, tuple(
+        dataclasses.replace(v, state=state) if v.number == number else v
+        for v in ring.versions))
+
+
+def parse_state(state):
+    try:
+        return KeyState(state)
+    except ValueError:
+        raise exceptions.InvalidTransition(
+            "unknown key state %r (one of: %s)"
+            % (state, ", ".join(s.value for s in KeyState))) from None
+
+
+def resolve_actives(name, versions):
+    """Deterministic repair when racing rotations left several actives.
+
+    The highest version number stays active, the others become decrypt-only:
+    nothing that was sealed becomes unreadable, and every reader picks the
+    same winner.
+    """
+    versions = tuple(sorted(versions, key=lambda v: v.number))
+    actives = [v for v in versions if v.state is KeyState.ACTIVE]
+    if len(actives) <= 1:
+        return versions
+    winner = actives[-1].number
+    return tuple(
+        dataclasses.replace(v, state=KeyState.DECRYPT_ONLY)
+        if v.state is KeyState.ACTIVE and v.number != winner else v
+        for v in versions)
+
+
+def from_dict(data):
+    """A KeyRing from its stored description; KeyStoreError when malformed."""
+    try:
+        name = data["name"]
+        versions = tuple(
+            KeyVersion(number=int(v["version"]),
+                       key_id=bytes.fromhex(v["key_id"]),
+                       state=KeyState(v["state"]),
+                       created=int(v["created"]))
+            for v in data["versions"])
+        if any(len(v.key_id) != envelope.KEY_ID_SIZE for v in versions):
+            raise ValueError("key id size")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise exceptions.KeyStoreError(
+            "stored keyring description is malformed") from None
+    try:
+        return KeyRing(name, versions)
+    except exceptions.InvalidMetadata as exc:
+        raise exceptions.KeyStoreError(str(exc)) from None

@@ -1,0 +1,87 @@
+"""The KeyStore interface every backend implements."""
+
+import abc
+
+from sealedmeta import crypto
+from sealedmeta import exceptions
+from sealedmeta import keyring as kr
+
+
+class KeyStore(abc.ABC):
+    """Keeps keyrings: their descriptions and their version keys.
+
+    Implementations make every state change atomic and serialised (one
+    active version at all times, even with several processes), and never put
+    key material in an exception or a log line.
+    """
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, conf):
+        """Build the store from an oslo.config ``ConfigOpts``."""
+
+    @abc.abstractmethod
+    def create_keyring(self, name):
+        """Create keyring *name* with version 1 active; return the KeyRing."""
+
+    @abc.abstractmethod
+    def list_keyrings(self):
+        """Names of the keyrings in this store, sorted."""
+
+    @abc.abstractmethod
+    def get_keyring(self, name):
+        """The KeyRing *name* as stored now (NoSuchKeyring if absent)."""
+
+    @abc.abstractmethod
+    def get_key(self, name, version):
+        """The 32-byte key of an openable version (KeyUnavailable otherwise)."""
+
+    @abc.abstractmethod
+    def rotate(self, name):
+        """Add a new active version; the previous active becomes decrypt-only.
+
+        Returns the new KeyVersion.
+        """
+
+    @abc.abstractmethod
+    def set_state(self, name, version, state):
+        """Move a version to *state* ('retired', 'decrypt-only', 'destroyed').
+
+        Returns the updated KeyVersion. Destroying removes the key material.
+        """
+
+    @abc.abstractmethod
+    def import_keyring(self, ring, keys):
+        """Create a keyring exactly as *ring* describes it, with its *keys*.
+
+        *keys* maps version number to key bytes for every version that is not
+        destroyed. Used to move a keyring between stores, key ids unchanged.
+        """
+
+    def close(self):
+        """Release sessions or handles; the default has none."""
+
+
+def check_import(ring, keys):
+    """Refuse an import whose keys do not match the ring's key ids."""
+    for version in ring.versions:
+        key = keys.get(version.number)
+        if version.state is kr.KeyState.DESTROYED:
+            if key is not None:
+                raise exceptions.KeyStoreError(
+                    "version %d is destroyed; its key must not be imported"
+                    % version.number)
+            continue
+        if key is None:
+            raise exceptions.KeyStoreError(
+                "no key given for version %d of keyring %r"
+                % (version.number, ring.name))
+        if crypto.key_id(crypto.check_key(key)) != version.key_id:
+            raise exceptions.KeyStoreError(
+                "the key given for version %d of keyring %r does not match"
+                " its key id" % (version.number, ring.name))
+    extra = set(keys) - {v.number for v in ring.versions}
+    if extra:
+        raise exceptions.KeyStoreError(
+            "keys given for versions the keyring does not have: %s"
+            % ", ".join(str(n) for n in sorted(extra)))

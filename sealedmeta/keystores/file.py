@@ -1,0 +1,231 @@
+"""The embedded key store: a private directory on local disk.
+
+Layout (see the admin guide)::
+
+    REPO/               0700, owned by the user running sealedmeta
+      .lock             flock()ed around every change, by every process
+      NAME/             0700, one per keyring
+        keyring.json    0600, the KeyRing description
+        v1.key ...      0600, 32 raw bytes per version
+
+Every file is replaced atomically and durably, so a crash at any instant
+leaves the previous state or the new one. A repository that group or others
+can read is refused rather than used.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import stat
+
+from sealedmeta import atomic
+from sealedmeta import conf as sm_conf
+from sealedmeta import crypto
+from sealedmeta import envelope
+from sealedmeta import exceptions
+from sealedmeta import keyring as kr
+from sealedmeta.keystores import base
+from sealedmeta.keystores.base import check_import
+
+_STATE = "keyring.json"
+_MAX_STATE = 1024 * 1024
+
+
+class FileKeyStore(base.KeyStore):
+
+    def __init__(self, path):
+        self.path = os.path.abspath(os.path.expanduser(path))
+
+    @classmethod
+    def from_config(cls, conf):
+        return cls(sm_conf.key_repository(conf))
+
+    def __repr__(self):
+        return "FileKeyStore(%r)" % self.path
+
+    # -- checks -----------------------------------------------------------
+
+    def _check_private(self, path, kind):
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            raise exceptions.KeyStoreError(
+                "cannot read key repository %s: %s" % (path, exc.strerror)) from None
+        if kind == "dir" and not stat.S_ISDIR(st.st_mode):
+            raise exceptions.KeyStoreError("%s is not a directory" % path)
+        if kind == "file" and not stat.S_ISREG(st.st_mode):
+            raise exceptions.KeyStoreError("%s is not a regular file" % path)
+        if st.st_uid != os.geteuid():
+            raise exceptions.KeyStoreError(
+                "refusing key repository %s: owned by uid %d, not by the"
+                " current user" % (path, st.st_uid))
+        if st.st_mode & 0o077:
+            raise exceptions.KeyStoreError(
+                "refusing key repository %s: mode %04o lets group or others"
+                " in; run chmod %s %s" % (path, stat.S_IMODE(st.st_mode),
+                                         "700" if kind == "dir" else "600", path))
+
+    def _repo(self, create=False):
+        if not os.path.isdir(self.path):
+            if not create:
+                return None
+            try:
+                os.makedirs(self.path, mode=0o700, exist_ok=True)
+                os.chmod(self.path, 0o700)
+            except OSError as exc:
+                raise exceptions.KeyStoreError(
+                    "cannot create key repository %s: %s"
+                    % (self.path, exc.strerror)) from None
+        self._check_private(self.path, "dir")
+        return self.path
+
+    def _ring_dir(self, name):
+        envelope.check_keyring_name(name)
+        return os.path.join(self.path, name)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        self._repo(create=True)
+        lock_path = os.path.join(self.path, ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise exceptions.KeyStoreError(
+                "cannot open lock %s: %s" % (lock_path, exc.strerror)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    # -- reading ----------------------------------------------------------
+
+    def list_keyrings(self):
+        if self._repo() is None:
+            return []
+        return sorted(
+            entry for entry in os.listdir(self.path)
+            if not entry.startswith(".")
+            and os.path.isfile(os.path.join(self.path, entry, _STATE)))
+
+    def get_keyring(self, name):
+        directory = self._ring_dir(name)
+        if self._repo() is None or not os.path.isfile(
+                os.path.join(directory, _STATE)):
+            raise exceptions.NoSuchKeyring(
+                "no keyring %r in key repository %s" % (name, self.path))
+        self._check_private(directory, "dir")
+        return kr.from_dict(self._read_json(os.path.join(directory, _STATE)))
+
+    def _read_json(self, path):
+        self._check_private(path, "file")
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(_MAX_STATE + 1)
+        except OSError as exc:
+            raise exceptions.KeyStoreError(
+                "cannot read %s: %s" % (path, exc.strerror)) from None
+        if len(raw) > _MAX_STATE:
+            raise exceptions.KeyStoreError("%s is over %d bytes" % (path, _MAX_STATE))
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise exceptions.KeyStoreError("%s is not valid JSON" % path) from None
+
+    def get_key(self, name, version):
+        ring = self.get_keyring(name)
+        current = ring.version(version)
+        if current is None:
+            raise exceptions.KeyUnavailable(
+                "keyring %r has no version %r" % (name, version))
+        if current.state not in kr.OPENABLE:
+            raise exceptions.KeyUnavailable(
+                "version %d of keyring %r is %s" % (version, name, current.state))
+        path = os.path.join(self._ring_dir(name), "v%d.key" % version)
+        self._check_private(path, "file")
+        with open(path, "rb") as handle:
+            key = handle.read(crypto.KEY_SIZE + 1)
+        if len(key) != crypto.KEY_SIZE or crypto.key_id(key) != current.key_id:
+            raise exceptions.KeyStoreError(
+                "key file for version %d of keyring %r does not match its key id"
+                % (version, name))
+        return key
+
+    # -- changing ---------------------------------------------------------
+
+    def _write_key(self, directory, number, key):
+        atomic.write_file(os.path.join(directory, "v%d.key" % number), key)
+
+    def _write_ring(self, ring):
+        directory = self._ring_dir(ring.name)
+        atomic.write_file(os.path.join(directory, _STATE),
+                          json.dumps(ring.as_dict(), indent=1).encode("utf-8"))
+
+    def create_keyring(self, name):
+        directory = self._ring_dir(name)
+        with self._locked():
+            if os.path.exists(os.path.join(directory, _STATE)):
+                raise exceptions.KeyringExists(
+                    "keyring %r already exists in %s" % (name, self.path))
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)
+            key = os.urandom(crypto.KEY_SIZE)
+            ring = kr.new_keyring(name, crypto.key_id(key))
+            # Key first, description last: a crash in between leaves no keyring.
+            self._write_key(directory, 1, key)
+            self._write_ring(ring)
+            atomic.fsync_dir(self.path)
+            return ring
+
+    def rotate(self, name):
+        with self._locked():
+            ring = self.get_keyring(name)
+            key = os.urandom(crypto.KEY_SIZE)
+            new_ring, version = kr.rotated(ring, crypto.key_id(key))
+            # The new key is durable before the description names it.
+            self._write_key(self._ring_dir(name), version.number, key)
+            self._write_ring(new_ring)
+            return version
+
+    def set_state(self, name, version, state):
+        with self._locked():
+            ring = self.get_keyring(name)
+            new_ring = kr.transitioned(ring, version, state)
+            self._write_ring(new_ring)
+            self._sweep(new_ring)
+            return new_ring.version(version)
+
+    def import_keyring(self, ring, keys):
+        """Create *ring* as it is, with *keys* (version number -> key bytes).
+
+        Every non-destroyed version needs its key, and each key must match its
+        version's key id, so envelopes sealed elsewhere open here.
+        """
+        check_import(ring, keys)
+        directory = self._ring_dir(ring.name)
+        with self._locked():
+            if os.path.exists(os.path.join(directory, _STATE)):
+                raise exceptions.KeyringExists(
+                    "keyring %r already exists in %s" % (ring.name, self.path))
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)
+            for number, key in sorted(keys.items()):
+                self._write_key(directory, number, key)
+            self._write_ring(ring)
+            atomic.fsync_dir(self.path)
+            return ring
+
+    def _sweep(self, ring):
+        """Remove the material of destroyed versions (also after a crash)."""
+        directory = self._ring_dir(ring.name)
+        removed = False
+        for version in ring.versions:
+            if version.state is kr.KeyState.DESTROYED:
+                try:
+                    os.unlink(os.path.join(directory, "v%d.key" % version.number))
+                    removed = True
+                except FileNotFoundError:
+                    pass
+        if removed:
+            atomic.fsync_dir(directory)

@@ -1,0 +1,204 @@
+"""Sealer: seal, open and rewrap metadata under a keyring of a key store.
+
+One Sealer per process and keyring is the intended use: it caches the
+keyring's description for ``cache_ttl`` seconds and the keys it has used, so
+sealing makes no key-store request after warm-up. An envelope naming a key id
+the cache does not know triggers one refresh (at most one per
+``refresh_interval``) before :class:`KeyUnavailable`, so an agent opens
+envelopes sealed after another agent rotated the keyring.
+"""
+
+import hmac
+import os
+import threading
+import time
+import types
+
+from sealedmeta import crypto
+from sealedmeta import envelope
+from sealedmeta import exceptions
+from sealedmeta import keyring as kr
+from sealedmeta import keystores
+
+
+class Sealer:
+
+    def __init__(self, store, keyring="cinder-backup", cache_ttl=300,
+                 refresh_interval=2.0,
+                 max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 clock=time.monotonic):
+        self.store = store
+        self.keyring = envelope.check_keyring_name(keyring)
+        self.cache_ttl = cache_ttl
+        self.refresh_interval = refresh_interval
+        self.max_envelope_size = max_envelope_size
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._ring = None
+        self._loaded_at = None
+        self._last_miss_refresh = None
+        self._keys = {}  # key id -> key bytes, openable versions only
+
+    @classmethod
+    def from_config(cls, conf, store=None, keyring=None):
+        """A Sealer configured by the ``[sealedmeta]`` group of *conf*."""
+        group = conf.sealedmeta
+        return cls(store if store is not None else keystores.load(conf),
+                   keyring=keyring or group.keyring,
+                   cache_ttl=group.cache_ttl,
+                   refresh_interval=group.refresh_interval,
+                   max_envelope_size=group.max_envelope_size)
+
+    def __repr__(self):
+        return "Sealer(%r, keyring=%r)" % (self.store, self.keyring)
+
+    # -- keyring cache ----------------------------------------------------
+
+    def refresh(self):
+        """Read the keyring from the store now; returns it."""
+        with self._lock:
+            ring = self.store.get_keyring(self.keyring)
+            openable = {v.key_id for v in ring.versions if v.state in kr.OPENABLE}
+            self._keys = {k: v for k, v in self._keys.items() if k in openable}
+            self._ring, self._loaded_at = ring, self._clock()
+            return ring
+
+    def _current(self):
+        ring = self._ring
+        if ring is None or self._clock() - self._loaded_at >= self.cache_ttl:
+            ring = self.refresh()
+        return ring
+
+    def _refresh_on_miss(self):
+        with self._lock:
+            now = self._clock()
+            if (self._last_miss_refresh is not None
+                    and now - self._last_miss_refresh < self.refresh_interval):
+                return None
+            self._last_miss_refresh = now
+            return self.refresh()
+
+    def _key(self, version):
+        key = self._keys.get(version.key_id)
+        if key is None:
+            with self._lock:
+                key = self.store.get_key(self.keyring, version.number)
+                if crypto.key_id(key) != version.key_id:
+                    raise exceptions.KeyStoreError(
+                        "key store returned a key that does not match version"
+                        " %d of keyring %r" % (version.number, self.keyring))
+                self._keys[version.key_id] = key
+        return key
+
+    def _version_for(self, header):
+        if header.keyring != self.keyring:
+            raise exceptions.KeyUnavailable(
+                "envelope was sealed under keyring %r; this sealer opens %r"
+                % (header.keyring, self.keyring))
+        version = self._current().by_key_id(header.key_id)
+        if version is None or version.state not in kr.OPENABLE:
+            ring = self._refresh_on_miss()
+            if ring is not None:
+                version = ring.by_key_id(header.key_id)
+        if version is None:
+            raise exceptions.KeyUnavailable(
+                "keyring %r has no version with key id %s (envelope names"
+                " version %d)" % (self.keyring, header.key_id.hex(),
+                                  header.key_version))
+        if version.number != header.key_version:
+            # A known key id under another number: a forged header.
+            raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
+        if version.state not in kr.OPENABLE:
+            raise exceptions.KeyUnavailable(
+                "version %d of keyring %r is %s; envelopes under it are refused"
+                % (version.number, self.keyring, version.state))
+        return version
+
+    # -- sealing ----------------------------------------------------------
+
+    def _seal_payload(self, payload, context, version, key):
+        salt = os.urandom(envelope.SALT_SIZE)
+        nonce = os.urandom(envelope.NONCE_SIZE)
+        header = envelope.Header(
+            envelope.FORMAT_VERSION, crypto.SUITE_ID, self.keyring,
+            version.number, version.key_id, types.MappingProxyType(context),
+            kr.now(), salt, nonce)
+        prefix = envelope.encode_prefix(envelope.encode_header(header))
+        info = crypto.info(envelope.FORMAT_VERSION, crypto.SUITE_ID,
+                           self.keyring, version.number)
+        ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
+        sealed = envelope.assemble(prefix, ciphertext, mac)
+        if len(sealed) > self.max_envelope_size:
+            raise exceptions.InvalidMetadata(
+                "sealed metadata would be %d bytes, over the %d byte limit"
+                % (len(sealed), self.max_envelope_size))
+        return sealed
+
+    def seal(self, metadata, context):
+        """Envelope bytes of *metadata* bound to *context* (str -> str)."""
+        context = envelope.check_context(context)
+        envelope.check_metadata(metadata)
+        payload = envelope.encode_payload(metadata)
+        version = self._current().active
+        return self._seal_payload(payload, context, version, self._key(version))
+
+    # -- opening ----------------------------------------------------------
+
+    def _authenticate(self, data):
+        raw = envelope.load(data, self.max_envelope_size)
+        parsed = envelope.parse(raw, self.max_envelope_size)
+        header = parsed.header
+        if header.suite != crypto.SUITE_ID:
+            raise exceptions.UnsupportedFormat(
+                "unsupported algorithm suite %d (this library knows %d)"
+                % (header.suite, crypto.SUITE_ID))
+        version = self._version_for(header)
+        info = crypto.info(header.format_version, header.suite, header.keyring,
+                           header.key_version)
+        payload = crypto.decrypt(self._key(version), header.salt, header.nonce,
+                                 info, parsed.authenticated, parsed.ciphertext,
+                                 parsed.mac)
+        return raw, header, payload
+
+    def verify(self, data, context=None):
+        """The authenticated header of *data*; checks *context* when given."""
+        _, header, payload = self._authenticate(data)
+        if context is not None:
+            _check_context(header, context)
+        envelope.decode_payload(payload)
+        return header
+
+    def open(self, data, context):
+        """The metadata sealed in *data* (bytes or armour), for *context*."""
+        expected = envelope.check_context(context)
+        _, header, payload = self._authenticate(data)
+        _check_context(header, expected)
+        return envelope.decode_payload(payload)
+
+    def rewrap(self, data):
+        """Re-seal *data* under the active version, same context.
+
+        Returns the input unchanged when it already is under the active
+        version. The plaintext never leaves the library.
+        """
+        raw, header, payload = self._authenticate(data)
+        envelope.decode_payload(payload)
+        active = self._current().active
+        if header.key_id == active.key_id:
+            return raw
+        return self._seal_payload(payload, dict(header.context), active,
+                                  self._key(active))
+
+
+def _check_context(header, expected):
+    expected = envelope.check_context(expected)
+    # Contexts are not secret, but compare without early exit all the same.
+    got = repr(sorted(header.context.items())).encode("utf-8")
+    want = repr(sorted(expected.items())).encode("utf-8")
+    if not hmac.compare_digest(got, want):
+        differing = sorted(
+            k for k in set(header.context) | set(expected)
+            if header.context.get(k) != expected.get(k))
+        raise exceptions.ContextMismatch(
+            "envelope is authentic but was sealed for another context"
+            " (differs in: %s)" % ", ".join(differing))
