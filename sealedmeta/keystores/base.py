@@ -60,6 +60,7 @@ class KeyStore(abc.ABC):
 
     def close(self):
         """Release sessions or handles; the default has none."""
+        return None
 
 
 def check_import(ring, keys):
