@@ -48,7 +48,7 @@ ARMOR_PREFIX = "sealedmeta:"
 _B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
 _KEYRING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _CONTEXT_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
-_SCALARS = (str, bytes, int, float, bool, type(None))
+_SCALARS = frozenset((str, bytes, int, float, bool, type(None)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +110,8 @@ def check_keyring_name(name):
 
 
 def check_context(context):
-    """Validate a context mapping; return it as a plain, sorted dict."""
-    if not isinstance(context, dict) and not isinstance(
-            context, types.MappingProxyType):
+    """Validate a context mapping; return it as a plain dict sorted by key."""
+    if type(context) is not dict:
         try:
             context = dict(context)
         except (TypeError, ValueError):
@@ -131,14 +130,17 @@ def check_context(context):
             raise exceptions.InvalidMetadata(
                 "context value for %r must be a str, not %s"
                 % (key, type(value).__name__))
-        if len(value.encode("utf-8", "surrogatepass")) > MAX_CONTEXT_VALUE:
-            raise exceptions.InvalidMetadata(
-                "context value for %r is over %d bytes" % (key, MAX_CONTEXT_VALUE))
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise exceptions.InvalidMetadata(
-                "context value for %r is not valid text" % (key,)) from None
+        # ASCII values (ids, the usual case) need no encoding to be checked.
+        if not value.isascii() or len(value) > MAX_CONTEXT_VALUE:
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise exceptions.InvalidMetadata(
+                    "context value for %r is not valid text" % (key,)) from None
+            if size > MAX_CONTEXT_VALUE:
+                raise exceptions.InvalidMetadata(
+                    "context value for %r is over %d bytes"
+                    % (key, MAX_CONTEXT_VALUE))
     return dict(sorted(context.items()))
 
 
@@ -258,35 +260,36 @@ def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
                           mac=data[-MAC_SIZE:])
 
 
+def _check_value(obj, depth):
+    # Recursive on purpose: depth is capped at MAX_DEPTH, and this is the
+    # hot path of seal (a call per container, not per value).
+    if depth > MAX_DEPTH:
+        raise exceptions.InvalidMetadata(
+            "metadata is nested deeper than %d levels" % MAX_DEPTH)
+    if type(obj) is dict:
+        for key, value in obj.items():
+            if type(key) is not str:
+                raise exceptions.InvalidMetadata(
+                    "metadata map keys must be str, found %s"
+                    % type(key).__name__)
+            if type(value) not in _SCALARS:
+                _check_value(value, depth + 1)
+    elif type(obj) is list:
+        for value in obj:
+            if type(value) not in _SCALARS:
+                _check_value(value, depth + 1)
+    else:
+        raise exceptions.InvalidMetadata(
+            "metadata values must be str, bytes, int, float, bool, None,"
+            " list or dict; found %s" % type(obj).__name__)
+
+
 def check_metadata(metadata):
     """Refuse anything but the supported metadata types, at seal time."""
     if type(metadata) is not dict:
         raise exceptions.InvalidMetadata(
             "metadata must be a dict, not %s" % type(metadata).__name__)
-    stack = [(metadata, 1)]
-    while stack:
-        obj, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise exceptions.InvalidMetadata(
-                "metadata is nested deeper than %d levels" % MAX_DEPTH)
-        if type(obj) is dict:
-            for key, value in obj.items():
-                if type(key) is not str:
-                    raise exceptions.InvalidMetadata(
-                        "metadata map keys must be str, found %s"
-                        % type(key).__name__)
-                if type(value) in _SCALARS:
-                    continue
-                stack.append((value, depth + 1))
-        elif type(obj) is list:
-            for value in obj:
-                if type(value) in _SCALARS:
-                    continue
-                stack.append((value, depth + 1))
-        elif type(obj) not in _SCALARS:
-            raise exceptions.InvalidMetadata(
-                "metadata values must be str, bytes, int, float, bool, None,"
-                " list or dict; found %s" % type(obj).__name__)
+    _check_value(metadata, 1)
 
 
 def encode_payload(metadata):

@@ -2,6 +2,7 @@
 
 import json
 
+from cliff import columns
 from cliff import command
 from cliff import show
 
@@ -19,6 +20,16 @@ def read_envelope(app, path):
     limit = app.conf.sealedmeta.max_envelope_size
     data = common.read_input(path, _armour_limit(limit), "envelope")
     return sm_envelope.load(data, limit)
+
+
+class ContextColumn(columns.FormattableColumn):
+    """A context map: ``k=v, k=v`` in tables, an object in JSON/YAML."""
+
+    def human_readable(self):
+        return ", ".join("%s=%s" % item for item in sorted(self._value.items()))
+
+    def machine_readable(self):
+        return dict(self._value)
 
 
 class Seal(command.Command):
@@ -105,6 +116,7 @@ class Inspect(show.ShowOne):
         header = sealedmeta.inspect(raw, self.app.conf.sealedmeta.max_envelope_size)
         fields = header.as_dict()
         fields["created"] = keyring_cmd.iso(header.created)
+        fields["context"] = ContextColumn(fields["context"])
         fields["size"] = len(raw)
         fields["authenticated"] = False
         names = ("format_version", "suite", "keyring", "key_version", "key_id",
