@@ -54,3 +54,33 @@ class KeyringShow(lister.Lister):
         return (("version", "key_id", "state", "created"),
                 [(v.number, v.key_id.hex(), v.state.value, iso(v.created))
                  for v in ring.versions])
+
+
+class KeyringCopy(show.ShowOne):
+    """Copy a keyring into another key store, keeping versions, states and key ids.
+
+    Envelopes sealed against the source open against the destination. The
+    source is the store of the global options; the destination is described
+    by its own configuration file (e.g. one with keystore = barbican).
+    Destroyed versions have no key left to copy and are not carried over.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", metavar="NAME")
+        parser.add_argument("--to-config", metavar="FILE", required=True,
+                            help="Configuration file of the destination store.")
+        return parser
+
+    def take_action(self, parsed_args):
+        target = self.app.load_store([parsed_args.to_config])
+        ring, keys = self.app.store.export_keyring(parsed_args.name)
+        carried = len(keys)
+        try:
+            copied = target.import_keyring(ring, keys)
+        finally:
+            keys.clear()
+        return (("name", "destination", "versions_copied", "active_version",
+                 "active_key_id"),
+                (copied.name, repr(target), carried, copied.active.number,
+                 copied.active.key_id.hex()))

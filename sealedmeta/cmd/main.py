@@ -1,5 +1,7 @@
 """The cliff application behind the ``sealedmeta`` console script."""
 
+import logging
+import os
 import sys
 
 from cliff import app
@@ -32,6 +34,17 @@ class SealedMetaApp(app.App):
         self.conf = None
         self._store = None
 
+    # Libraries that chat at INFO on a console that should show only results
+    # and our own one-line errors.
+    QUIET_LOGGERS = ("barbicanclient", "castellan", "keystoneauth", "stevedore",
+                     "tooz", "urllib3", "oslo_config")
+
+    def configure_logging(self):
+        super().configure_logging()
+        if self.options.verbose_level < 2:
+            for name in self.QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.WARNING)
+
     def build_option_parser(self, description, version, argparse_kwargs=None):
         parser = super().build_option_parser(description, version,
                                              argparse_kwargs)
@@ -44,16 +57,28 @@ class SealedMetaApp(app.App):
             help="Directory of the file key store (overrides the config).")
         return parser
 
-    def initialize_app(self, argv):
+    @staticmethod
+    def load_conf(files):
         conf = cfg.ConfigOpts()
         sm_conf.register_opts(conf)
-        files = self.options.config_file or []
+        for path in files:
+            if not os.path.isfile(path):
+                raise exceptions.SealedMetaError(
+                    "configuration file %s does not exist" % path)
         try:
             conf(args=[], project="sealedmeta", default_config_files=files,
                  validate_default_values=True)
         except (cfg.Error, ValueError) as exc:
             raise exceptions.SealedMetaError(
                 "bad configuration: %s" % exc) from None
+        return conf
+
+    def load_store(self, files):
+        """A key store built from other configuration files."""
+        return keystores.load(self.load_conf(files))
+
+    def initialize_app(self, argv):
+        conf = self.load_conf(self.options.config_file or [])
         if self.options.key_repository:
             conf.set_override("key_repository", self.options.key_repository,
                               group=sm_conf.GROUP)

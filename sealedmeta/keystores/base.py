@@ -51,6 +51,14 @@ class KeyStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def export_keyring(self, name):
+        """(KeyRing, {version number: key bytes}) for every non-destroyed version.
+
+        Retired versions are included: a copy must keep them reinstatable.
+        For moving a keyring between stores only; never log the keys.
+        """
+
+    @abc.abstractmethod
     def import_keyring(self, ring, keys):
         """Create a keyring exactly as *ring* describes it, with its *keys*.
 

@@ -116,7 +116,13 @@ class FileKeyStore(base.KeyStore):
             raise exceptions.NoSuchKeyring(
                 "no keyring %r in key repository %s" % (name, self.path))
         self._check_private(directory, "dir")
-        return kr.from_dict(self._read_json(os.path.join(directory, _STATE)))
+        ring = kr.from_dict(self._read_json(os.path.join(directory, _STATE)))
+        if ring.name != name:
+            # A copied or edited description: writing it back would land in
+            # another keyring's directory.
+            raise exceptions.KeyStoreError(
+                "keyring description in %s names keyring %r" % (directory, ring.name))
+        return ring
 
     def _read_json(self, path):
         self._check_private(path, "file")
@@ -142,6 +148,15 @@ class FileKeyStore(base.KeyStore):
         if current.state not in kr.OPENABLE:
             raise exceptions.KeyUnavailable(
                 "version %d of keyring %r is %s" % (version, name, current.state))
+        return self._read_key(name, current)
+
+    def export_keyring(self, name):
+        ring = self.get_keyring(name)
+        return ring, {v.number: self._read_key(name, v) for v in ring.versions
+                      if v.state is not kr.KeyState.DESTROYED}
+
+    def _read_key(self, name, current):
+        version = current.number
         path = os.path.join(self._ring_dir(name), "v%d.key" % version)
         self._check_private(path, "file")
         with open(path, "rb") as handle:

@@ -1,0 +1,647 @@
+"""The Barbican key store: version keys are Barbican secrets.
+
+Layout in Barbican (one project, the service's):
+
+* each key version is a symmetric secret named ``PREFIX:KEYRING:vN``, created
+  through castellan; its user metadata holds the version's mutable state
+  (``state``, plus ``keyring``, ``version``, ``key_id``, ``created``);
+* a generic container named ``PREFIX:KEYRING`` lists the versions; each
+  entry is named ``vN.KEYID.CREATED`` -- the immutable facts of the version --
+  so a destroyed version (its secret deleted) is still known by number and
+  key id;
+* every version secret carries a consumer (service ``sealedmeta``, resource
+  type ``keyring``, resource id the keyring name): Barbican's clients refuse
+  to delete a secret with consumers unless forced.
+
+A rotation stores the new secret as ``pending`` before it is listed, checks
+that no racing rotation took the same number, and only then makes it active
+and the previous one decrypt-only. A crash at any step leaves the previous
+active version active, or (after the new one was marked active) two actives
+that every reader resolves the same way: the highest number wins.
+
+One keystoneauth session (and so one token) per store object: castellan's own
+client would authenticate again for every call.
+"""
+
+import logging
+import os
+import time
+
+from barbicanclient import client as bc_client
+from barbicanclient import exceptions as bc_exc
+from castellan.common import exception as castellan_exc
+from castellan.common import utils as castellan_utils
+from castellan.common.credentials import keystone_password
+from castellan.common.credentials import keystone_token
+from castellan.common.objects import symmetric_key
+from castellan.key_manager import barbican_key_manager
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import identity
+from keystoneauth1 import plugin as ks_plugin
+from keystoneauth1 import session as ks_session
+from oslo_config import cfg
+from oslo_context import context as oslo_context
+
+from sealedmeta import crypto
+from sealedmeta import envelope
+from sealedmeta import exceptions
+from sealedmeta import keyring as kr
+from sealedmeta.keystores import base
+
+LOG = logging.getLogger(__name__)
+# keystoneauth logs request bodies at DEBUG; secret payloads travel in them.
+# Our sessions log to this logger, which never passes records on.
+_HTTP_LOG = logging.getLogger("sealedmeta.keystores.barbican.http")
+_HTTP_LOG.propagate = False
+_HTTP_LOG.addHandler(logging.NullHandler())
+_HTTP_LOG.setLevel(logging.CRITICAL)
+
+GROUP = "barbican_store"
+PENDING = "pending"
+CONSUMER_SERVICE = "sealedmeta"
+CONSUMER_TYPE = "keyring"
+
+barbican_store_opts = [
+    cfg.StrOpt("name_prefix", default="sealedmeta",
+               help="Prefix of the names of the secrets and containers this "
+                    "store creates in Barbican."),
+    cfg.FloatOpt("timeout", default=10.0, min=0.1,
+                 help="Seconds to wait for one Barbican or Keystone answer."),
+    cfg.IntOpt("read_retries", default=2, min=0,
+               help="Retries (with backoff) of reads that failed to connect "
+                    "or got a 5xx answer. Writes are never retried blindly."),
+    cfg.StrOpt("noauth_project_id",
+               help="DEVELOPMENT AND TESTS ONLY: talk to a Barbican that runs "
+                    "without Keystone, sending this project id and the "
+                    "member role in headers. Leave unset in production, where "
+                    "castellan's [key_manager] credentials are used."),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(barbican_store_opts, group=GROUP)
+    # castellan's own options: [barbican] and [key_manager].
+    conf.register_opts(barbican_key_manager._barbican_opts, group="barbican")
+    conf.register_opts(castellan_utils.credential_opts, group="key_manager")
+
+
+def list_opts():
+    return [(GROUP, barbican_store_opts)]
+
+
+class _NoAuth(ks_plugin.BaseAuthPlugin):
+    """Headers a Barbican without Keystone trusts (development only)."""
+
+    def __init__(self, endpoint, project_id):
+        super().__init__()
+        self._endpoint = endpoint
+        self._project_id = project_id
+
+    def get_headers(self, session, **kwargs):
+        return {"X-Project-Id": self._project_id, "X-Roles": "member"}
+
+    def get_endpoint(self, session, **kwargs):
+        return self._endpoint
+
+    def get_project_id(self, session, **kwargs):
+        return self._project_id
+
+
+class _Context(oslo_context.RequestContext):
+    """Hands castellan our long-lived auth plugin (castellan's seam)."""
+
+    def __init__(self, auth):
+        super().__init__()
+        self._auth = auth
+
+    def get_auth_plugin(self):
+        return self._auth
+
+
+class _KeyManager(barbican_key_manager.BarbicanKeyManager):
+    """castellan's Barbican key manager over our one session."""
+
+    def __init__(self, conf, client):
+        super().__init__(conf)
+        self._client = client
+
+    def _get_barbican_client(self, context):
+        return self._client
+
+
+def _auth_from_conf(conf, endpoint):
+    if conf.barbican_store.noauth_project_id:
+        return _NoAuth(endpoint, conf.barbican_store.noauth_project_id)
+    if not conf.key_manager.auth_type:
+        raise exceptions.KeyStoreError(
+            "the barbican key store needs credentials: set [key_manager]"
+            " auth_type = keystone_password (with auth_url, username, password,"
+            " project) or keystone_token")
+    try:
+        cred = castellan_utils.credential_factory(conf)
+    except Exception as exc:  # castellan raises its own types and ValueError
+        raise exceptions.KeyStoreError(
+            "incomplete [key_manager] credentials: %s" % type(exc).__name__) from None
+    common = dict(
+        auth_url=cred.auth_url, trust_id=cred.trust_id,
+        domain_id=cred.domain_id, domain_name=cred.domain_name,
+        project_id=cred.project_id, project_name=cred.project_name,
+        project_domain_id=cred.project_domain_id,
+        project_domain_name=cred.project_domain_name,
+        reauthenticate=True)
+    if isinstance(cred, keystone_password.KeystonePassword):
+        return identity.Password(
+            username=cred.username, password=cred.password,
+            user_id=cred.user_id, user_domain_id=cred.user_domain_id,
+            user_domain_name=cred.user_domain_name, **common)
+    if isinstance(cred, keystone_token.KeystoneToken):
+        return identity.Token(token=cred.token, **common)
+    raise exceptions.KeyStoreError(
+        "[key_manager] auth_type must be keystone_password or keystone_token"
+        " for the barbican key store")
+
+
+def _entry_name(version):
+    return "v%d.%s.%d" % (version.number, version.key_id.hex(), version.created)
+
+
+def _parse_entry_name(name):
+    """(number, key_id, created) from a container entry name, or None."""
+    try:
+        vpart, kid, created = name.split(".")
+        if not vpart.startswith("v"):
+            return None
+        key_id = bytes.fromhex(kid)
+        if len(key_id) != envelope.KEY_ID_SIZE:
+            return None
+        return int(vpart[1:]), key_id, int(created)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _uuid(ref):
+    return ref.rstrip("/").rsplit("/", 1)[-1]
+
+
+class BarbicanKeyStore(base.KeyStore):
+
+    def __init__(self, conf):
+        register_opts(conf)
+        self._conf = conf
+        self._prefix = conf.barbican_store.name_prefix
+        self._retries = conf.barbican_store.read_retries
+        self._endpoint = conf.barbican.barbican_endpoint
+        self._auth = _auth_from_conf(conf, self._endpoint)
+        self._session = ks_session.Session(
+            auth=self._auth, timeout=conf.barbican_store.timeout,
+            verify=conf.barbican.verify_ssl)
+        kwargs = {"session": self._session, "version": "v1",
+                  "microversion": "1.1", "logger": _HTTP_LOG}
+        if self._endpoint:
+            kwargs["endpoint"] = self._endpoint
+        else:
+            kwargs["service_type"] = "key-manager"
+            kwargs["interface"] = conf.barbican.barbican_endpoint_type
+            kwargs["region_name"] = conf.barbican.barbican_region_name
+        if conf.barbican_store.noauth_project_id:
+            kwargs["project_id"] = conf.barbican_store.noauth_project_id
+        self._client = bc_client.Client(**kwargs)
+        self._km = _KeyManager(conf, self._client)
+        self._ctx = _Context(self._auth)
+        self._containers = {}   # keyring name -> container uuid
+        self._secrets = {}      # (keyring, version) -> secret uuid
+
+    @classmethod
+    def from_config(cls, conf):
+        return cls(conf)
+
+    def __repr__(self):
+        return "BarbicanKeyStore(%r)" % (self._endpoint or "catalog",)
+
+    def close(self):
+        self._session.session.close()
+
+    # -- errors -----------------------------------------------------------
+
+    def _where(self):
+        return self._endpoint or "the key-manager endpoint of the catalog"
+
+    def _error(self, what, exc):
+        """A KeyStoreError naming the endpoint and what to check.
+
+        Built from the exception's type and status only: server messages and
+        request bodies are never copied into it.
+        """
+        while isinstance(exc, castellan_exc.KeyManagerError) and isinstance(
+                getattr(exc, "__context__", None), Exception):
+            exc = exc.__context__
+        where = self._where()
+        status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+        if isinstance(exc, (ks_exc.ConnectTimeout, ks_exc.RequestTimeout)) or (
+                isinstance(exc, ks_exc.ConnectFailure) and "timed out" in str(exc)):
+            hint = ("timed out after %.1fs; is the service overloaded? see"
+                    " [barbican_store] timeout" % self._conf.barbican_store.timeout)
+        elif isinstance(exc, (ks_exc.ConnectFailure, ks_exc.DiscoveryFailure)):
+            hint = ("cannot connect; is Barbican (and Keystone) running and"
+                    " [barbican] barbican_endpoint / [key_manager] auth_url right?")
+        elif isinstance(exc, (ks_exc.Unauthorized, bc_exc.HTTPAuthError)) or status == 401:
+            hint = ("credentials refused (401); check [key_manager] username,"
+                    " password, user and project domain")
+        elif isinstance(exc, ks_exc.Forbidden) or status == 403:
+            hint = ("access denied (403); the service user needs the member"
+                    " (or creator) role on its project")
+        elif status == 404 or isinstance(exc, (ks_exc.NotFound,
+                                                castellan_exc.ManagedObjectNotFoundError)):
+            hint = "not found (404)"
+        elif status and status >= 500 or isinstance(
+                exc, (bc_exc.HTTPServerError, ks_exc.HttpServerError)):
+            hint = "server error (%s); see the Barbican server log" % (status or "5xx")
+        elif isinstance(exc, ks_exc.EndpointNotFound):
+            hint = ("no key-manager endpoint in the catalog; set [barbican]"
+                    " barbican_endpoint")
+        else:
+            hint = "%s%s" % (type(exc).__name__, " (%s)" % status if status else "")
+        return exceptions.KeyStoreError(
+            "Barbican at %s, %s: %s" % (where, what, hint))
+
+    def _is_not_found(self, exc):
+        status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+        return status == 404 or isinstance(
+            exc, (ks_exc.NotFound, castellan_exc.ManagedObjectNotFoundError))
+
+    def _retryable(self, exc):
+        status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+        return isinstance(exc, (ks_exc.ConnectFailure, ks_exc.RequestTimeout,
+                                bc_exc.HTTPServerError)) or (
+            status is not None and status >= 500)
+
+    def _read(self, what, fn, *args, **kwargs):
+        """An idempotent read, retried with backoff on connect errors / 5xx."""
+        for attempt in range(self._retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except exceptions.SealedMetaError:
+                raise
+            except Exception as exc:
+                if self._is_not_found(exc):
+                    raise
+                if attempt < self._retries and self._retryable(exc):
+                    time.sleep(0.2 * 2 ** attempt)
+                    continue
+                raise self._error(what, exc) from None
+
+    def _write(self, what, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except exceptions.SealedMetaError:
+            raise
+        except Exception as exc:
+            raise self._error(what, exc) from None
+
+    # -- containers -------------------------------------------------------
+
+    def _container_name(self, name):
+        return "%s:%s" % (self._prefix, envelope.check_keyring_name(name))
+
+    def _find_containers(self, name):
+        """Container JSON documents named for *name*, oldest first."""
+        api = self._client.client
+        found = []
+        offset = 0
+        while True:
+            page = self._read("listing containers", api.get, "containers",
+                              params={"name": self._container_name(name),
+                                      "type": "generic", "limit": 100,
+                                      "offset": offset})
+            items = page.get("containers", [])
+            found.extend(c for c in items
+                         if c.get("name") == self._container_name(name))
+            offset += len(items)
+            if not items or offset >= page.get("total", 0):
+                break
+        return sorted(found, key=lambda c: (c.get("created", ""),
+                                            c.get("container_ref", "")))
+
+    def _container(self, name, required=True):
+        uuid = self._containers.get(name)
+        api = self._client.client
+        if uuid is not None:
+            try:
+                return uuid, self._read("reading keyring %r" % name, api.get,
+                                        "containers/%s" % uuid)
+            except Exception as exc:
+                if not self._is_not_found(exc):
+                    raise
+                self._containers.pop(name, None)
+        found = self._find_containers(name)
+        if not found:
+            if required:
+                raise exceptions.NoSuchKeyring(
+                    "no keyring %r in Barbican at %s" % (name, self._where()))
+            return None, None
+        doc = found[0]
+        uuid = _uuid(doc["container_ref"])
+        self._containers[name] = uuid
+        return uuid, doc
+
+    def _entries(self, doc):
+        """[(number, key_id, created, secret uuid)] of a container document."""
+        entries = []
+        for ref in doc.get("secret_refs", []):
+            parsed = _parse_entry_name(ref.get("name", ""))
+            if parsed is None:
+                LOG.warning("ignoring unexpected entry %r in a keyring container",
+                            ref.get("name"))
+                continue
+            entries.append(parsed + (_uuid(ref["secret_ref"]),))
+        return sorted(entries)
+
+    def _metadata(self, uuid):
+        """The secret's user metadata, or None when the secret is gone."""
+        try:
+            meta = self._read("reading key version state", self._client.client.get,
+                              "secrets/%s/metadata" % uuid)
+        except Exception as exc:
+            if self._is_not_found(exc):
+                return None
+            raise
+        return meta.get("metadata", {})
+
+    def _load(self, name):
+        """(KeyRing, raw version list incl. pending, container uuid)."""
+        uuid, doc = self._container(name)
+        raw = []
+        for number, key_id, created, secret in self._entries(doc):
+            meta = self._metadata(secret)
+            if meta is None:
+                state = kr.KeyState.DESTROYED.value
+            elif meta.get("tombstone") == "1":
+                state = kr.KeyState.DESTROYED.value
+            else:
+                state = meta.get("state")
+                if meta.get("key_id") != key_id.hex() or meta.get("version") != str(number):
+                    LOG.warning("keyring %r: version %d's secret metadata does"
+                                " not match its entry; ignoring it", name, number)
+                    continue
+            raw.append((number, key_id, created, secret, state))
+        versions = {}
+        for number, key_id, created, secret, state in raw:
+            if state == PENDING:
+                continue
+            try:
+                version = kr.KeyVersion(number, key_id, kr.KeyState(state), created)
+            except ValueError:
+                raise exceptions.KeyStoreError(
+                    "keyring %r: version %d has unknown state %r"
+                    % (name, number, state)) from None
+            known = versions.get(number)
+            if known is not None:
+                # A destroyed version is listed twice: its tombstone, and its
+                # secret until the deletion is finished. Anything else is not
+                # ours to guess about.
+                if known.key_id != key_id or kr.KeyState.DESTROYED not in (
+                        known.state, version.state):
+                    raise exceptions.KeyStoreError(
+                        "keyring %r in Barbican lists version %d twice"
+                        % (name, number))
+                version = known if known.state is kr.KeyState.DESTROYED else version
+            versions[number] = version
+            if version.state is not kr.KeyState.DESTROYED:
+                self._secrets[(name, number)] = secret
+        versions = list(versions.values())
+        if not versions:
+            raise exceptions.KeyStoreError(
+                "keyring %r in Barbican has no usable version" % name)
+        versions = kr.resolve_actives(name, versions)
+        return kr.KeyRing(name, versions), raw, uuid
+
+    # -- KeyStore ---------------------------------------------------------
+
+    def list_keyrings(self):
+        api = self._client.client
+        names, offset = set(), 0
+        prefix = self._prefix + ":"
+        while True:
+            page = self._read("listing containers", api.get, "containers",
+                              params={"type": "generic", "limit": 100,
+                                      "offset": offset})
+            items = page.get("containers", [])
+            for c in items:
+                cname = c.get("name") or ""
+                if cname.startswith(prefix):
+                    names.add(cname[len(prefix):])
+            offset += len(items)
+            if not items or offset >= page.get("total", 0):
+                break
+        return sorted(names)
+
+    def get_keyring(self, name):
+        return self._load(name)[0]
+
+    def get_key(self, name, version):
+        ring = self.get_keyring(name)
+        current = ring.version(version)
+        if current is None:
+            raise exceptions.KeyUnavailable(
+                "keyring %r has no version %r" % (name, version))
+        if current.state not in kr.OPENABLE:
+            raise exceptions.KeyUnavailable(
+                "version %d of keyring %r is %s" % (version, name, current.state))
+        return self._fetch(name, current)
+
+    def export_keyring(self, name):
+        ring = self.get_keyring(name)
+        return ring, {v.number: self._fetch(name, v) for v in ring.versions
+                      if v.state is not kr.KeyState.DESTROYED}
+
+    def _fetch(self, name, current):
+        version = current.number
+        secret = self._secrets[(name, version)]
+        key = self._read("fetching version %d of keyring %r" % (version, name),
+                         lambda: self._km.get(self._ctx, secret).get_encoded())
+        if type(key) is not bytes or len(key) != crypto.KEY_SIZE or \
+                crypto.key_id(key) != current.key_id:
+            raise exceptions.KeyStoreError(
+                "the secret of version %d of keyring %r does not match its key id"
+                % (version, name))
+        return key
+
+    def _store_version(self, name, container, number, key, state, created):
+        """Store one version secret (state as given) and list it."""
+        key_id = crypto.key_id(key)
+        secret = self._write(
+            "storing version %d of keyring %r" % (number, name),
+            self._km.store, self._ctx,
+            symmetric_key.SymmetricKey("AES", crypto.KEY_SIZE * 8, key,
+                                       name="%s:%s:v%d" % (self._prefix, name, number)))
+        secret = _uuid(secret)
+        try:
+            self._set_state(secret, name, number, key_id, created, state)
+            self._write("registering a consumer", self._client.secrets.register_consumer,
+                        secret, CONSUMER_SERVICE, CONSUMER_TYPE, name)
+            self._write("listing version %d in keyring %r" % (number, name),
+                        self._client.client.post, "containers/%s/secrets" % container,
+                        json={"name": _entry_name(kr.KeyVersion(number, key_id,
+                                                                kr.KeyState.ACTIVE, created)),
+                              "secret_ref": self._secret_ref(secret)})
+        except exceptions.SealedMetaError:
+            self._forget_secret(secret)
+            raise
+        return secret
+
+    def _secret_ref(self, uuid):
+        base_url = self._client.secrets._api.get_endpoint().rstrip("/")
+        return "%s/secrets/%s" % (base_url, uuid)
+
+    def _set_state(self, secret, name, number, key_id, created, state):
+        self._write("recording the state of version %d of %r" % (number, name),
+                    self._client.secrets.set_secret_metadata, secret,
+                    {"keyring": name, "version": str(number), "key_id": key_id.hex(),
+                     "created": str(created), "state": state})
+
+    def _forget_secret(self, secret):
+        """Best-effort removal of a secret that never became a version."""
+        try:
+            self._client.secrets.delete(self._secret_ref(secret), force=True)
+        except Exception:  # already failing; the pending secret is harmless
+            LOG.warning("could not remove the unused secret %s", secret)
+
+    def _unlist(self, container, entry_name, secret):
+        self._write("unlisting a losing version", self._client.client.delete,
+                    "containers/%s/secrets" % container,
+                    json={"name": entry_name, "secret_ref": self._secret_ref(secret)})
+
+    def _repair(self, name, ring, raw):
+        """Write down the resolution of several actives (crash or race)."""
+        by_number = {n: (k, c, s, st) for n, k, c, s, st in raw}
+        for version in ring.versions:
+            key_id, created, secret, stored = by_number[version.number]
+            if stored == kr.KeyState.ACTIVE.value and version.state is not kr.KeyState.ACTIVE:
+                self._set_state(secret, name, version.number, key_id, created,
+                                version.state.value)
+
+    def create_keyring(self, name):
+        envelope.check_keyring_name(name)
+        uuid, _ = self._container(name, required=False)
+        if uuid is not None:
+            raise exceptions.KeyringExists(
+                "keyring %r already exists in Barbican at %s" % (name, self._where()))
+        ref = self._write("creating keyring %r" % name, self._client.client.post,
+                          "containers", json={"type": "generic",
+                                              "name": self._container_name(name),
+                                              "secret_refs": []})
+        mine = _uuid(ref["container_ref"])
+        oldest = _uuid(self._find_containers(name)[0]["container_ref"])
+        if oldest != mine:  # a racing create won
+            self._write("removing a duplicate container", self._client.client.delete,
+                        "containers/%s" % mine)
+            raise exceptions.KeyringExists(
+                "keyring %r was created concurrently by another process" % name)
+        self._containers[name] = mine
+        key = os.urandom(crypto.KEY_SIZE)
+        created = kr.now()
+        try:
+            secret = self._store_version(name, mine, 1, key, PENDING, created)
+            self._set_state(secret, name, 1, crypto.key_id(key), created,
+                            kr.KeyState.ACTIVE.value)
+        except exceptions.SealedMetaError:
+            # Leave no keyring without a version behind.
+            self._containers.pop(name, None)
+            try:
+                self._client.client.delete("containers/%s" % mine)
+            except Exception:
+                LOG.warning("could not remove the container of the failed"
+                            " keyring %r", name)
+            raise
+        return self.get_keyring(name)
+
+    def rotate(self, name):
+        for _ in range(5):
+            ring, raw, container = self._load(name)
+            self._repair(name, ring, raw)
+            number = max(n for n, *_ in raw) + 1
+            key = os.urandom(crypto.KEY_SIZE)
+            key_id = crypto.key_id(key)
+            created = kr.now()
+            secret = self._store_version(name, container, number, key, PENDING, created)
+            _, raw_after, _ = self._load(name)
+            claimants = sorted((k.hex(), s) for n, k, c, s, st in raw_after if n == number)
+            if claimants and claimants[0][1] != secret:
+                # A racing rotation took this number and wins; step back and retry.
+                self._unlist(container, _entry_name(kr.KeyVersion(
+                    number, key_id, kr.KeyState.ACTIVE, created)), secret)
+                self._forget_secret(secret)
+                continue
+            self._set_state(secret, name, number, key_id, created,
+                            kr.KeyState.ACTIVE.value)
+            for n, k, c, s, st in raw_after:
+                if st == kr.KeyState.ACTIVE.value and n != number:
+                    self._set_state(s, name, n, k, c, kr.KeyState.DECRYPT_ONLY.value)
+            return self.get_keyring(name).version(number)
+        raise exceptions.KeyStoreError(
+            "could not rotate keyring %r: other rotations kept racing; use a"
+            " [coordination] backend" % name)
+
+    def set_state(self, name, version, state):
+        ring, raw, _ = self._load(name)
+        new_ring = kr.transitioned(ring, version, state)
+        target = new_ring.version(version)
+        current = ring.version(version)
+        secret = self._secrets[(name, version)]
+        # Record the state first: if deleting fails half-way, readers already
+        # refuse the version.
+        self._set_state(secret, name, version, current.key_id, current.created,
+                        target.state.value)
+        if target.state is kr.KeyState.DESTROYED:
+            # Barbican drops a deleted secret from the container: list a
+            # small tombstone first, so the version stays known (number, key
+            # id) and its envelopes are reported as under a destroyed key.
+            tomb = self._write(
+                "recording the destruction of version %d" % version,
+                self._client.secrets.create(
+                    name="%s:%s:v%d:destroyed" % (self._prefix, name, version),
+                    payload="destroyed", payload_content_type="text/plain").store)
+            tomb = _uuid(tomb)
+            self._write("recording the destruction of version %d" % version,
+                        self._client.secrets.set_secret_metadata, tomb,
+                        {"keyring": name, "version": str(version),
+                         "key_id": current.key_id.hex(),
+                         "created": str(current.created), "state": "destroyed",
+                         "tombstone": "1"})
+            container = self._containers[name]
+            self._write("recording the destruction of version %d" % version,
+                        self._client.client.post, "containers/%s/secrets" % container,
+                        json={"name": _entry_name(current),
+                              "secret_ref": self._secret_ref(tomb)})
+            try:
+                self._client.secrets.remove_consumer(
+                    secret, CONSUMER_SERVICE, CONSUMER_TYPE, name)
+            except Exception as exc:
+                if not self._is_not_found(exc):
+                    raise self._error("removing the consumer of version %d" % version,
+                                      exc) from None
+            self._write("deleting the secret of version %d" % version,
+                        self._km.delete, self._ctx, secret, True)
+        return self.get_keyring(name).version(version)
+
+    def import_keyring(self, ring, keys):
+        base.check_import(ring, keys)
+        name = ring.name
+        uuid, _ = self._container(name, required=False)
+        if uuid is not None:
+            raise exceptions.KeyringExists(
+                "keyring %r already exists in Barbican at %s" % (name, self._where()))
+        ref = self._write("creating keyring %r" % name, self._client.client.post,
+                          "containers", json={"type": "generic",
+                                              "name": self._container_name(name),
+                                              "secret_refs": []})
+        container = _uuid(ref["container_ref"])
+        self._containers[name] = container
+        for version in ring.versions:
+            if version.state is kr.KeyState.DESTROYED:
+                continue  # no material to carry; see the admin guide
+            secret = self._store_version(name, container, version.number,
+                                         keys[version.number], PENDING, version.created)
+            self._set_state(secret, name, version.number, version.key_id,
+                            version.created, version.state.value)
+        return self.get_keyring(name)
