@@ -35,7 +35,8 @@ class AccessLog(object):
     file.  Format (Apache "combined"; the size is the Content-Length header
     or ``-``)::
 
-        127.0.0.1 - - [24/Nov/2025:23:01:02 +0000] "GET /v1/secrets?limit=1 HTTP/1.1" 200 1234 "-" "python-requests/2.32"
+        127.0.0.1 - - [24/Nov/2025:23:01:02 +0000] "GET /v1/secrets?limit=1 \
+        HTTP/1.1" 200 1234 "-" "python-requests/2.32"      (one line)
     """
 
     def __init__(self, app, path):
