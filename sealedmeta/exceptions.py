@@ -40,6 +40,15 @@ class KeyUnavailable(SealedMetaError):
     """The key version an envelope needs is unknown, retired or destroyed."""
 
 
+class UnknownKey(InvalidEnvelope, KeyUnavailable):
+    """The envelope names a keyring or key id this sealer does not know.
+
+    Both an envelope problem (a changed header looks exactly like this) and a
+    key problem (a keyring moved without its keys), so it is both. Raised
+    only after a fresh read of the keyring, rate limited.
+    """
+
+
 class KeyStoreError(SealedMetaError):
     """The key store failed or refused: unreachable, denied, inconsistent."""
 

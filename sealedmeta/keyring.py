@@ -181,15 +181,25 @@ def resolve_actives(name, versions):
         for v in versions)
 
 
+def _stored_int(value, low, high):
+    # Exactly an int in range: no bool, float or numeric string, and nothing
+    # an envelope header could not carry (version 0, negative times).
+    if type(value) is not int or not low <= value <= high:
+        raise ValueError("integer field out of range")
+    return value
+
+
 def from_dict(data):
     """A KeyRing from its stored description; KeyStoreError when malformed."""
     try:
         name = data["name"]
         versions = tuple(
-            KeyVersion(number=int(v["version"]),
+            KeyVersion(number=_stored_int(v["version"], 1,
+                                          envelope.MAX_KEY_VERSION),
                        key_id=bytes.fromhex(v["key_id"]),
                        state=KeyState(v["state"]),
-                       created=int(v["created"]))
+                       created=_stored_int(v["created"], 0,
+                                           envelope.MAX_CREATED))
             for v in data["versions"])
         if any(len(v.key_id) != envelope.KEY_ID_SIZE for v in versions):
             raise ValueError("key id size")

@@ -91,19 +91,28 @@ class Sealer:
 
     def _version_for(self, header):
         if header.keyring != self.keyring:
-            raise exceptions.KeyUnavailable(
-                "envelope was sealed under keyring %r; this sealer opens %r"
+            # Not sealed under this sealer's keyring (or a changed header):
+            # it cannot authenticate here. Route with inspect() beforehand.
+            raise exceptions.UnknownKey(
+                "envelope names keyring %r; this sealer opens %r"
                 % (header.keyring, self.keyring))
         version = self._current().by_key_id(header.key_id)
+        refreshed = False
         if version is None or version.state not in kr.OPENABLE:
             ring = self._refresh_on_miss()
             if ring is not None:
+                refreshed = True
                 version = ring.by_key_id(header.key_id)
         if version is None:
-            raise exceptions.KeyUnavailable(
+            # Unknown even to a fresh read of the keyring (or no read was
+            # allowed yet): a wrong key, a keyring that moved without its
+            # keys, or a changed header.
+            raise exceptions.UnknownKey(
                 "keyring %r has no version with key id %s (envelope names"
-                " version %d)" % (self.keyring, header.key_id.hex(),
-                                  header.key_version))
+                " version %d)%s" % (
+                    self.keyring, header.key_id.hex(), header.key_version,
+                    "" if refreshed else "; the keyring was read less than"
+                    " %ss ago, try again later" % self.refresh_interval))
         if version.number != header.key_version:
             # A known key id under another number: a forged header.
             raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)

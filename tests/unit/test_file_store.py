@@ -1,0 +1,343 @@
+"""Requirement 8: the file key store on a real directory."""
+
+import json
+import os
+import shutil
+import stat
+
+import pytest
+
+from sealedmeta import FileKeyStore
+from sealedmeta import Sealer
+from sealedmeta import atomic
+from sealedmeta import crypto
+from sealedmeta import exceptions
+from sealedmeta import keyring as kr
+
+from tests.unit.helpers import snapshot
+from tests.unit.helpers import temp_files
+
+NAME = "cinder-backup"
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def ring_dir(repo, name=NAME):
+    return os.path.join(repo, name)
+
+
+def key_path(repo, number, name=NAME):
+    return os.path.join(repo, name, "v%d.key" % number)
+
+
+def test_modes_of_everything_created(store, repo):
+    store.create_keyring(NAME)
+    store.rotate(NAME)
+    assert mode(repo) == 0o700
+    assert mode(ring_dir(repo)) == 0o700
+    for name in ("keyring.json", "v1.key", "v2.key"):
+        assert mode(os.path.join(ring_dir(repo), name)) == 0o600, name
+    assert mode(os.path.join(repo, ".lock")) == 0o600
+    for dirpath, dirnames, filenames in os.walk(repo):
+        for d in dirnames:
+            assert mode(os.path.join(dirpath, d)) == 0o700
+        for f in filenames:
+            assert mode(os.path.join(dirpath, f)) == 0o600
+
+
+def test_modes_do_not_depend_on_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        store = FileKeyStore(str(tmp_path / "keys"))
+        store.create_keyring(NAME)
+    finally:
+        os.umask(old)
+    assert mode(store.path) == 0o700
+    assert mode(key_path(store.path, 1)) == 0o600
+    assert mode(os.path.join(ring_dir(store.path), "keyring.json")) == 0o600
+
+
+def test_key_files_hold_the_keys_of_their_ids(store, repo):
+    store.create_keyring(NAME)
+    for _ in range(3):
+        store.rotate(NAME)
+    ring = store.get_keyring(NAME)
+    for v in ring.versions:
+        with open(key_path(repo, v.number), "rb") as handle:
+            key = handle.read()
+        assert len(key) == 32
+        assert crypto.key_id(key) == v.key_id
+        assert store.get_key(NAME, v.number) == key
+    assert len({v.key_id for v in ring.versions}) == 4
+    with open(os.path.join(ring_dir(repo), "keyring.json"), "rb") as handle:
+        assert kr.from_dict(json.load(handle)) == ring
+
+
+@pytest.mark.parametrize("bad_mode", [0o755, 0o750, 0o705, 0o701, 0o710, 0o770])
+def test_repository_open_to_others_refused(store, repo, bad_mode):
+    store.create_keyring(NAME)
+    os.chmod(repo, bad_mode)
+    try:
+        for call in (lambda: store.get_keyring(NAME), store.list_keyrings,
+                     lambda: store.rotate(NAME), lambda: store.create_keyring("other"),
+                     lambda: store.get_key(NAME, 1)):
+            with pytest.raises(exceptions.KeyStoreError, match="chmod 700"):
+                call()
+        with pytest.raises(exceptions.KeyStoreError, match="chmod"):
+            Sealer(store, keyring=NAME).seal({}, {})
+    finally:
+        os.chmod(repo, 0o700)
+    assert store.get_keyring(NAME).active.number == 1  # nothing was changed
+
+
+def test_ring_directory_open_to_others_refused(store, repo):
+    store.create_keyring(NAME)
+    os.chmod(ring_dir(repo), 0o755)
+    with pytest.raises(exceptions.KeyStoreError, match="chmod 700"):
+        store.get_keyring(NAME)
+
+
+@pytest.mark.parametrize("bad_mode", [0o644, 0o640, 0o604, 0o660])
+def test_key_file_open_to_others_refused(store, repo, bad_mode):
+    store.create_keyring(NAME)
+    os.chmod(key_path(repo, 1), bad_mode)
+    with pytest.raises(exceptions.KeyStoreError, match="chmod 600") as info:
+        store.get_key(NAME, 1)
+    assert key_path(repo, 1) in str(info.value)
+    with pytest.raises(exceptions.KeyStoreError, match="chmod 600"):
+        Sealer(store, keyring=NAME).seal({}, {})
+
+
+def test_keyring_json_open_to_others_refused(store, repo):
+    store.create_keyring(NAME)
+    os.chmod(os.path.join(ring_dir(repo), "keyring.json"), 0o644)
+    with pytest.raises(exceptions.KeyStoreError, match="chmod 600"):
+        store.get_keyring(NAME)
+
+
+def test_symlinked_key_file_refused(store, repo, tmp_path):
+    store.create_keyring(NAME)
+    outside = tmp_path / "outside.key"
+    shutil.copy(key_path(repo, 1), outside)
+    os.chmod(outside, 0o600)
+    os.unlink(key_path(repo, 1))
+    os.symlink(outside, key_path(repo, 1))
+    with pytest.raises(exceptions.KeyStoreError):
+        store.get_key(NAME, 1)
+
+
+def test_create_twice(store, repo):
+    first = store.create_keyring(NAME)
+    before = snapshot(repo)
+    with pytest.raises(exceptions.KeyringExists):
+        store.create_keyring(NAME)
+    assert issubclass(exceptions.KeyringExists, exceptions.KeyStoreError)
+    assert snapshot(repo) == before
+    assert store.get_keyring(NAME) == first
+
+
+def test_create_returns_version_1_active(store):
+    ring = store.create_keyring(NAME)
+    assert [(v.number, v.state) for v in ring.versions] == [(1, kr.KeyState.ACTIVE)]
+    assert store.get_keyring(NAME) == ring
+    assert store.list_keyrings() == [NAME]
+    store.create_keyring("a-first")
+    assert store.list_keyrings() == ["a-first", NAME]
+
+
+def test_unknown_keyring(store):
+    assert store.list_keyrings() == []
+    with pytest.raises(exceptions.NoSuchKeyring):
+        store.get_keyring(NAME)  # repository does not even exist
+    store.create_keyring("other")
+    for call in (lambda: store.get_keyring(NAME), lambda: store.get_key(NAME, 1),
+                 lambda: store.rotate(NAME), lambda: store.set_state(NAME, 1, "retired")):
+        with pytest.raises(exceptions.NoSuchKeyring):
+            call()
+    assert issubclass(exceptions.NoSuchKeyring, exceptions.KeyStoreError)
+    with pytest.raises(exceptions.NoSuchKeyring):
+        Sealer(store, keyring=NAME).seal({}, {})
+
+
+def test_unknown_version_key_unavailable(store):
+    store.create_keyring(NAME)
+    with pytest.raises(exceptions.KeyUnavailable):
+        store.get_key(NAME, 2)
+
+
+@pytest.mark.parametrize("state", ["retired", "destroyed"])
+def test_get_key_of_retired_or_destroyed(store, repo, state):
+    store.create_keyring(NAME)
+    store.rotate(NAME)
+    store.set_state(NAME, 1, "retired")
+    if state == "destroyed":
+        store.set_state(NAME, 1, "destroyed")
+    with pytest.raises(exceptions.KeyUnavailable):
+        store.get_key(NAME, 1)
+    assert store.get_keyring(NAME).version(1).state.value == state
+    assert os.path.exists(key_path(repo, 1)) == (state == "retired")
+    assert len(store.get_key(NAME, 2)) == 32
+
+
+def test_destroy_removes_the_key_file_and_reinstate_restores_access(store, repo):
+    store.create_keyring(NAME)
+    store.rotate(NAME)
+    key1 = store.get_key(NAME, 1)
+    assert store.set_state(NAME, 1, "retired").state is kr.KeyState.RETIRED
+    assert store.set_state(NAME, 1, "decrypt-only").state is kr.KeyState.DECRYPT_ONLY
+    assert store.get_key(NAME, 1) == key1
+    store.set_state(NAME, 1, "retired")
+    assert store.set_state(NAME, 1, "destroyed").state is kr.KeyState.DESTROYED
+    assert not os.path.exists(key_path(repo, 1))
+    assert sorted(os.listdir(ring_dir(repo))) == ["keyring.json", "v2.key"]
+    with pytest.raises(exceptions.InvalidTransition):
+        store.set_state(NAME, 1, "retired")
+    with pytest.raises(exceptions.InvalidTransition):
+        store.set_state(NAME, 2, "retired")  # the active one
+
+
+def test_key_file_swapped_for_another_key(store, repo):
+    store.create_keyring(NAME)
+    store.rotate(NAME)
+    shutil.copy(key_path(repo, 2), key_path(repo, 1))
+    os.chmod(key_path(repo, 1), 0o600)
+    with pytest.raises(exceptions.KeyStoreError, match="does not match"):
+        store.get_key(NAME, 1)
+    with open(key_path(repo, 1), "wb") as handle:
+        handle.write(os.urandom(32))
+    with pytest.raises(exceptions.KeyStoreError):
+        store.get_key(NAME, 1)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 31, b"\x00" * 33, b"\x00" * 64])
+def test_key_file_of_wrong_size(store, repo, content):
+    store.create_keyring(NAME)
+    with open(key_path(repo, 1), "wb") as handle:
+        handle.write(content)
+    with pytest.raises(exceptions.KeyStoreError):
+        store.get_key(NAME, 1)
+
+
+def test_missing_key_file(store, repo):
+    store.create_keyring(NAME)
+    os.unlink(key_path(repo, 1))
+    with pytest.raises(exceptions.KeyStoreError):
+        store.get_key(NAME, 1)
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"{", b"not json", b"[]", b"null", b'{"name": "cinder-backup"}',
+    b'{"name": "cinder-backup", "versions": []}',
+    b'{"name": "cinder-backup", "versions": [{"version": 1}]}',
+    b"\xff\xfe", b'{"name": "other-name", "versions": []}', b"{}" + b" " * (1024 * 1024),
+], ids=lambda c: repr(c[:30]))
+def test_corrupt_keyring_json(store, repo, content):
+    store.create_keyring(NAME)
+    with open(os.path.join(ring_dir(repo), "keyring.json"), "wb") as handle:
+        handle.write(content)
+    for call in (lambda: store.get_keyring(NAME), lambda: store.get_key(NAME, 1),
+                 lambda: store.rotate(NAME)):
+        with pytest.raises(exceptions.KeyStoreError):
+            call()
+
+
+def test_keyring_json_naming_another_keyring(store, repo):
+    """A description copied from another keyring is refused, not followed."""
+    store.create_keyring(NAME)
+    store.create_keyring("other")
+    shutil.copy(os.path.join(ring_dir(repo, "other"), "keyring.json"),
+                os.path.join(ring_dir(repo), "keyring.json"))
+    before = snapshot(repo)
+    with pytest.raises(exceptions.KeyStoreError):
+        store.get_keyring(NAME)
+    with pytest.raises(exceptions.KeyStoreError):
+        store.rotate(NAME)
+    after = snapshot(repo)
+    after.pop(".lock", None)
+    before.pop(".lock", None)
+    assert after == before
+
+
+def test_atomic_writes_leave_no_temp_files(store, repo):
+    store.create_keyring(NAME)
+    for _ in range(3):
+        store.rotate(NAME)
+    store.set_state(NAME, 1, "retired")
+    store.set_state(NAME, 1, "destroyed")
+    store.create_keyring("second")
+    assert temp_files(repo) == []
+    assert sorted(os.listdir(ring_dir(repo))) == ["keyring.json", "v2.key", "v3.key", "v4.key"]
+
+
+def test_failed_write_leaves_the_old_file_and_no_temp(store, repo, monkeypatch):
+    store.create_keyring(NAME)
+    before = store.get_keyring(NAME)
+    state_path = os.path.join(ring_dir(repo), "keyring.json")
+    with open(state_path, "rb") as handle:
+        old_bytes = handle.read()
+
+    def failing_replace(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        store.rotate(NAME)
+    monkeypatch.undo()
+    assert temp_files(repo) == []
+    with open(state_path, "rb") as handle:
+        assert handle.read() == old_bytes
+    assert store.get_keyring(NAME) == before
+    # the store still works afterwards
+    assert store.rotate(NAME).number == 2
+
+
+def test_atomic_write_file(tmp_path):
+    path = tmp_path / "f"
+    atomic.write_file(str(path), b"one")
+    atomic.write_file(str(path), b"two", mode=0o640)
+    assert path.read_bytes() == b"two"
+    assert mode(path) == 0o640
+    assert temp_files(str(tmp_path)) == []
+
+
+def test_import_keyring(tmp_path, store):
+    store.create_keyring(NAME)
+    store.rotate(NAME)
+    store.rotate(NAME)
+    store.set_state(NAME, 1, "retired")
+    store.set_state(NAME, 1, "destroyed")
+    ring = store.get_keyring(NAME)
+    keys = {2: store.get_key(NAME, 2), 3: store.get_key(NAME, 3)}
+    sealed = Sealer(store, keyring=NAME).seal({"a": 1}, {"c": "d"})
+
+    other = FileKeyStore(str(tmp_path / "elsewhere"))
+    assert other.import_keyring(ring, keys) == ring
+    assert other.get_keyring(NAME) == ring
+    assert Sealer(other, keyring=NAME).open(sealed, {"c": "d"}) == {"a": 1}
+    assert not os.path.exists(key_path(other.path, 1))
+    assert mode(key_path(other.path, 2)) == 0o600
+    with pytest.raises(exceptions.KeyringExists):
+        other.import_keyring(ring, keys)
+
+    third = FileKeyStore(str(tmp_path / "third"))
+    for bad in ({2: keys[2]},                                 # a key missing
+                {2: keys[3], 3: keys[2]},                     # swapped
+                {1: os.urandom(32), 2: keys[2], 3: keys[3]},  # destroyed one given
+                {2: keys[2], 3: keys[3], 9: os.urandom(32)},  # unknown version
+                {2: keys[2][:31], 3: keys[3]}):               # short key
+        with pytest.raises(exceptions.KeyStoreError):
+            third.import_keyring(ring, bad)
+    assert third.list_keyrings() == []
+
+
+def test_store_errors_never_carry_key_material(store, repo):
+    store.create_keyring(NAME)
+    store.rotate(NAME)
+    key1 = store.get_key(NAME, 1)
+    shutil.copy(key_path(repo, 2), key_path(repo, 1))
+    with pytest.raises(exceptions.KeyStoreError) as info:
+        store.get_key(NAME, 1)
+    text = str(info.value) + repr(info.value)
+    for key in (key1, store.get_key(NAME, 2)):
+        assert key.hex() not in text and repr(key) not in text
