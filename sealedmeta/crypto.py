@@ -6,6 +6,7 @@ key (AES-GCM alone is not key-committing); it is checked in constant time
 before anything is decrypted.
 """
 
+import functools
 import struct
 
 from cryptography.exceptions import InvalidSignature
@@ -40,6 +41,7 @@ def key_id(key):
     return mac.finalize()[:16]
 
 
+@functools.lru_cache(maxsize=1024)
 def info(format_version, suite, keyring, key_version):
     """HKDF info: names the format, suite, keyring and key version."""
     name = keyring.encode("utf-8")

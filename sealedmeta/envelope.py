@@ -144,14 +144,22 @@ def check_context(context):
     return dict(sorted(context.items()))
 
 
+def encode_header_fields(format_version, suite, keyring, key_version, key_id,
+                         context, created, salt, nonce):
+    """Canonical header bytes: msgpack array, shortest encodings, sorted context.
+
+    *context* must already be sorted by key (check_context returns it so).
+    """
+    return msgpack.packb([format_version, suite, keyring, key_version, key_id,
+                          context, created, salt, nonce], use_bin_type=True)
+
+
 def encode_header(header):
-    """Canonical header bytes: msgpack array, shortest encodings, sorted context."""
-    fields = [
+    """Canonical bytes of a :class:`Header`."""
+    return encode_header_fields(
         header.format_version, header.suite, header.keyring,
         header.key_version, header.key_id, dict(sorted(header.context.items())),
-        header.created, header.salt, header.nonce,
-    ]
-    return msgpack.packb(fields, use_bin_type=True)
+        header.created, header.salt, header.nonce)
 
 
 def encode_prefix(header_bytes):
@@ -246,7 +254,13 @@ def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
         raise _malformed("truncated")
     header_bytes = data[_FIXED:header_end]
     try:
-        fields = _unpack(header_bytes, MAX_HEADER_SIZE)
+        # No per-map hook here: a duplicate context key collapses in the
+        # dict and is then caught by the canonical re-encoding check below.
+        fields = msgpack.unpackb(
+            header_bytes, raw=False, strict_map_key=True, use_list=True,
+            ext_hook=_no_ext, max_ext_len=0, max_str_len=MAX_HEADER_SIZE,
+            max_bin_len=MAX_HEADER_SIZE, max_array_len=MAX_HEADER_SIZE,
+            max_map_len=MAX_HEADER_SIZE)
     except (ValueError, TypeError, OverflowError,
             msgpack.exceptions.UnpackException) as exc:
         raise _malformed("header is not valid msgpack (%s)"

@@ -11,7 +11,6 @@ envelopes sealed after another agent rotated the keyring.
 import os
 import threading
 import time
-import types
 
 from sealedmeta import crypto
 from sealedmeta import envelope
@@ -127,11 +126,9 @@ class Sealer:
     def _seal_payload(self, payload, context, version, key):
         salt = os.urandom(envelope.SALT_SIZE)
         nonce = os.urandom(envelope.NONCE_SIZE)
-        header = envelope.Header(
+        prefix = envelope.encode_prefix(envelope.encode_header_fields(
             envelope.FORMAT_VERSION, crypto.SUITE_ID, self.keyring,
-            version.number, version.key_id, types.MappingProxyType(context),
-            kr.now(), salt, nonce)
-        prefix = envelope.encode_prefix(envelope.encode_header(header))
+            version.number, version.key_id, context, kr.now(), salt, nonce))
         info = crypto.info(envelope.FORMAT_VERSION, crypto.SUITE_ID,
                            self.keyring, version.number)
         ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
