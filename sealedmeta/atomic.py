@@ -7,6 +7,10 @@ never a mix.
 import os
 import tempfile
 
+# Name prefix of the temporary files; a crash can leave one behind, never a
+# partly written *path*.
+TEMP_PREFIX = ".tmp-"
+
 
 def fsync_dir(path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -16,11 +20,17 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def write_file(path, data, mode=0o600, durable=True):
-    """Atomically replace *path* with *data* (bytes), created with *mode*."""
+def write_file(path, data, mode=0o600, durable=True, owner=None):
+    """Atomically replace *path* with *data* (bytes), created with *mode*.
+
+    *owner*, a ``(uid, gid)`` pair, gives the new file that owner before it
+    replaces *path* (a root process rewriting another user's file).
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     try:
+        if owner is not None:
+            os.fchown(fd, owner[0], owner[1])
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -7,6 +7,7 @@ from oslo_config import cfg
 from sealedmeta import envelope
 
 GROUP = "sealedmeta"
+COORDINATION_GROUP = "coordination"
 
 sealedmeta_opts = [
     cfg.StrOpt("keystore", default="file",
@@ -37,6 +38,23 @@ sealedmeta_opts = [
 ]
 
 
+coordination_opts = [
+    cfg.StrOpt("backend_url",
+               sample_default="file://<directory holding key_repository>/locks",
+               help="tooz backend URL of the lock taken around every keyring "
+                    "state change (keyring create, rekey, key retire / "
+                    "reinstate / destroy), e.g. redis://127.0.0.1:6379 or "
+                    "etcd3+http://127.0.0.1:2379. Every host that changes the "
+                    "same keyrings must use the same backend. Default: a "
+                    "file:// lock directory 'locks' next to the file key "
+                    "store's repository, which serialises processes of one "
+                    "host only."),
+    cfg.FloatOpt("lock_timeout", default=30.0, min=0,
+                 help="Seconds to wait for a keyring's lock before refusing "
+                      "the state change."),
+]
+
+
 def default_key_repository():
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "share")
@@ -47,10 +65,25 @@ def key_repository(conf):
     return conf.sealedmeta.key_repository or default_key_repository()
 
 
+def default_backend_url(conf):
+    """``file://`` lock directory next to the key repository (computed at run
+    time, so the sample config holds no machine path)."""
+    repository = os.path.abspath(os.path.expanduser(key_repository(conf)))
+    return "file://" + os.path.join(os.path.dirname(repository), "locks")
+
+
+def backend_url(conf):
+    return conf.coordination.backend_url or default_backend_url(conf)
+
+
 def register_opts(conf):
     conf.register_opts(sealedmeta_opts, group=GROUP)
+    conf.register_opts(coordination_opts, group=COORDINATION_GROUP)
 
 
 def list_opts():
     """Options for oslo-config-generator (namespace ``sealedmeta``)."""
-    return [(GROUP, sealedmeta_opts)]
+    # Imported here: the Barbican store pulls in castellan and its clients.
+    from sealedmeta.keystores import barbican
+    return [(GROUP, sealedmeta_opts),
+            (COORDINATION_GROUP, coordination_opts)] + barbican.list_opts()

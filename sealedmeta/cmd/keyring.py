@@ -5,6 +5,9 @@ import datetime
 from cliff import lister
 from cliff import show
 
+from sealedmeta import admin
+from sealedmeta import coordination
+
 
 def iso(ts):
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
@@ -26,7 +29,10 @@ class KeyringCreate(show.ShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        return ring_summary(self.app.store.create_keyring(parsed_args.name))
+        # Under the keyring's coordination lock, like every state change.
+        with coordination.Coordinator.from_config(self.app.conf) as coord:
+            ring = admin.create_keyring(self.app.store, parsed_args.name, coord)
+        return ring_summary(ring)
 
 
 class KeyringList(lister.Lister):

@@ -12,6 +12,7 @@ from sealedmeta import conf as sm_conf
 from sealedmeta import exceptions
 from sealedmeta import keystores
 from sealedmeta import sealer as sm_sealer
+from sealedmeta.cmd import logs
 
 try:
     from importlib import metadata as _metadata
@@ -61,6 +62,7 @@ class SealedMetaApp(app.App):
     def load_conf(files):
         conf = cfg.ConfigOpts()
         sm_conf.register_opts(conf)
+        logs.register_options(conf)
         for path in files:
             if not os.path.isfile(path):
                 raise exceptions.SealedMetaError(
@@ -83,6 +85,7 @@ class SealedMetaApp(app.App):
             conf.set_override("key_repository", self.options.key_repository,
                               group=sm_conf.GROUP)
         self.conf = conf
+        logs.setup(conf, VERSION, self.options.verbose_level)
 
     @property
     def store(self):

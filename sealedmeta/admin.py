@@ -1,0 +1,178 @@
+"""Keyring administration: every state change, under the coordination lock.
+
+The CLI's ``keyring create``, ``rekey``, ``key retire | reinstate | destroy``
+call these functions and only print. Each one takes the keyring's lock from
+*coordinator* (:class:`sealedmeta.coordination.Coordinator`), re-reads the
+keyring from the store once the lock is held, checks the change against
+that fresh state, and only then asks the store to make it. A coordinator
+that cannot be reached raises
+:class:`~sealedmeta.coordination.CoordinationError` and nothing changes.
+"""
+
+import dataclasses
+import logging
+
+from sealedmeta import audit
+from sealedmeta import envelope
+from sealedmeta import exceptions
+from sealedmeta import keyring as kr
+
+LOG = logging.getLogger(__name__)
+
+# How many paths a refusal to destroy names.
+MAX_PATHS_SHOWN = 10
+
+
+class VersionInUse(exceptions.InvalidTransition):
+    """``key destroy`` refused: the scan found envelopes under the version
+    (or files it could not read)."""
+
+    def __init__(self, message, paths=()):
+        super().__init__(message)
+        self.paths = list(paths)
+
+
+class DestroyRefused(exceptions.InvalidTransition):
+    """``key destroy`` refused: no scan of the backup stores and no force."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RekeyResult:
+    keyring: str
+    version: kr.KeyVersion        # the new active version
+    previous: kr.KeyVersion       # the former active, now decrypt-only
+
+
+@dataclasses.dataclass(frozen=True)
+class DestroyResult:
+    keyring: str
+    version: kr.KeyVersion        # as it is now: destroyed
+    scanned: int                  # envelopes examined by the scan (or None)
+    in_use: int                   # of them, under this version (forced)
+    forced: bool
+
+
+def _number(version):
+    if type(version) is not int or not 1 <= version <= envelope.MAX_KEY_VERSION:
+        raise exceptions.InvalidTransition(
+            "bad version %r: expected an integer 1-%d"
+            % (version, envelope.MAX_KEY_VERSION))
+    return version
+
+
+def create_keyring(store, name, coordinator):
+    """Create keyring *name* (version 1 active); returns the KeyRing."""
+    envelope.check_keyring_name(name)
+    with coordinator.lock(name):
+        try:
+            store.get_keyring(name)  # fresh, under the lock
+        except exceptions.NoSuchKeyring:
+            pass
+        else:
+            raise exceptions.KeyringExists("keyring %r already exists" % name)
+        ring = store.create_keyring(name)
+    LOG.info("created keyring %s, version 1 (key id %s) active", name,
+             ring.active.key_id.hex())
+    return ring
+
+
+def rekey(store, name, coordinator):
+    """Rotate keyring *name*: a new active version, the previous active
+    becomes decrypt-only. Returns a :class:`RekeyResult`."""
+    envelope.check_keyring_name(name)
+    with coordinator.lock(name):
+        previous = store.get_keyring(name).active  # fresh, under the lock
+        version = store.rotate(name)
+    LOG.info("rotated keyring %s: version %d (key id %s) active, version %d"
+             " decrypt-only", name, version.number, version.key_id.hex(),
+             previous.number)
+    return RekeyResult(name, version, previous)
+
+
+def _set_state(store, name, version, state, coordinator):
+    envelope.check_keyring_name(name)
+    _number(version)
+    with coordinator.lock(name):
+        kr.check_transition(store.get_keyring(name), version, state)
+        updated = store.set_state(name, version, state)
+    LOG.info("keyring %s: version %d is now %s", name, version, updated.state)
+    return updated
+
+
+def retire(store, name, version, coordinator):
+    """decrypt-only -> retired (envelopes under it are refused, key kept)."""
+    return _set_state(store, name, version, kr.KeyState.RETIRED, coordinator)
+
+
+def reinstate(store, name, version, coordinator):
+    """retired -> decrypt-only."""
+    return _set_state(store, name, version, kr.KeyState.DECRYPT_ONLY,
+                      coordinator)
+
+
+def destroy(store, name, version, coordinator, scan=None, force=False,
+            max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+            carriers=None):
+    """retired -> destroyed: the key material is removed for good.
+
+    *scan* is a list of PATHs holding the backups' envelopes; they are
+    audited first and the destruction is refused (:class:`VersionInUse`)
+    while any envelope under this version -- or any file that cannot be
+    read -- is found. Without *scan* it is refused (:class:`DestroyRefused`)
+    unless *force*; *force* also overrides what the scan found. The active
+    version is never destroyed (it must be rotated, then retired, first).
+    """
+    envelope.check_keyring_name(name)
+    _number(version)
+    # Fail fast on what the current state already forbids...
+    target = kr.check_transition(store.get_keyring(name), version,
+                                 kr.KeyState.DESTROYED)
+    scanned = in_use = None
+    if scan:
+        # A retired version seals nothing and rewrap cannot open it, so no
+        # envelope under it appears while the scan runs: the scan can be
+        # made without holding the lock.
+        report = audit.Auditor(store, max_envelope_size,
+                               carriers=carriers).run(list(scan))
+        scanned = len(report.findings)
+        under = report.under(name, target.key_id)
+        unreadable = [f for f in report.findings if f.status == audit.UNREADABLE]
+        in_use = len(under)
+        if under and not force:
+            shown = [f.path for f in under[:MAX_PATHS_SHOWN]]
+            raise VersionInUse(
+                "refusing to destroy version %d of keyring %r: the scan found"
+                " %d envelope%s under it: %s%s; rewrap them first"
+                % (version, name, len(under), "" if len(under) == 1 else "s",
+                   ", ".join(shown),
+                   ", ..." if len(under) > len(shown) else ""),
+                [f.path for f in under])
+        if unreadable and not force:
+            shown = [f.path for f in unreadable[:MAX_PATHS_SHOWN]]
+            raise VersionInUse(
+                "refusing to destroy version %d of keyring %r: the scan could"
+                " not read %d file%s, which may hold envelopes under it: %s%s"
+                % (version, name, len(unreadable),
+                   "" if len(unreadable) == 1 else "s", ", ".join(shown),
+                   ", ..." if len(unreadable) > len(shown) else ""),
+                [f.path for f in unreadable])
+    elif not force:
+        raise DestroyRefused(
+            "refusing to destroy version %d of keyring %r without a scan of"
+            " the backup stores that shows no envelope under it (give the"
+            " paths to scan, or force)" % (version, name))
+    # ...and decide again on the state read under the lock.
+    with coordinator.lock(name):
+        ring = store.get_keyring(name)
+        current = kr.check_transition(ring, version, kr.KeyState.DESTROYED)
+        if current.key_id != target.key_id:
+            raise exceptions.InvalidTransition(
+                "version %d of keyring %r changed during the scan; run again"
+                % (version, name))
+        updated = store.set_state(name, version, kr.KeyState.DESTROYED)
+    if in_use:
+        LOG.warning("destroyed version %d of keyring %s although %d envelopes"
+                    " under it were found (forced)", version, name, in_use)
+    else:
+        LOG.info("destroyed version %d of keyring %s", version, name)
+    return DestroyResult(name, updated, scanned, in_use or 0, bool(force))

@@ -1,0 +1,379 @@
+"""Audit: find the envelopes under PATHs, verify each, count per key version.
+
+Never writes. Every file under the PATHs (directories are walked, see
+:func:`sealedmeta.carriers.iter_paths`) is either an envelope (found by a
+carrier) with a status, or skipped (not an envelope; a symbolic link; not a
+regular file; a temporary file of an interrupted write).
+
+Statuses (``STATUSES``)
+-----------------------
+
+``valid``
+    authenticated under an openable version (active or decrypt-only) of its
+    keyring, and its context holds every ``--expect`` pair.
+``invalid``
+    failed authentication (wrong key, changed bytes, forged header).
+``malformed``
+    a carrier claims the file, but it is not a well-formed envelope
+    (truncated, over the size limit, unknown format version or suite, bad
+    armour, bad payload).
+``unknown-key``
+    names a keyring, or a key id in it, that the key store does not have.
+``retired-key`` / ``destroyed-key``
+    names a version of its keyring that is retired / destroyed.
+``context-mismatch``
+    authentic, but its context lacks or differs in an ``--expect`` pair.
+``unreadable``
+    the file could not be read (I/O error, permission), so whether it holds
+    an envelope is unknown.
+
+The keyring state comes from the key store (``store.get_keyring``), read
+once per keyring per run and again when an envelope names a key id the
+snapshot does not know (a rotation during the audit).
+
+JSON report, format 1 (``sealedmeta verify -f json``)
+-----------------------------------------------------
+
+One JSON object; every object's keys are sorted; the key sets below are
+fixed for format 1 (new keys only come with a new ``format`` number)::
+
+    {
+      "envelopes": [                 # one per envelope (and unreadable
+        {                            #   file), sorted by path
+          "key_id": "32 hex" | null, # from the header (null: no header)
+          "keyring": "name" | null,
+          "path": "dir/file",        # as walked from the PATH given
+          "reason": "one line" | null,   # null when valid
+          "status": "<a status above>",
+          "version": 3 | null        # key version the header names
+        }, ...
+      ],
+      "format": 1,
+      "skipped": [                   # files that are not envelopes, by path
+        {"path": "dir/notes.txt", "reason": "not an envelope"}, ...
+      ],
+      "summary": {
+        "all_valid": true,           # envelopes > 0 and every one valid
+        "counts": {                  # every status, zeros included
+          "context-mismatch": 0, "destroyed-key": 0, "invalid": 0,
+          "malformed": 0, "retired-key": 0, "unknown-key": 0,
+          "unreadable": 0, "valid": 12
+        },
+        "envelopes": 12,             # len(envelopes)
+        "files": 15,                 # envelopes + skipped
+        "skipped": 3                 # len(skipped)
+      },
+      "versions": [                  # sorted by keyring, version, key_id
+        {
+          "counts": {...every status...},  # envelopes naming this version
+          "envelopes": 12,
+          "key_id": "32 hex",
+          "keyring": "cinder-backup",
+          "state": "active" | "decrypt-only" | "retired" | "destroyed"
+                   | "unknown",
+          "version": 3
+        }, ...
+      ]
+    }
+
+``versions`` lists every version of every keyring an envelope names, those
+with no envelope included (candidates for ``key destroy``), plus one entry
+per (keyring, version, key id) that envelopes name but the store does not
+know (state ``unknown``). Envelopes without a readable header (malformed
+before the header, unreadable) are counted in ``summary`` only.
+
+Exit status of ``sealedmeta verify``: 0 when ``all_valid``; 1 when any
+envelope is not valid or none was found; 2 when the audit cannot run (key
+store unreachable, bad arguments, a PATH that does not exist) -- then no
+report is printed.
+"""
+
+import dataclasses
+import time
+
+from sealedmeta import carriers as sm_carriers
+from sealedmeta import crypto
+from sealedmeta import envelope
+from sealedmeta import exceptions
+from sealedmeta import keyring as kr
+from sealedmeta import sealer as sm_sealer
+
+REPORT_FORMAT = 1
+
+VALID = "valid"
+INVALID = "invalid"
+MALFORMED = "malformed"
+UNKNOWN_KEY = "unknown-key"
+RETIRED_KEY = "retired-key"
+DESTROYED_KEY = "destroyed-key"
+CONTEXT_MISMATCH = "context-mismatch"
+UNREADABLE = "unreadable"
+
+STATUSES = (VALID, INVALID, MALFORMED, UNKNOWN_KEY, RETIRED_KEY,
+            DESTROYED_KEY, CONTEXT_MISMATCH, UNREADABLE)
+
+UNKNOWN_STATE = "unknown"
+
+
+def classify_header(ring, header):
+    """``(status, reason)`` an envelope gets before authentication, or None
+    when its version is openable. *ring* is the keyring the header names as
+    the store has it (None: no such keyring)."""
+    if ring is None:
+        return UNKNOWN_KEY, "no keyring %r in the key store" % header.keyring
+    version = ring.by_key_id(header.key_id)
+    if version is None:
+        return UNKNOWN_KEY, ("keyring %r has no version with key id %s"
+                             " (the envelope names version %d)"
+                             % (header.keyring, header.key_id.hex(),
+                                header.key_version))
+    if version.number != header.key_version:
+        return INVALID, crypto.AUTH_FAILED
+    if version.state is kr.KeyState.RETIRED:
+        return RETIRED_KEY, "version %d of keyring %r is retired" % (
+            version.number, header.keyring)
+    if version.state is kr.KeyState.DESTROYED:
+        return DESTROYED_KEY, "version %d of keyring %r is destroyed" % (
+            version.number, header.keyring)
+    return None
+
+
+def check_expect(expect):
+    """Validate ``--expect`` pairs (a str -> str mapping)."""
+    try:
+        return envelope.check_context(expect or {})
+    except exceptions.InvalidMetadata as exc:
+        raise exceptions.InvalidMetadata("bad --expect: %s" % exc) from None
+
+
+class KeyringCache:
+    """Keyrings as the store has them, read once per run (None = absent).
+
+    A key id the snapshot does not know triggers one re-read per keyring per
+    *refresh_interval* seconds. Errors other than NoSuchKeyring propagate:
+    an unreachable store stops the run.
+    """
+
+    def __init__(self, store, refresh_interval=1.0, clock=time.monotonic):
+        self.store = store
+        self.refresh_interval = refresh_interval
+        self._clock = clock
+        self._rings = {}
+        self._read_at = {}
+
+    def _read(self, name):
+        try:
+            ring = self.store.get_keyring(name)
+        except exceptions.NoSuchKeyring:
+            ring = None
+        self._rings[name] = ring
+        self._read_at[name] = self._clock()
+        return ring
+
+    def get(self, name):
+        if name in self._rings:
+            return self._rings[name]
+        return self._read(name)
+
+    def refresh(self, name):
+        """Re-read *name* unless read less than refresh_interval ago."""
+        if (name in self._read_at
+                and self._clock() - self._read_at[name] < self.refresh_interval):
+            return self._rings[name]
+        return self._read(name)
+
+    def for_header(self, header):
+        ring = self.get(header.keyring)
+        if ring is None or ring.by_key_id(header.key_id) is None:
+            ring = self.refresh(header.keyring)
+        return ring
+
+    def seen(self):
+        return dict(self._rings)
+
+
+@dataclasses.dataclass
+class Finding:
+    path: str
+    status: str
+    reason: str = None
+    keyring: str = None
+    version: int = None
+    key_id: str = None
+
+    def as_dict(self):
+        return {"path": self.path, "status": self.status, "reason": self.reason,
+                "keyring": self.keyring, "version": self.version,
+                "key_id": self.key_id}
+
+
+def _counts():
+    return {status: 0 for status in STATUSES}
+
+
+class Report:
+    """The result of an audit; :meth:`as_dict` is the JSON report."""
+
+    def __init__(self, findings, skipped, rings):
+        self.findings = sorted(findings, key=lambda f: f.path)
+        self.skipped = sorted(skipped, key=lambda s: s[0])
+        self.rings = rings  # keyring name -> KeyRing or None
+
+    @property
+    def counts(self):
+        counts = _counts()
+        for finding in self.findings:
+            counts[finding.status] += 1
+        return counts
+
+    @property
+    def all_valid(self):
+        return bool(self.findings) and all(
+            f.status == VALID for f in self.findings)
+
+    def under(self, keyring, key_id):
+        """Findings whose header names key *key_id* (bytes) of *keyring*."""
+        key_id = key_id.hex()
+        return [f for f in self.findings
+                if f.keyring == keyring and f.key_id == key_id]
+
+    def versions(self):
+        rows = {}
+        for name, ring in self.rings.items():
+            for version in ring.versions if ring is not None else ():
+                rows[(name, version.number, version.key_id.hex())] = {
+                    "keyring": name, "version": version.number,
+                    "key_id": version.key_id.hex(),
+                    "state": version.state.value, "envelopes": 0,
+                    "counts": _counts()}
+        for finding in self.findings:
+            if finding.key_id is None:
+                continue
+            key = (finding.keyring, finding.version, finding.key_id)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = {
+                    "keyring": finding.keyring, "version": finding.version,
+                    "key_id": finding.key_id, "state": UNKNOWN_STATE,
+                    "envelopes": 0, "counts": _counts()}
+            row["envelopes"] += 1
+            row["counts"][finding.status] += 1
+        return [rows[key] for key in sorted(rows)]
+
+    def as_dict(self):
+        counts = self.counts
+        return {
+            "format": REPORT_FORMAT,
+            "summary": {
+                "all_valid": self.all_valid,
+                "counts": counts,
+                "envelopes": len(self.findings),
+                "files": len(self.findings) + len(self.skipped),
+                "skipped": len(self.skipped),
+            },
+            "versions": self.versions(),
+            "envelopes": [f.as_dict() for f in self.findings],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+        }
+
+
+class Auditor:
+    """Verifies the envelopes under PATHs; never writes."""
+
+    def __init__(self, store, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 expect=None, carriers=None, progress=None):
+        self.store = store
+        self.max_envelope_size = max_envelope_size
+        self.expect = check_expect(expect)
+        self.carriers = (carriers if carriers is not None
+                         else sm_carriers.load_carriers(max_envelope_size))
+        self.progress = progress
+        self.rings = KeyringCache(store)
+        self._sealers = {}
+
+    def _sealer(self, name):
+        sealer = self._sealers.get(name)
+        if sealer is None:
+            sealer = self._sealers[name] = sm_sealer.Sealer(
+                self.store, keyring=name, cache_ttl=3600, refresh_interval=1.0,
+                max_envelope_size=self.max_envelope_size)
+        return sealer
+
+    def run(self, paths):
+        """The :class:`Report` of *paths*. Raises PathError before reading
+        anything when a PATH does not exist, and KeyStoreError when the
+        store cannot be read."""
+        sm_carriers.check_paths(paths)
+        items = list(sm_carriers.iter_paths(paths))
+        findings, skipped = [], []
+        for done, (path, st, problem) in enumerate(items, 1):
+            if problem is not None:
+                findings.append(Finding(path, UNREADABLE, problem))
+            else:
+                item = sm_carriers.examine(path, st, self.carriers)
+                if item.skipped is not None:
+                    skipped.append((path, item.skipped))
+                else:
+                    findings.append(self.check(item))
+            if self.progress is not None:
+                self.progress(done, len(items))
+        return Report(findings, skipped, self.rings.seen())
+
+    def check(self, item):
+        """The :class:`Finding` of one examined file."""
+        if item.error is not None:
+            return Finding(item.path, UNREADABLE, item.error)
+        if item.malformed is not None:
+            return Finding(item.path, MALFORMED, item.malformed)
+        raw = item.carried.envelope
+        try:
+            header = envelope.parse(raw, self.max_envelope_size).header
+        except exceptions.InvalidEnvelope as exc:
+            return Finding(item.path, MALFORMED, str(exc))
+        finding = Finding(item.path, VALID, None, header.keyring,
+                          header.key_version, header.key_id.hex())
+        if header.suite != crypto.SUITE_ID:
+            finding.status, finding.reason = MALFORMED, (
+                "unsupported algorithm suite %d" % header.suite)
+            return finding
+        verdict = classify_header(self.rings.for_header(header), header)
+        if verdict is None:
+            verdict = self._verify(raw, header)
+        if verdict is None:
+            verdict = self._expectation(header)
+        if verdict is not None:
+            finding.status, finding.reason = verdict
+        return finding
+
+    def _verify(self, raw, header):
+        try:
+            self._sealer(header.keyring).verify(raw)
+        except exceptions.MalformedEnvelope as exc:
+            return MALFORMED, str(exc)
+        except exceptions.UnsupportedFormat as exc:
+            return MALFORMED, str(exc)
+        except exceptions.InvalidEnvelope as exc:
+            return INVALID, str(exc)
+        except exceptions.KeyUnavailable as exc:
+            # The store changed since the snapshot: classify again.
+            ring = self.rings.refresh(header.keyring)
+            return classify_header(ring, header) or (UNKNOWN_KEY, str(exc))
+        except exceptions.NoSuchKeyring as exc:
+            return UNKNOWN_KEY, str(exc)
+        return None
+
+    def _expectation(self, header):
+        context = header.context
+        differing = sorted(k for k, v in self.expect.items()
+                           if context.get(k) != v)
+        if differing:
+            return CONTEXT_MISMATCH, (
+                "context differs from --expect in: %s" % ", ".join(differing))
+        return None
+
+
+def audit(store, paths, expect=None, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+          carriers=None, progress=None):
+    """Shortcut: ``Auditor(...).run(paths)``."""
+    return Auditor(store, max_envelope_size, expect=expect, carriers=carriers,
+                   progress=progress).run(paths)

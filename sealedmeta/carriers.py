@@ -1,0 +1,309 @@
+"""Carriers: the kinds of files envelopes are stored in, and finding them.
+
+A :class:`Carrier` recognises a file, takes the envelope out of it and puts
+a new envelope back, leaving everything else in the file as it was. Carriers
+are plug-ins of the ``sealedmeta.carriers`` entry-point namespace; the
+built-in ``raw`` carrier handles files that hold one envelope, raw bytes or
+armoured text (``sealedmeta:...`` with an optional final newline). Another
+package adds a carrier by registering a :class:`Carrier` subclass there; it
+is called as ``cls(max_envelope_size)``.
+
+:func:`scan` walks PATHs (files and directories) and yields one
+:class:`Item` per regular file, telling what it holds: an envelope (with the
+carrier that found it), nothing of ours (skipped, with the reason), or an
+error (unreadable, over the size limit, a broken carrier), so that
+:mod:`sealedmeta.audit` and :mod:`sealedmeta.rewrap` share one notion of
+"the envelopes under these paths".
+"""
+
+import abc
+import dataclasses
+import errno
+import logging
+import os
+import stat
+
+from sealedmeta import atomic
+from sealedmeta import envelope
+from sealedmeta import exceptions
+
+LOG = logging.getLogger(__name__)
+
+NAMESPACE = "sealedmeta.carriers"
+
+# Bytes of a file handed to Carrier.sniff.
+SNIFF_SIZE = 4096
+
+
+class PathError(exceptions.SealedMetaError):
+    """A PATH given to scan does not exist or cannot be examined."""
+
+
+class Carrier(abc.ABC):
+    """One kind of file that holds an envelope."""
+
+    #: entry-point name
+    name = None
+    #: carriers are asked in (priority, name) order; the first that sniffs a
+    #: file positively owns it
+    priority = 100
+
+    def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE):
+        self.max_envelope_size = max_envelope_size
+
+    @abc.abstractmethod
+    def sniff(self, path, head):
+        """True when the file at *path*, starting with *head* (at most
+        :data:`SNIFF_SIZE` bytes), is of this carrier's kind. Cheap, and
+        never raises."""
+
+    @abc.abstractmethod
+    def max_file_size(self):
+        """Largest file of this kind that is read, in bytes."""
+
+    @abc.abstractmethod
+    def extract(self, path, data):
+        """The :class:`Carried` envelope of the file *data*.
+
+        Raises :class:`~sealedmeta.exceptions.MalformedEnvelope` (or another
+        ``InvalidEnvelope``) when the file is of this kind but its envelope
+        cannot be taken out.
+        """
+
+    @abc.abstractmethod
+    def replace(self, carried, new_envelope):
+        """The bytes of the file with *new_envelope* (raw envelope bytes) in
+        place of ``carried.envelope``; everything else unchanged."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Carried:
+    """An envelope found in a file."""
+
+    carrier: Carrier
+    envelope: bytes           # raw envelope bytes (armour removed)
+    data: bytes               # the whole file, as read
+    state: object = None      # the carrier's own notes, for replace()
+
+    def rewritten(self, new_envelope):
+        return self.carrier.replace(self, new_envelope)
+
+
+def armour_size(max_envelope_size):
+    """Characters of the armour of an envelope of *max_envelope_size* bytes."""
+    return len(envelope.ARMOR_PREFIX) + (max_envelope_size * 4 + 2) // 3
+
+
+class RawCarrier(Carrier):
+    """A file that is one envelope: raw bytes, or its armour (+ newline)."""
+
+    name = "raw"
+    priority = 50
+
+    _MAGIC = envelope.MAGIC
+    _ARMOUR = envelope.ARMOR_PREFIX.encode("ascii")
+
+    def sniff(self, path, head):
+        return head.startswith(self._MAGIC) or head.startswith(self._ARMOUR)
+
+    def max_file_size(self):
+        return max(self.max_envelope_size, armour_size(self.max_envelope_size) + 2)
+
+    def extract(self, path, data):
+        if data.startswith(self._ARMOUR):
+            body = data.rstrip(b"\r\n")
+            suffix = data[len(body):]
+            if suffix not in (b"", b"\n", b"\r\n"):
+                raise exceptions.MalformedEnvelope(
+                    "malformed envelope: armoured file ends in blank lines")
+            raw = envelope.dearmor(body, self.max_envelope_size)
+            return Carried(self, raw, data, ("armour", suffix))
+        if len(data) > self.max_envelope_size:
+            raise exceptions.EnvelopeTooLarge(
+                "envelope of %d bytes is over the %d byte limit"
+                % (len(data), self.max_envelope_size))
+        return Carried(self, data, data, ("raw", b""))
+
+    def replace(self, carried, new_envelope):
+        kind, suffix = carried.state
+        if kind == "armour":
+            return envelope.armor(new_envelope).encode("ascii") + suffix
+        return bytes(new_envelope)
+
+
+def load_carriers(max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE):
+    """Every installed carrier, in the order they are asked.
+
+    ``raw`` is always there, even when the package's entry points are not
+    installed (running from a source tree).
+    """
+    from stevedore import extension
+
+    def failed(manager, entrypoint, exc):
+        LOG.warning("cannot load carrier %s from %s: %s", entrypoint.name,
+                    NAMESPACE, exc)
+
+    manager = extension.ExtensionManager(
+        NAMESPACE, invoke_on_load=True, invoke_args=(max_envelope_size,),
+        on_load_failure_callback=failed)
+    carriers = [ext.obj for ext in manager if isinstance(ext.obj, Carrier)]
+    if not any(c.name == RawCarrier.name for c in carriers):
+        carriers.append(RawCarrier(max_envelope_size))
+    return sorted(carriers, key=lambda c: (c.priority, c.name or ""))
+
+
+# -- finding files ----------------------------------------------------------
+
+@dataclasses.dataclass
+class Item:
+    """What scan() found at one path.
+
+    Exactly one of *carried*, *skipped*, *malformed* and *error* is set.
+    """
+
+    path: str
+    carried: Carried = None
+    skipped: str = None       # not an envelope of ours: why
+    malformed: str = None     # a carrier claims it, but no envelope comes out
+    error: str = None         # could not be read: why
+    stat: os.stat_result = None  # of the file as read
+
+
+def check_paths(paths):
+    """Raise PathError unless every PATH exists (before anything is done)."""
+    if not paths:
+        raise PathError("no PATH given")
+    for path in paths:
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            raise PathError("%s: no such file or directory" % path) from None
+        except OSError as exc:
+            raise PathError("%s: %s" % (path, exc.strerror)) from None
+
+
+def _walk_errors(path, exc, errors):
+    errors.append((getattr(exc, "filename", None) or path,
+                   "cannot list directory: %s" % (exc.strerror or exc)))
+
+
+def iter_paths(paths):
+    """(path, lstat or None, problem or None) for every file under *paths*.
+
+    Directories named in *paths* are walked (also through a symbolic link
+    named there); every other symbolic link -- inside a walked directory, or
+    a link to a file named in *paths* -- is yielded and then skipped by
+    :func:`examine`, never followed, so a rewrap never replaces a link by a
+    file. Files are yielded once each, in a stable order.
+    """
+    seen = set()
+    for top in paths:
+        try:
+            top_st = os.stat(top)
+        except OSError as exc:
+            yield top, None, "cannot examine: %s" % exc.strerror
+            continue
+        if stat.S_ISDIR(top_st.st_mode):
+            errors = []
+            for dirpath, dirnames, filenames in os.walk(
+                    top, onerror=lambda exc, p=top, e=errors: _walk_errors(p, exc, e)):
+                dirnames.sort()
+                for problem_path, why in errors:
+                    yield problem_path, None, why
+                del errors[:]
+                for name in sorted(filenames + [d for d in dirnames if os.path.islink(
+                        os.path.join(dirpath, d))]):
+                    path = os.path.join(dirpath, name)
+                    yield from _one(path, seen)
+            for problem_path, why in errors:
+                yield problem_path, None, why
+        else:
+            yield from _one(top, seen)
+
+
+def _one(path, seen):
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        yield path, None, "cannot examine: %s" % exc.strerror
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return
+    seen.add(key)
+    yield path, st, None
+
+
+def _read(path, carriers):
+    """(data, fstat, carrier) of a regular file, or (None, st, None) when no
+    carrier wants it. Raises OSError, or ValueError when too large."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file any more")
+        head = os.read(fd, SNIFF_SIZE)
+        owner = None
+        for carrier in carriers:
+            try:
+                if carrier.sniff(path, head):
+                    owner = carrier
+                    break
+            except Exception as exc:  # a carrier plug-in must never stop a scan
+                LOG.warning("carrier %s failed on %s: %s", carrier.name, path, exc)
+        if owner is None:
+            return None, st, None
+        limit = owner.max_file_size()
+        chunks = [head]
+        size = len(head)
+        while size <= limit:
+            chunk = os.read(fd, min(1024 * 1024, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ValueError("file is over the %d byte limit of the %s carrier"
+                             % (limit, owner.name))
+        return b"".join(chunks), st, owner
+    finally:
+        os.close(fd)
+
+
+def examine(path, st, carriers):
+    """The :class:`Item` of one path, given its lstat *st*."""
+    name = os.path.basename(path)
+    if stat.S_ISLNK(st.st_mode):
+        return Item(path, skipped="symbolic link, not followed", stat=st)
+    if not stat.S_ISREG(st.st_mode):
+        return Item(path, skipped="not a regular file", stat=st)
+    if name.startswith(atomic.TEMP_PREFIX):
+        return Item(path, skipped="temporary file of an interrupted write",
+                    stat=st)
+    try:
+        data, fst, carrier = _read(path, carriers)
+    except OSError as exc:
+        return Item(path, error="cannot read: %s" % (exc.strerror or exc),
+                    stat=st)
+    except ValueError as exc:  # over the carrier's size limit
+        return Item(path, malformed=str(exc), stat=st)
+    if carrier is None:
+        return Item(path, skipped="not an envelope", stat=fst)
+    try:
+        carried = carrier.extract(path, data)
+    except exceptions.InvalidEnvelope as exc:
+        return Item(path, malformed=str(exc), stat=fst)
+    except Exception as exc:  # a carrier plug-in must never stop a scan
+        return Item(path, malformed="carrier %s failed: %s" % (carrier.name, exc),
+                    stat=fst)
+    return Item(path, carried=carried, stat=fst)
+
+
+def scan(paths, carriers):
+    """One :class:`Item` per file under *paths* (see :func:`iter_paths`)."""
+    for path, st, problem in iter_paths(paths):
+        if problem is not None:
+            yield Item(path, error=problem)
+        else:
+            yield examine(path, st, carriers)

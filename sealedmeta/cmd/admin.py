@@ -1,0 +1,146 @@
+"""``sealedmeta rekey`` and ``sealedmeta key retire|reinstate|destroy``.
+
+Thin: parse, call :mod:`sealedmeta.admin` under the configured coordination
+backend, print.
+"""
+
+import re
+
+from cliff import show
+
+from sealedmeta import admin
+from sealedmeta import carriers as sm_carriers
+from sealedmeta import coordination
+from sealedmeta import envelope
+from sealedmeta.cmd import common
+from sealedmeta.cmd import keyring as keyring_cmd
+from sealedmeta.cmd import scan as scan_cmd
+
+_NUMBER = re.compile(r"[0-9]{1,10}\Z")
+
+
+def parse_version(text):
+    """A key version number from the command line; one clear error otherwise."""
+    if not _NUMBER.match(text or "") or not (
+            1 <= int(text) <= envelope.MAX_KEY_VERSION):
+        raise common.CommandError(
+            "bad VERSION %r: expected a key version number (1-%d)"
+            % (text, envelope.MAX_KEY_VERSION))
+    return int(text)
+
+
+def coordinator(app):
+    return coordination.Coordinator.from_config(app.conf)
+
+
+def version_fields(name, version):
+    return (("keyring", "version", "key_id", "state", "created"),
+            (name, version.number, version.key_id.hex(), version.state.value,
+             keyring_cmd.iso(version.created)))
+
+
+class Rekey(show.ShowOne):
+    """Rotate a keyring: a new active version; the previous one decrypt-only.
+
+    With --rewrap, then re-seal the envelopes of this keyring under PATHs
+    with the new version (exit status 1 when any file failed).
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", metavar="NAME", help="Keyring.")
+        parser.add_argument("--rewrap", metavar="PATH", nargs="+",
+                            action="extend", default=[],
+                            help="After rotating, rewrap the envelopes of this"
+                                 " keyring under these files / directories.")
+        return parser
+
+    def run(self, parsed_args):
+        self.exit_code = 0
+        super().run(parsed_args)
+        return self.exit_code
+
+    def take_action(self, parsed_args):
+        name = parsed_args.name
+        if parsed_args.rewrap:
+            # Refuse bad paths before the keyring changes.
+            sm_carriers.check_paths(parsed_args.rewrap)
+        with coordinator(self.app) as coord:
+            result = admin.rekey(self.app.store, name, coord)
+        names = ("keyring", "version", "key_id", "previous_version")
+        values = (name, result.version.number, result.version.key_id.hex(),
+                  result.previous.number)
+        if parsed_args.rewrap:
+            summary = scan_cmd.run_rewrap(self.app, parsed_args.rewrap, name)
+            self.exit_code = scan_cmd.report_failures(summary)
+            more_names, more_values = scan_cmd.summary_fields(summary)
+            names += more_names
+            values += more_values
+        return names, values
+
+
+class _SetState(show.ShowOne):
+    action = None
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", metavar="NAME", help="Keyring.")
+        parser.add_argument("version", metavar="VERSION", help="Key version number.")
+        return parser
+
+    def take_action(self, parsed_args):
+        version = parse_version(parsed_args.version)
+        with coordinator(self.app) as coord:
+            updated = self.action(self.app.store, parsed_args.name, version, coord)
+        return version_fields(parsed_args.name, updated)
+
+
+class KeyRetire(_SetState):
+    """Retire a decrypt-only version: envelopes under it are refused (reversible)."""
+
+    action = staticmethod(admin.retire)
+
+
+class KeyReinstate(_SetState):
+    """Reinstate a retired version: it opens envelopes again (decrypt-only)."""
+
+    action = staticmethod(admin.reinstate)
+
+
+class KeyDestroy(show.ShowOne):
+    """Destroy a retired version's key material, for good.
+
+    Refused while a scan of the backup stores (--scan PATH ...) finds
+    envelopes under the version (or files it cannot read), and refused
+    without --scan, unless --force. The active version is never destroyed.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", metavar="NAME", help="Keyring.")
+        parser.add_argument("version", metavar="VERSION", help="Key version number.")
+        parser.add_argument("--scan", metavar="PATH", nargs="+", action="extend",
+                            default=[],
+                            help="Files / directories holding the envelopes"
+                                 " (backup stores) to audit first.")
+        parser.add_argument("--force", action="store_true",
+                            help="Destroy even without --scan, or although the"
+                                 " scan found envelopes under the version.")
+        return parser
+
+    def take_action(self, parsed_args):
+        version = parse_version(parsed_args.version)
+        try:
+            with coordinator(self.app) as coord:
+                result = admin.destroy(
+                    self.app.store, parsed_args.name, version, coord,
+                    scan=parsed_args.scan, force=parsed_args.force,
+                    max_envelope_size=self.app.conf.sealedmeta.max_envelope_size)
+        except admin.DestroyRefused:
+            raise common.CommandError(
+                "refusing to destroy version %d of keyring %r without --scan"
+                " PATH ... (the backup stores, audited first); --force destroys"
+                " it unchecked" % (version, parsed_args.name)) from None
+        names, values = version_fields(parsed_args.name, result.version)
+        return (names + ("scanned_envelopes", "envelopes_under_version", "forced"),
+                values + (result.scanned, result.in_use, result.forced))

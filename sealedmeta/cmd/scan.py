@@ -1,0 +1,173 @@
+"""``sealedmeta rewrap`` and ``sealedmeta verify``."""
+
+import json
+import logging
+
+from cliff import columns
+from cliff import command
+from cliff import show
+
+from sealedmeta import audit
+from sealedmeta import carriers as sm_carriers
+from sealedmeta import exceptions
+from sealedmeta import rewrap as sm_rewrap
+from sealedmeta.cmd import common
+from sealedmeta.cmd import progress
+
+LOG = logging.getLogger(__name__)
+
+
+class Entries(columns.FormattableColumn):
+    """A list of {path, reason}: JSON as is, one 'path: reason' a line in
+    tables."""
+
+    def human_readable(self):
+        return "\n".join("%s: %s" % (e["path"], e["reason"]) for e in self._value)
+
+
+class Mapping(columns.FormattableColumn):
+    def human_readable(self):
+        return ", ".join("%s=%s" % item for item in sorted(self._value.items()))
+
+
+def summary_fields(summary):
+    """(names, values) of a rewrap Summary for a ShowOne."""
+    data = summary.as_dict()
+    names = ("rewrapped", "already_current", "skipped", "failed",
+             "active_versions", "failures", "skipped_files")
+    values = (data["rewrapped"], data["already_current"], data["skipped"],
+              data["failed"], Mapping(data["active_versions"]),
+              Entries(data["failures"]), Entries(data["skipped_files"]))
+    return names, values
+
+
+def run_rewrap(app, paths, keyring=None):
+    """Rewrap *paths* for a command of *app*, with a progress bar on a
+    terminal; returns the Summary."""
+    bar = progress.for_stream(app.stderr, "rewrap")
+    try:
+        return sm_rewrap.Rewrapper(
+            app.store, keyring=keyring,
+            max_envelope_size=app.conf.sealedmeta.max_envelope_size,
+            progress=bar).run(paths)
+    finally:
+        bar.close()
+
+
+def report_failures(summary):
+    failed = summary.count(sm_rewrap.FAILED)
+    if failed:
+        first = summary.of(sm_rewrap.FAILED)[0]
+        LOG.error("%d file%s could not be rewrapped (first: %s: %s)", failed,
+                  "" if failed == 1 else "s", first.path, first.reason)
+        return 1
+    return 0
+
+
+class Rewrap(show.ShowOne):
+    """Re-seal the envelopes under PATHs that are not under the active version.
+
+    Directories are walked. Each file is replaced atomically; an interrupted
+    run leaves every envelope valid and is finished by running it again.
+    Exit status 1 when any file failed.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--keyring", metavar="NAME", default=None,
+                            help="Only rewrap envelopes of this keyring (others"
+                                 " are skipped). Default: every keyring.")
+        parser.add_argument("paths", metavar="PATH", nargs="+",
+                            help="Envelope file or directory of them.")
+        return parser
+
+    def run(self, parsed_args):
+        self.exit_code = 0
+        super().run(parsed_args)
+        return self.exit_code
+
+    def take_action(self, parsed_args):
+        summary = run_rewrap(self.app, parsed_args.paths, parsed_args.keyring)
+        self.exit_code = report_failures(summary)
+        if not any(o.status != sm_rewrap.SKIPPED or o.keyring
+                   for o in summary.outcomes):
+            LOG.warning("no envelope found under %s", ", ".join(parsed_args.paths))
+        return summary_fields(summary)
+
+
+def print_table(stream, headers, rows):
+    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = "  ".join("%%-%ds" % w for w in widths)
+    stream.write((line % tuple(headers)).rstrip() + "\n")
+    for row in rows:
+        stream.write((line % tuple(row)).rstrip() + "\n")
+
+
+class Verify(command.Command):
+    """Verify the envelopes under PATHs and report per envelope and version.
+
+    Never writes. Exit status: 0 when every envelope found is valid, 1 when
+    any is not (or none was found), 2 when the audit cannot run (key store
+    unreachable, bad arguments, a PATH that does not exist).
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--expect", metavar="K=V", action="append",
+                            default=[],
+                            help="Context pair every envelope must carry"
+                                 " (repeatable).")
+        parser.add_argument("-f", "--format", dest="report_format",
+                            choices=("table", "json"), default="table",
+                            help="Report format (default: table). The JSON"
+                                 " report is documented in sealedmeta.audit.")
+        parser.add_argument("paths", metavar="PATH", nargs="+",
+                            help="Envelope file or directory of them.")
+        return parser
+
+    def take_action(self, parsed_args):
+        bar = progress.for_stream(self.app.stderr, "verify")
+        try:
+            expect = common.parse_pairs(parsed_args.expect, option="--expect")
+            auditor = audit.Auditor(
+                self.app.store,
+                max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
+                expect=expect, progress=bar)
+            report = auditor.run(parsed_args.paths)
+        except (common.CommandError, exceptions.InvalidMetadata,
+                sm_carriers.PathError, exceptions.KeyStoreError) as exc:
+            bar.close()
+            LOG.error("verify cannot run: %s", exc)
+            return 2
+        bar.close()
+        if parsed_args.report_format == "json":
+            self.app.stdout.write(json.dumps(report.as_dict(), sort_keys=True,
+                                             indent=2) + "\n")
+        else:
+            self._table(report)
+        if not report.findings:
+            LOG.error("no envelope found under %s", ", ".join(parsed_args.paths))
+            return 1
+        if not report.all_valid:
+            counts = report.counts
+            LOG.error("%d of %d envelopes are not valid (%s)",
+                      len(report.findings) - counts[audit.VALID],
+                      len(report.findings),
+                      ", ".join("%s %d" % (s, n) for s, n in counts.items()
+                                if n and s != audit.VALID))
+            return 1
+        return 0
+
+    def _table(self, report):
+        out = self.app.stdout
+        print_table(out, ("PATH", "STATUS", "KEYRING", "VERSION", "REASON"),
+                    [(f.path, f.status, f.keyring, f.version, f.reason)
+                     for f in report.findings])
+        out.write("\n")
+        print_table(out, ("KEYRING", "VERSION", "STATE", "ENVELOPES", "VALID"),
+                    [(v["keyring"], v["version"], v["state"], v["envelopes"],
+                      v["counts"][audit.VALID]) for v in report.versions()])
+        out.write("\n%d envelopes, %d skipped: %s\n" % (
+            len(report.findings), len(report.skipped),
+            ", ".join("%s %d" % item for item in report.counts.items())))

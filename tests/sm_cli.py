@@ -1,0 +1,172 @@
+"""Helpers for tests that run the real ``sealedmeta`` console script.
+
+Shared by tests/unit (file backend) and tests/functional (redis).
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+from sealedmeta import FileKeyStore
+from sealedmeta import Sealer
+from sealedmeta import keyring as kr
+
+
+def console_script():
+    """The ``sealedmeta`` script installed next to this interpreter."""
+    path = os.path.join(os.path.dirname(sys.executable), "sealedmeta")
+    assert os.access(path, os.X_OK), (
+        "the sealedmeta console script is not installed at %s: run"
+        " pip install -e . in this virtualenv" % path)
+    return path
+
+
+def cli_env(tmp_path):
+    env = dict(os.environ)
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg-data")
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+def start(args, tmp_path, repo, config=None, **kwargs):
+    """Popen of ``sealedmeta [--config-file C] --key-repository REPO args``."""
+    argv = [console_script()]
+    if config is not None:
+        argv += ["--config-file", str(config)]
+    argv += ["--key-repository", str(repo)] + list(args)
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(argv, env=cli_env(tmp_path), stdin=subprocess.DEVNULL,
+                            **kwargs)
+
+
+def run(args, tmp_path, repo, config=None, timeout=120):
+    """(exit code, stdout text, stderr text)."""
+    proc = start(args, tmp_path, repo, config)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode(
+        "utf-8", "replace")
+
+
+def tree_digest(*roots):
+    """One hash over names, modes, owners and contents of everything under
+    *roots* (files, links, directories)."""
+    digest = hashlib.sha256()
+    for root in roots:
+        root = str(root)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(dirnames + filenames):
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                digest.update(("%s|%o|%d|%d\n" % (
+                    os.path.relpath(path, root), st.st_mode, st.st_uid,
+                    st.st_gid)).encode("utf-8", "surrogateescape"))
+                if os.path.islink(path):
+                    digest.update(os.readlink(path).encode())
+                elif os.path.isfile(path):
+                    with open(path, "rb") as handle:
+                        digest.update(hashlib.sha256(handle.read()).digest())
+    return digest.hexdigest()
+
+
+def write_config(path, **groups):
+    """An oslo.config file: write_config(p, coordination={"backend_url": u})."""
+    lines = []
+    for group, options in groups.items():
+        lines.append("[%s]" % group)
+        lines += ["%s = %s" % item for item in options.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_SEALER_LOOP = textwrap.dedent("""
+    import json, os, sys, time
+    from sealedmeta import FileKeyStore, Sealer
+    repo, name, outdir, tag, stop, ready = sys.argv[1:7]
+    sealer = Sealer(FileKeyStore(repo), keyring=name, cache_ttl=0)
+    deadline = time.monotonic() + 120
+    n = 0
+    after_stop = 0
+    while time.monotonic() < deadline and after_stop < 3:
+        context = {"backup_id": "%s-%d" % (tag, n)}
+        raw = sealer.seal({"n": n, "tag": tag}, context)
+        with open(os.path.join(outdir, "%s-%05d.env" % (tag, n)), "wb") as f:
+            f.write(raw)
+        n += 1
+        if n == 1:
+            open(ready, "w").close()
+        if os.path.exists(stop):
+            after_stop += 1
+        time.sleep(0.002)
+    print(n)
+""")
+
+
+def rekey_race(tmp_path, config, processes=8, sealers=2, name="race"):
+    """*processes* concurrent ``sealedmeta rekey`` while *sealers* other
+    processes keep sealing; returns a dict of what happened. Asserts the
+    outcome the coordination must guarantee."""
+    repo = tmp_path / "keys"
+    store = FileKeyStore(str(repo))
+    store.create_keyring(name)
+    outdir = tmp_path / "sealed"
+    outdir.mkdir()
+    stop = tmp_path / "stop"
+    sealer_procs = []
+    for i in range(sealers):
+        ready = tmp_path / ("ready-%d" % i)
+        sealer_procs.append((ready, subprocess.Popen(
+            [sys.executable, "-c", _SEALER_LOOP, str(repo), name, str(outdir),
+             "s%d" % i, str(stop), str(ready)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=cli_env(tmp_path))))
+    deadline = time.monotonic() + 60
+    for ready, proc in sealer_procs:
+        while not ready.exists():
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "sealer did not start"
+            time.sleep(0.01)
+    rekeys = [start(["rekey", name, "-f", "json"], tmp_path, repo, config)
+              for _ in range(processes)]
+    results = []
+    for proc in rekeys:
+        out, err = proc.communicate(timeout=120)
+        results.append((proc.returncode, out.decode(), err.decode()))
+    stop.touch()
+    sealed_counts = []
+    for _, proc in sealer_procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        sealed_counts.append(int(out))
+
+    for code, out, err in results:
+        assert code == 0, err
+    versions = sorted(json.loads(out)["version"] for _, out, _ in results)
+    assert versions == list(range(2, processes + 2)), versions
+    ring = store.get_keyring(name)
+    assert [v.number for v in ring.versions] == list(range(1, processes + 2))
+    actives = [v.number for v in ring.versions if v.state is kr.KeyState.ACTIVE]
+    assert actives == [processes + 1]
+    assert all(v.state is kr.KeyState.DECRYPT_ONLY
+               for v in ring.versions if v.number != processes + 1)
+
+    opener = Sealer(store, keyring=name)
+    per_version = {}
+    files = sorted(os.listdir(outdir))
+    assert len(files) == sum(sealed_counts)
+    for fname in files:
+        tag, n = fname[:-4].rsplit("-", 1)
+        raw = (outdir / fname).read_bytes()
+        meta = opener.open(raw, {"backup_id": "%s-%d" % (tag, int(n))})
+        assert meta == {"n": int(n), "tag": tag}
+        version = opener.verify(raw).key_version
+        per_version[version] = per_version.get(version, 0) + 1
+    # Sealing started before the race and went on after it.
+    assert 1 in per_version and processes + 1 in per_version, per_version
+    return {"versions": versions, "envelopes": len(files),
+            "per_version": per_version}

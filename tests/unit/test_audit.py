@@ -1,0 +1,200 @@
+"""sealedmeta.audit: statuses, the JSON report, never writing."""
+
+import json
+import os
+
+import pytest
+
+from sealedmeta import FileKeyStore
+from sealedmeta import Sealer
+from sealedmeta import armor
+from sealedmeta import audit
+from sealedmeta import carriers
+from sealedmeta import exceptions
+
+from tests import sm_cli
+
+RING = "cinder-backup"
+
+ENTRY_KEYS = ["key_id", "keyring", "path", "reason", "status", "version"]
+VERSION_KEYS = ["counts", "envelopes", "key_id", "keyring", "state", "version"]
+SUMMARY_KEYS = ["all_valid", "counts", "envelopes", "files", "skipped"]
+
+
+@pytest.fixture
+def tree(tmp_path, store, ring):
+    """One file per status, plus files that are skipped."""
+    sealer = Sealer(store, keyring=RING, cache_ttl=0)
+    root = tmp_path / "tree"
+    (root / "sub").mkdir(parents=True)
+
+    def seal(name, context, armoured=False):
+        raw = sealer.seal({"name": name}, context)
+        data = (armor(raw) + "\n").encode() if armoured else raw
+        (root / name).write_bytes(data)
+        return raw
+
+    seal("retired.env", {"backup_id": "r"})
+    seal("destroyed.env", {"backup_id": "d"})
+    store.rotate(RING)
+    seal("retired-too.env", {"backup_id": "r2"})
+    store.rotate(RING)
+    store.set_state(RING, 1, "retired")
+    store.set_state(RING, 1, "destroyed")
+    store.set_state(RING, 2, "retired")
+    # version 1 destroyed, 2 retired, 3 active
+    (root / "destroyed.env").rename(root / "destroyed-key.env")
+    seal("valid.env", {"backup_id": "v", "volume_id": "vol"})
+    seal("sub/valid-armoured.txt", {"backup_id": "v", "volume_id": "vol"},
+         armoured=True)
+    seal("mismatch.env", {"backup_id": "other"})
+    raw = seal("invalid.env", {"backup_id": "v"})
+    flipped = bytearray(raw)
+    flipped[-40] ^= 1
+    (root / "invalid.env").write_bytes(bytes(flipped))
+    (root / "truncated.env").write_bytes(raw[:40])
+    (root / "bad-armour.txt").write_text("sealedmeta:!!!\n")
+    foreign_store = FileKeyStore(str(tmp_path / "other-keys"))
+    foreign_store.create_keyring(RING)
+    (root / "unknown-key.env").write_bytes(
+        Sealer(foreign_store, keyring=RING).seal({}, {"backup_id": "v"}))
+    foreign_store.create_keyring("elsewhere")
+    (root / "unknown-ring.env").write_bytes(
+        Sealer(foreign_store, keyring="elsewhere").seal({}, {"backup_id": "v"}))
+    (root / "notes.txt").write_text("not an envelope\n")
+    (root / "sub" / "junk.bin").write_bytes(os.urandom(64))
+    (root / ".tmp-abc123").write_bytes(raw)
+    os.symlink("valid.env", root / "link.env")
+    os.mkfifo(root / "fifo")
+    return root
+
+
+def test_every_status(tree, store):
+    report = audit.Auditor(store, expect={"backup_id": "v"}).run(
+        [str(tree), "/proc/self/mem"])
+    status = {os.path.relpath(f.path, tree) if f.path.startswith(str(tree))
+              else f.path: f.status for f in report.findings}
+    assert status == {
+        "valid.env": "valid",
+        "sub/valid-armoured.txt": "valid",
+        "mismatch.env": "context-mismatch",
+        "invalid.env": "invalid",
+        "truncated.env": "malformed",
+        "bad-armour.txt": "malformed",
+        "unknown-key.env": "unknown-key",
+        "unknown-ring.env": "unknown-key",
+        "retired.env": "destroyed-key",   # sealed under v1, now destroyed
+        "destroyed-key.env": "destroyed-key",
+        "retired-too.env": "retired-key",
+        "/proc/self/mem": "unreadable",
+    }
+    skipped = {os.path.relpath(p, tree): r for p, r in report.skipped}
+    assert skipped == {
+        "notes.txt": "not an envelope",
+        "sub/junk.bin": "not an envelope",
+        ".tmp-abc123": "temporary file of an interrupted write",
+        "link.env": "symbolic link, not followed",
+        "fifo": "not a regular file",
+    }
+    assert not report.all_valid
+    reasons = {os.path.basename(f.path): f.reason for f in report.findings}
+    assert reasons["valid.env"] is None
+    assert reasons["mismatch.env"] == "context differs from --expect in: backup_id"
+    assert reasons["invalid.env"] == "envelope failed authentication"
+    assert reasons["mem"] == "cannot read: Input/output error"
+    assert "no keyring 'elsewhere'" in reasons["unknown-ring.env"]
+
+
+def test_json_report_schema(tree, store):
+    report = audit.Auditor(store, expect={"backup_id": "v"}).run([str(tree)])
+    data = json.loads(json.dumps(report.as_dict(), sort_keys=True))
+    assert sorted(data) == ["envelopes", "format", "skipped", "summary", "versions"]
+    assert data["format"] == 1
+    assert sorted(data["summary"]) == SUMMARY_KEYS
+    assert sorted(data["summary"]["counts"]) == sorted(audit.STATUSES)
+    assert data["summary"]["counts"] == {
+        "valid": 2, "invalid": 1, "malformed": 2, "unknown-key": 2,
+        "retired-key": 1, "destroyed-key": 2, "context-mismatch": 1,
+        "unreadable": 0}
+    assert data["summary"]["envelopes"] == 11 == len(data["envelopes"])
+    assert data["summary"]["skipped"] == 5 == len(data["skipped"])
+    assert data["summary"]["files"] == 16
+    assert data["summary"]["all_valid"] is False
+    for entry in data["envelopes"]:
+        assert sorted(entry) == ENTRY_KEYS
+    paths = [e["path"] for e in data["envelopes"]]
+    assert paths == sorted(paths)
+    for entry in data["skipped"]:
+        assert sorted(entry) == ["path", "reason"]
+    rows = [(v["keyring"], v["version"], v["state"], v["envelopes"],
+             v["counts"]["valid"]) for v in data["versions"]]
+    for row in data["versions"]:
+        assert sorted(row) == VERSION_KEYS
+        assert sorted(row["counts"]) == sorted(audit.STATUSES)
+    ring = store.get_keyring(RING)
+    # Every version of the keyring, with its counts; foreign key ids as
+    # "unknown" (two: another store's cinder-backup v1 and 'elsewhere' v1).
+    known = [r for r in rows if r[2] != "unknown"]
+    assert known == [(RING, 1, "destroyed", 2, 0), (RING, 2, "retired", 1, 0),
+                     (RING, 3, "active", 4, 2)]  # valid x2, mismatch, invalid
+    unknown = sorted((r[0], r[1], r[3]) for r in rows if r[2] == "unknown")
+    assert unknown == [(RING, 1, 1), ("elsewhere", 1, 1)]
+    assert [v["key_id"] for v in data["versions"] if v["state"] != "unknown"] == [
+        v.key_id.hex() for v in ring.versions]
+
+
+def test_all_valid_and_version_counts(tmp_path, store, ring):
+    sealer = Sealer(store, keyring=RING, cache_ttl=0)
+    for i in range(3):
+        (tmp_path / ("e%d" % i)).write_bytes(sealer.seal({}, {"backup_id": str(i)}))
+    store.rotate(RING)
+    (tmp_path / "e3").write_bytes(sealer.seal({}, {"backup_id": "3"}))
+    report = audit.audit(store, [str(tmp_path / n) for n in ("e0", "e1", "e2", "e3")])
+    assert report.all_valid
+    assert [(v["version"], v["state"], v["envelopes"]) for v in report.versions()] == [
+        (1, "decrypt-only", 3), (2, "active", 1)]
+    assert len(report.under(RING, store.get_keyring(RING).version(1).key_id)) == 3
+
+
+def test_nothing_found_is_not_all_valid(tmp_path, store, ring):
+    (tmp_path / "junk").write_text("x")
+    report = audit.audit(store, [str(tmp_path)])
+    assert not report.all_valid and report.findings == []
+
+
+def test_audit_never_writes(tree, store, tmp_path):
+    before = sm_cli.tree_digest(tree, tmp_path / "keys")
+    audit.Auditor(store).run([str(tree)])
+    assert sm_cli.tree_digest(tree, tmp_path / "keys") == before
+
+
+def test_missing_path_stops_before_reading(store, ring, tmp_path):
+    with pytest.raises(carriers.PathError, match="nope: no such file or directory"):
+        audit.audit(store, [str(tmp_path), str(tmp_path / "nope")])
+
+
+def test_unreachable_store_stops_the_audit(tmp_path, store, ring):
+    sealer = Sealer(store, keyring=RING)
+    (tmp_path / "e").write_bytes(sealer.seal({}, {"backup_id": "1"}))
+    os.chmod(store.path, 0o755)  # the file store refuses a non-private repository
+    with pytest.raises(exceptions.KeyStoreError, match="lets group or others in"):
+        audit.audit(store, [str(tmp_path / "e")])
+
+
+def test_bad_expect_is_refused(store):
+    with pytest.raises(exceptions.InvalidMetadata, match="bad --expect"):
+        audit.Auditor(store, expect={"bad key!": "x"})
+
+
+def test_keyring_cache_refreshes_on_unknown_key_id(tmp_path, store, ring):
+    """A rotation during the audit: an envelope under the new version is
+    valid, not unknown-key."""
+    cache = audit.KeyringCache(store, refresh_interval=0)
+    sealer = Sealer(store, keyring=RING, cache_ttl=0)
+    auditor = audit.Auditor(store)
+    auditor.rings = cache
+    (tmp_path / "a").write_bytes(sealer.seal({}, {"backup_id": "a"}))
+    assert auditor.run([str(tmp_path / "a")]).all_valid
+    store.rotate(RING)
+    (tmp_path / "b").write_bytes(sealer.seal({}, {"backup_id": "b"}))
+    assert auditor.run([str(tmp_path / "b")]).all_valid

@@ -1,0 +1,387 @@
+"""The real ``sealedmeta`` console script: rekey, rewrap, verify, key *,
+coordination over file://, logging. Every case runs a subprocess."""
+
+import json
+import os
+import pty
+import select
+import time
+
+import pytest
+
+from sealedmeta import FileKeyStore
+from sealedmeta import Sealer
+from sealedmeta import armor
+from sealedmeta import coordination
+from sealedmeta import inspect
+from sealedmeta import keyring as kr
+
+from tests import sm_cli
+
+RING = "kr"
+
+
+@pytest.fixture
+def env(tmp_path):
+    """keyring kr: v1 decrypt-only, v2 active; data/ holds 4 envelopes
+    under v1 and 2 under v2; junk/ holds no envelope."""
+    repo = tmp_path / "keys"
+    store = FileKeyStore(str(repo))
+    store.create_keyring(RING)
+    sealer = Sealer(store, keyring=RING, cache_ttl=0)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    contexts = {}
+    for i in range(6):
+        if i == 4:
+            store.rotate(RING)
+        context = {"backup_id": "b%d" % i}
+        raw = sealer.seal({"i": i}, context)
+        name = data / ("sub" if i % 2 else "") / ("e%d" % i)
+        name.write_bytes(raw if i % 3 else (armor(raw) + "\n").encode())
+        contexts[str(name)] = context
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.txt").write_text("hello\n")
+    (junk / "b.bin").write_bytes(os.urandom(200))
+
+    class Env:
+        pass
+    e = Env()
+    e.tmp, e.repo, e.store, e.data, e.junk, e.contexts = (
+        tmp_path, repo, store, data, junk, contexts)
+    e.run = lambda *args, config=None: sm_cli.run(args, tmp_path, repo, config)
+    e.digest = lambda: sm_cli.tree_digest(data, junk, repo)
+    return e
+
+
+def one_line(err):
+    lines = err.splitlines()
+    assert len(lines) == 1, "expected one stderr line, got:\n%s" % err
+    assert lines[0].startswith("sealedmeta: ")
+    return lines[0]
+
+
+# -- bad input: one line, the right exit code, nothing modified ------------
+
+BAD = [
+    # (argv, exit code, text in the line)
+    (["rewrap", "{tmp}/missing"], 1, "missing: no such file or directory"),
+    (["rewrap", "{data}", "{tmp}/missing"], 1, "missing: no such file or directory"),
+    (["rewrap", "{junk}"], 0, "no envelope found under"),
+    (["rewrap", "/proc/self/mem"], 1,
+     "1 file could not be rewrapped (first: /proc/self/mem: cannot read:"
+     " Input/output error)"),
+    (["rewrap", "--keyring", "nosuch", "{data}"], 1, "no keyring 'nosuch'"),
+    (["rewrap", "--keyring", "bad name!", "{data}"], 1, "invalid keyring name"),
+    (["verify", "{tmp}/missing"], 2, "verify cannot run: {tmp}/missing: no such file"),
+    (["verify", "{junk}"], 1, "no envelope found under"),
+    (["verify", "/proc/self/mem"], 1, "1 of 1 envelopes are not valid (unreadable 1)"),
+    (["verify", "--expect", "backup_id", "{data}"], 2,
+     "bad --expect 'backup_id': expected KEY=VALUE"),
+    (["verify", "--expect", "=b1", "{data}"], 2, "bad --expect '=b1'"),
+    (["verify", "--expect", "a=1", "--expect", "a=2", "{data}"], 2, "given twice"),
+    (["verify", "--expect", "bad key!=1", "{data}"], 2, "invalid context key"),
+    (["rekey", "nosuch"], 1, "no keyring 'nosuch'"),
+    (["rekey", "bad name!"], 1, "invalid keyring name"),
+    (["rekey", RING, "--rewrap", "{tmp}/missing"], 1, "no such file or directory"),
+    (["key", "retire", RING, "abc"], 1, "bad VERSION 'abc'"),
+    (["key", "retire", RING, "0"], 1, "bad VERSION '0'"),
+    (["key", "retire", RING, "1.5"], 1, "bad VERSION '1.5'"),
+    (["key", "retire", RING, "99999999999"], 1, "bad VERSION"),
+    (["key", "retire", RING, "9"], 1, "keyring 'kr' has no version 9"),
+    (["key", "retire", RING, "2"], 1, "version 2 of 'kr' is the active version"),
+    (["key", "retire", "nosuch", "1"], 1, "no keyring 'nosuch'"),
+    (["key", "reinstate", RING, "1"], 1, "version 1 of 'kr' is already decrypt-only"),
+    (["key", "destroy", RING, "1", "--force"], 1,
+     "cannot go from decrypt-only to destroyed"),
+    (["key", "destroy", RING, "2", "--force"], 1, "is the active version"),
+    (["key", "destroy", RING, "x", "--force"], 1, "bad VERSION 'x'"),
+    (["keyring", "create", RING], 1, "keyring 'kr' already exists"),
+]
+
+
+@pytest.mark.parametrize("argv,code,text", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_input(env, argv, code, text):
+    fill = {"tmp": env.tmp, "data": env.data, "junk": env.junk}
+    argv = [a.format(**fill) for a in argv]
+    before = env.digest()
+    got, out, err = env.run(*argv, "-f", "json") if argv[0] != "verify" else \
+        env.run(*argv)
+    assert got == code, err
+    assert text.format(**fill) in one_line(err)
+    assert env.digest() == before
+    if code == 2 or argv[0] in ("key", "rekey", "keyring") or (
+            argv[0] == "rewrap" and code == 1 and "/proc" not in argv[-1]):
+        assert out == ""
+
+
+def test_store_unreachable(env):
+    os.chmod(env.repo, 0o755)  # the file store refuses a non-private repo
+    before = env.digest()
+    code, out, err = env.run("verify", str(env.data))
+    assert (code, out) == (2, "")
+    assert "verify cannot run: refusing key repository" in one_line(err)
+    for argv in (["rewrap", str(env.data)], ["rekey", RING],
+                 ["key", "retire", RING, "1"]):
+        code, out, err = env.run(*argv)
+        assert code == 1 and "refusing key repository" in one_line(err)
+    assert env.digest() == before
+
+
+def test_destroy_refusals(env):
+    env.store.set_state(RING, 1, "retired")
+    before = env.digest()
+    code, out, err = env.run("key", "destroy", RING, "1")
+    assert code == 1
+    assert "without --scan PATH" in one_line(err)
+    code, out, err = env.run("key", "destroy", RING, "1", "--scan", str(env.data))
+    assert code == 1
+    line = one_line(err)
+    assert "found 4 envelopes under it: " in line
+    assert line.count(str(env.data)) == 4
+    code, out, err = env.run("key", "destroy", RING, "1", "--scan", str(env.tmp / "nope"))
+    assert code == 1 and "no such file or directory" in one_line(err)
+    assert env.digest() == before
+    assert env.store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
+
+
+def test_destroy_refusal_names_at_most_ten_paths(env):
+    sealer = Sealer(env.store, keyring=RING)
+    many = env.tmp / "many"
+    many.mkdir()
+    env.store.rotate(RING)
+    for i in range(25):
+        (many / ("m%02d" % i)).write_bytes(sealer.seal({}, {"backup_id": str(i)}))
+    env.store.rotate(RING)
+    env.store.set_state(RING, 3, "retired")
+    code, out, err = env.run("key", "destroy", RING, "3", "--scan", str(many))
+    line = one_line(err)
+    assert code == 1 and "found 25 envelopes under it" in line
+    assert line.count(str(many)) == 10 and ", ...;" in line
+
+
+# -- what the commands do -------------------------------------------------------
+
+def test_rekey_prints_the_new_version(env):
+    code, out, err = env.run("rekey", RING, "-f", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    ring = env.store.get_keyring(RING)
+    assert data == {"keyring": RING, "version": 3, "previous_version": 2,
+                    "key_id": ring.version(3).key_id.hex()}
+    assert ring.active.number == 3
+    assert ring.version(2).state is kr.KeyState.DECRYPT_ONLY
+
+
+def test_rekey_with_rewrap(env):
+    code, out, err = env.run("rekey", RING, "--rewrap", str(env.data), "-f", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["version"], data["rewrapped"], data["already_current"],
+            data["failed"]) == (3, 6, 0, 0)
+    assert data["active_versions"] == {RING: 3}
+    opener = Sealer(env.store, keyring=RING)
+    for path, context in env.contexts.items():
+        raw = open(path, "rb").read()
+        assert inspect(raw).key_version == 3
+        opener.open(raw, context)
+
+
+def test_rewrap_then_verify(env):
+    code, out, err = env.run("rewrap", str(env.data), str(env.junk), "-f", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["rewrapped"], data["already_current"], data["skipped"],
+            data["failed"]) == (4, 2, 2, 0)
+    assert sorted(f["path"] for f in data["skipped_files"]) == sorted(
+        str(p) for p in env.junk.iterdir())
+    digest = env.digest()
+    code, out, err = env.run("rewrap", str(env.data), "-f", "json")
+    assert json.loads(out)["already_current"] == 6 and env.digest() == digest
+    code, out, err = env.run("verify", str(env.data), "--expect", "backup_id=b0",
+                             "-f", "json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["summary"]["counts"]["valid"] == 1
+    assert report["summary"]["counts"]["context-mismatch"] == 5
+    assert "5 of 6 envelopes are not valid (context-mismatch 5)" in one_line(err)
+    code, out, err = env.run("verify", str(env.data), "-f", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["summary"]["all_valid"] is True
+    assert env.digest() == digest  # verify never writes
+
+
+def test_verify_table(env):
+    code, out, err = env.run("verify", str(env.data))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["PATH", "STATUS", "KEYRING", "VERSION", "REASON"]
+    rows = [line.split() for line in lines if line.startswith(str(env.data))]
+    assert len(rows) == 6 and {r[1] for r in rows} == {"valid"}
+    assert lines[-1].startswith("6 envelopes, 0 skipped: valid 6, invalid 0")
+    assert any(line.split()[:3] == ["kr", "1", "decrypt-only"] for line in lines)
+
+
+def test_verify_json_is_stable(env):
+    outs = [env.run("verify", str(env.data), "-f", "json")[1] for _ in range(2)]
+    assert outs[0] == outs[1]
+    assert outs[0] == json.dumps(json.loads(outs[0]), sort_keys=True, indent=2) + "\n"
+
+
+def test_key_lifecycle(env):
+    code, out, err = env.run("key", "retire", RING, "1", "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["state"] == "retired"
+    code, out, _ = env.run("verify", str(env.data), "-f", "json")
+    assert code == 1 and json.loads(out)["summary"]["counts"]["retired-key"] == 4
+    code, out, err = env.run("key", "reinstate", RING, "1", "-f", "json")
+    assert code == 0 and json.loads(out)["state"] == "decrypt-only"
+    assert env.run("rewrap", str(env.data))[0] == 0
+    assert env.run("key", "retire", RING, "1")[0] == 0
+    code, out, err = env.run("key", "destroy", RING, "1", "--scan", str(env.data),
+                             str(env.junk), "-f", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["state"], data["scanned_envelopes"], data["envelopes_under_version"],
+            data["forced"]) == ("destroyed", 6, 0, False)
+    assert not (env.repo / RING / "v1.key").exists()
+    code, out, err = env.run("key", "reinstate", RING, "1")
+    assert code == 1 and "cannot go from destroyed" in one_line(err)
+
+
+def test_keyring_create_takes_the_lock(env):
+    url = "file://%s" % (env.tmp / "locks")  # the default, next to keys/
+    with coordination.Coordinator(url) as held, held.lock("newring"):
+        config = sm_cli.write_config(env.tmp / "c.conf",
+                                     coordination={"lock_timeout": "0.5"})
+        code, out, err = env.run("keyring", "create", "newring", config=config)
+        assert code == 1
+        assert "timed out after 0.5s waiting for the lock of keyring 'newring'" in one_line(err)
+        assert "newring" not in env.store.list_keyrings()
+    code, out, err = env.run("keyring", "create", "newring", "-f", "json", config=config)
+    assert code == 0, err
+    assert json.loads(out)["active_version"] == 1
+
+
+def test_state_changes_wait_for_the_lock(env):
+    """While another process holds the keyring's lock, rekey / retire /
+    destroy refuse after lock_timeout and change nothing."""
+    config = sm_cli.write_config(env.tmp / "c.conf",
+                                 coordination={"lock_timeout": "0.5"})
+    env.store.rotate(RING)
+    env.store.set_state(RING, 1, "retired")
+    before = env.digest()
+    url = "file://%s" % (env.tmp / "locks")
+    with coordination.Coordinator(url) as held, held.lock(RING):
+        for argv in (["rekey", RING], ["key", "retire", RING, "2"],
+                     ["key", "reinstate", RING, "1"],
+                     ["key", "destroy", RING, "1", "--force"]):
+            t0 = time.monotonic()
+            code, out, err = env.run(*argv, config=config)
+            assert code == 1 and "timed out after 0.5s" in one_line(err), argv
+            assert time.monotonic() - t0 >= 0.5
+        assert env.digest() == before
+    assert env.run("rekey", RING, config=config)[0] == 0
+
+
+@pytest.mark.parametrize("url,text", [
+    ("redis://127.0.0.1:{port}", "is unreachable (127.0.0.1:{port}: Connection refused)"),
+    ("file://{tmp}/data/e0/locks", "is unreachable (error opening file: Not a directory"),
+    ("nosuch://x", "unknown scheme 'nosuch'"),
+])
+def test_unreachable_backend_refuses_state_changes(env, url, text):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    fill = {"port": port, "tmp": env.tmp}
+    config = sm_cli.write_config(env.tmp / "c.conf",
+                                 coordination={"backend_url": url.format(**fill)})
+    env.store.set_state(RING, 1, "retired")
+    before = env.digest()
+    for argv in (["rekey", RING], ["key", "reinstate", RING, "1"],
+                 ["key", "destroy", RING, "1", "--force"],
+                 ["keyring", "create", "another"]):
+        code, out, err = env.run(*argv, config=config)
+        line = one_line(err)
+        assert code == 1 and text.format(**fill) in line, line
+        assert "no keyring state was changed" in line
+    assert env.digest() == before
+
+
+def test_rekey_race_file_backend(tmp_path):
+    """8 concurrent `sealedmeta rekey` processes over file:// while two
+    processes seal: one active version, contiguous numbers, everything
+    sealed meanwhile opens."""
+    result = sm_cli.rekey_race(tmp_path, config=None, processes=8)
+    assert result["versions"] == list(range(2, 10))
+    print("\nrekey race (%s): %r" % ("file", result))
+
+
+# -- logging and output -----------------------------------------------------------
+
+def test_oslo_log_file_and_one_line_errors(env):
+    log_file = env.tmp / "sealedmeta.log"
+    config = sm_cli.write_config(env.tmp / "c.conf",
+                                 DEFAULT={"log_file": str(log_file)})
+    code, out, err = env.run("rekey", RING, "-f", "json", config=config)
+    assert code == 0, err
+    json.loads(out)  # stdout holds the result only
+    text = log_file.read_text()
+    assert "rotated keyring kr: version 3" in text
+    assert " INFO sealedmeta.admin " in text  # oslo.log's format
+    code, out, err = env.run("key", "retire", RING, "3", config=config)
+    assert (code, out) == (1, "")
+    assert one_line(err) == ("sealedmeta: version 3 of 'kr' is the active version;"
+                             " rekey first")
+    assert "is the active version" in log_file.read_text()
+
+
+def test_bad_log_config_is_one_line(env):
+    config = sm_cli.write_config(env.tmp / "c.conf",
+                                 DEFAULT={"log_file": str(env.tmp / "no" / "dir" / "x.log")})
+    code, out, err = env.run("keyring", "list", config=config)
+    assert code == 1 and "cannot set up logging" in one_line(err)
+
+
+def _run_on_pty(argv, tmp_path, repo):
+    master, slave = pty.openpty()
+    proc = sm_cli.start(argv, tmp_path, repo, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    return proc.returncode, out.decode(), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_only_on_a_terminal(env):
+    env.store.rotate(RING)
+    code, out, tty_err = _run_on_pty(["rewrap", str(env.data), "-f", "json"],
+                                     env.tmp, env.repo)
+    assert code == 0
+    assert json.loads(out)["rewrapped"] == 6
+    assert "rewrap [" in tty_err and "6/6" in tty_err
+    env.store.rotate(RING)
+    code, out, err = env.run("rewrap", str(env.data), "-f", "json")
+    assert (code, err) == (0, "")  # not a terminal: quiet
+
+
+def test_help_lists_the_new_commands(env):
+    code, out, err = env.run("--help")
+    assert code == 0
+    for name in ("rekey", "rewrap", "verify", "key retire", "key reinstate",
+                 "key destroy"):
+        assert name in out

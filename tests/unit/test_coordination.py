@@ -1,0 +1,298 @@
+"""sealedmeta.coordination and sealedmeta.admin over the file:// backend."""
+
+import contextlib
+import socket
+import threading
+import time
+
+import pytest
+from oslo_config import cfg
+
+from sealedmeta import admin
+from sealedmeta import conf as sm_conf
+from sealedmeta import coordination
+from sealedmeta import exceptions
+from sealedmeta import keyring as kr
+
+RING = "cinder-backup"
+
+
+@pytest.fixture
+def coord(tmp_path):
+    with coordination.Coordinator("file://%s" % (tmp_path / "locks"),
+                                  lock_timeout=5) as c:
+        yield c
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Recorder:
+    """Store proxy and coordinator in one, recording the order of events."""
+
+    def __init__(self, store):
+        self.store = store
+        self.events = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.store, name)
+
+        def call(*args, **kwargs):
+            self.events.append(name)
+            return attr(*args, **kwargs)
+        return call
+
+    @contextlib.contextmanager
+    def lock(self, keyring):
+        self.events.append("lock")
+        yield
+        self.events.append("unlock")
+
+
+class FailingCoordinator:
+    @contextlib.contextmanager
+    def lock(self, keyring):
+        raise coordination.CoordinationError("backend down")
+        yield  # pragma: no cover
+
+
+# -- the lock itself -----------------------------------------------------------
+
+def test_lock_excludes_other_members(tmp_path, coord):
+    other = coordination.Coordinator(coord.backend_url, lock_timeout=0.3)
+    try:
+        with coord.lock(RING):
+            t0 = time.monotonic()
+            with pytest.raises(coordination.CoordinationError,
+                               match="timed out after 0.3s waiting for the lock"
+                                     " of keyring 'cinder-backup'"):
+                with other.lock(RING):
+                    pass
+            assert time.monotonic() - t0 >= 0.29
+            with other.lock("another-ring"):  # one lock per keyring
+                pass
+        with other.lock(RING):  # released
+            pass
+    finally:
+        other.stop()
+
+
+def test_lock_serialises_threads_of_two_coordinators(tmp_path, coord):
+    other = coordination.Coordinator(coord.backend_url, lock_timeout=10)
+    inside = []
+    overlaps = []
+
+    def work(c):
+        for _ in range(20):
+            with c.lock(RING):
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                time.sleep(0.001)
+                inside.pop()
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in (coord, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.stop()
+    assert overlaps == []
+
+
+def test_unknown_scheme_is_one_clear_error():
+    with pytest.raises(coordination.CoordinationError,
+                       match="unknown scheme 'nosuch'.*no keyring state was changed"):
+        with coordination.Coordinator("nosuch://x").lock(RING):
+            pass
+
+
+def test_unreachable_redis_fails_fast():
+    c = coordination.Coordinator("redis://127.0.0.1:%d" % closed_port())
+    t0 = time.monotonic()
+    with pytest.raises(coordination.CoordinationError, match="is unreachable"):
+        with c.lock(RING):
+            pass
+    assert time.monotonic() - t0 < coordination.PROBE_TIMEOUT
+
+
+def test_file_backend_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    c = coordination.Coordinator("file://%s/locks" % blocker)
+    with pytest.raises(coordination.CoordinationError,
+                       match="is unreachable.*Not a directory"):
+        with c.lock(RING):
+            pass
+
+
+def test_redact_hides_the_password():
+    assert coordination.redact("redis://u:secret@h:1?db=2") == "redis://u:***@h:1?db=2"
+    assert coordination.redact("redis://h:1") == "redis://h:1"
+    c = coordination.Coordinator("redis://:secret@127.0.0.1:%d" % closed_port())
+    with pytest.raises(coordination.CoordinationError) as info:
+        with c.lock(RING):
+            pass
+    assert "secret" not in str(info.value)
+
+
+def test_bad_keyring_name_is_refused(coord):
+    with pytest.raises(exceptions.InvalidMetadata):
+        with coord.lock("../etc"):
+            pass
+
+
+def test_default_backend_url_is_next_to_the_key_repository(tmp_path):
+    conf = cfg.ConfigOpts()
+    sm_conf.register_opts(conf)
+    conf(args=[])
+    conf.set_override("key_repository", str(tmp_path / "state" / "keys"),
+                      group="sealedmeta")
+    assert sm_conf.backend_url(conf) == "file://%s" % (tmp_path / "state" / "locks")
+    conf.set_override("backend_url", "redis://h:1", group="coordination")
+    assert sm_conf.backend_url(conf) == "redis://h:1"
+    c = coordination.Coordinator.from_config(conf)
+    assert c.backend_url == "redis://h:1" and c.lock_timeout == 30.0
+
+
+# -- admin: every change under the lock, on a fresh read ----------------------
+
+def test_rekey_locks_then_rereads_then_rotates(store, ring):
+    rec = Recorder(store)
+    result = admin.rekey(rec, RING, rec)
+    assert rec.events == ["lock", "get_keyring", "rotate", "unlock"]
+    assert (result.previous.number, result.version.number) == (1, 2)
+    states = {v.number: v.state for v in store.get_keyring(RING).versions}
+    assert states == {1: kr.KeyState.DECRYPT_ONLY, 2: kr.KeyState.ACTIVE}
+
+
+def test_state_changes_lock_then_reread(store, ring):
+    store.rotate(RING)
+    for func, state in ((admin.retire, "retired"),
+                        (admin.reinstate, "decrypt-only"),
+                        (admin.retire, "retired")):
+        rec = Recorder(store)
+        assert func(rec, RING, 1, rec).state.value == state
+        assert rec.events == ["lock", "get_keyring", "set_state", "unlock"]
+    rec = Recorder(store)
+    admin.destroy(rec, RING, 1, rec, force=True)
+    assert rec.events == ["get_keyring", "lock", "get_keyring", "set_state",
+                          "unlock"]
+    assert store.get_keyring(RING).version(1).state is kr.KeyState.DESTROYED
+
+
+def test_create_keyring_under_the_lock(store):
+    rec = Recorder(store)
+    ring = admin.create_keyring(rec, "new-ring", rec)
+    assert rec.events == ["lock", "get_keyring", "create_keyring", "unlock"]
+    assert ring.active.number == 1
+    with pytest.raises(exceptions.KeyringExists):
+        admin.create_keyring(store, "new-ring", coordination.NoCoordination())
+
+
+def test_unreachable_coordinator_changes_nothing(store, ring):
+    store.rotate(RING)
+    before = store.get_keyring(RING)
+    for call in (lambda: admin.rekey(store, RING, FailingCoordinator()),
+                 lambda: admin.retire(store, RING, 1, FailingCoordinator()),
+                 lambda: admin.create_keyring(store, "other", FailingCoordinator())):
+        with pytest.raises(coordination.CoordinationError):
+            call()
+    assert store.get_keyring(RING) == before
+    assert store.list_keyrings() == [RING]
+
+
+def test_transition_decided_on_the_state_read_under_the_lock(store, ring):
+    """Another admin reinstates the version between the scan and the lock:
+    the destruction is refused on the fresh state."""
+    store.rotate(RING)
+    store.set_state(RING, 1, "retired")
+
+    class Meddling:
+        @contextlib.contextmanager
+        def lock(self, keyring):
+            store.set_state(RING, 1, "decrypt-only")
+            yield
+
+    with pytest.raises(exceptions.InvalidTransition,
+                       match="cannot go from decrypt-only to destroyed"):
+        admin.destroy(store, RING, 1, Meddling(), force=True)
+    assert store.get_keyring(RING).version(1).state is kr.KeyState.DECRYPT_ONLY
+
+
+def test_invalid_transitions(store, ring, coord):
+    store.rotate(RING)
+    cases = [
+        (lambda: admin.retire(store, RING, 2, coord), "active version; rekey first"),
+        (lambda: admin.retire(store, RING, 7, coord), "has no version 7"),
+        (lambda: admin.reinstate(store, RING, 1, coord),
+         "already decrypt-only"),
+        (lambda: admin.destroy(store, RING, 1, coord, force=True),
+         "cannot go from decrypt-only to destroyed"),
+        (lambda: admin.destroy(store, RING, 2, coord, force=True),
+         "active version"),
+        (lambda: admin.retire(store, RING, 0, coord), "bad version 0"),
+        (lambda: admin.retire(store, RING, "1", coord), "bad version '1'"),
+    ]
+    before = store.get_keyring(RING)
+    for call, message in cases:
+        with pytest.raises(exceptions.InvalidTransition, match=message):
+            call()
+    assert store.get_keyring(RING) == before
+    with pytest.raises(exceptions.NoSuchKeyring):
+        admin.rekey(store, "missing", coord)
+
+
+def test_destroy_needs_a_scan_or_force(store, ring, coord, tmp_path):
+    store.rotate(RING)
+    store.set_state(RING, 1, "retired")
+    with pytest.raises(admin.DestroyRefused):
+        admin.destroy(store, RING, 1, coord)
+    assert store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = admin.destroy(store, RING, 1, coord, scan=[str(empty)])
+    assert (result.version.state, result.scanned, result.in_use) == (
+        kr.KeyState.DESTROYED, 0, 0)
+
+
+def test_destroy_refused_while_envelopes_are_under_the_version(
+        store, ring, coord, tmp_path):
+    from sealedmeta import Sealer
+    sealer = Sealer(store, keyring=RING, cache_ttl=0)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    for i in range(12):
+        (backups / ("old-%02d" % i)).write_bytes(
+            sealer.seal({"i": i}, {"backup_id": str(i)}))
+    store.rotate(RING)
+    (backups / "new").write_bytes(sealer.seal({}, {"backup_id": "new"}))
+    store.set_state(RING, 1, "retired")
+    with pytest.raises(admin.VersionInUse) as info:
+        admin.destroy(store, RING, 1, coord, scan=[str(backups)])
+    message = str(info.value)
+    assert "found 12 envelopes under it" in message
+    assert message.count(str(backups)) == admin.MAX_PATHS_SHOWN
+    assert message.endswith(", ...; rewrap them first")
+    assert len(info.value.paths) == 12
+    assert store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
+    # Forced: destroyed all the same, and the count is reported.
+    result = admin.destroy(store, RING, 1, coord, scan=[str(backups)], force=True)
+    assert (result.in_use, result.scanned, result.forced) == (12, 13, True)
+    assert store.get_keyring(RING).version(1).state is kr.KeyState.DESTROYED
+
+
+def test_destroy_refused_when_the_scan_cannot_read_a_file(store, ring, coord):
+    store.rotate(RING)
+    store.set_state(RING, 1, "retired")
+    # Tests run as root, so no chmod makes a file unreadable; reading
+    # /proc/self/mem at offset 0 fails with EIO for every user.
+    with pytest.raises(admin.VersionInUse,
+                       match="could not read 1 file.*/proc/self/mem"):
+        admin.destroy(store, RING, 1, coord, scan=["/proc/self/mem"])
+    assert store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED

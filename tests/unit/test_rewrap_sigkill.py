@@ -1,0 +1,153 @@
+"""SIGKILL the real ``sealedmeta rewrap`` at random moments over 2,000
+envelopes: after every kill each envelope opens with its context; a final
+rerun leaves them all under the active version, and one more changes
+nothing."""
+
+import os
+import random
+import signal
+import sys
+import time
+
+from sealedmeta import FileKeyStore
+from sealedmeta import Sealer
+from sealedmeta import armor
+from sealedmeta import envelope
+from sealedmeta import inspect
+
+from tests import sm_cli
+
+RING = "kr"
+DIRS, PER_DIR = 20, 100            # 2,000 envelopes
+WANTED_MID_RUN_KILLS = 20
+MAX_ATTEMPTS = 60
+TIME_BUDGET = 90.0                 # seconds for the kill loop
+MAX_WORK_BEFORE_KILL = 1.5         # seconds
+
+
+def make_tree(root, sealer):
+    """{path: (context, form)}; forms: raw, armour+newline, armour."""
+    expected = {}
+    for d in range(DIRS):
+        directory = root / ("d%02d" % d)
+        directory.mkdir(parents=True)
+        for i in range(PER_DIR):
+            n = d * PER_DIR + i
+            context = {"backup_id": "b%05d" % n, "volume_id": "v%d" % (n % 7)}
+            raw = sealer.seal({"n": n, "image": {"os_distro": "debian",
+                                                 "licence": "L%d" % n}}, context)
+            form = n % 3
+            data = (raw, (armor(raw) + "\n").encode(), armor(raw).encode())[form]
+            path = directory / ("e%05d" % n)
+            path.write_bytes(data)
+            expected[str(path)] = (context, form)
+    return expected
+
+
+def check_all(store, expected):
+    """Open every envelope with its context; {version: count}."""
+    opener = Sealer(store, keyring=RING)
+    versions = {}
+    for path, (context, form) in expected.items():
+        with open(path, "rb") as handle:
+            data = handle.read()
+        # The file keeps its form (raw / armour with or without newline).
+        assert data.startswith(envelope.MAGIC) == (form == 0), path
+        if form:
+            assert data.endswith(b"\n") == (form == 1), path
+        meta = opener.open(data, context)
+        assert meta["n"] == int(os.path.basename(path)[1:]), path
+        version = inspect(data).key_version
+        versions[version] = versions.get(version, 0) + 1
+    return versions
+
+
+def temp_files(root):
+    return sum(1 for _, _, files in os.walk(root) for f in files
+               if f.startswith(".tmp-"))
+
+
+def timed_run(argv, tmp_path, repo):
+    t0 = time.monotonic()
+    code, out, err = sm_cli.run(argv, tmp_path, repo)
+    assert code == 0, err
+    return time.monotonic() - t0
+
+
+def test_sigkill_rewrap_at_random_moments(tmp_path):
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    repo = tmp_path / "keys"
+    store = FileKeyStore(str(repo))
+    store.create_keyring(RING)
+    tree = tmp_path / "tree"
+    expected = make_tree(tree, Sealer(store, keyring=RING))
+    total = len(expected)
+    assert total == 2000
+
+    # How long a run takes: startup alone, and a full rewrap of everything.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    t_start = timed_run(["rewrap", str(empty)], tmp_path, repo)
+    store.rotate(RING)
+    t_full = timed_run(["rewrap", str(tree)], tmp_path, repo)
+    assert check_all(store, expected) == {2: total}
+
+    kills = mid_run = attempts = 0
+    deadline = time.monotonic() + TIME_BUDGET
+    log = []
+    versions = {2: total}
+    while (mid_run < WANTED_MID_RUN_KILLS and attempts < MAX_ATTEMPTS
+           and time.monotonic() < deadline):
+        attempts += 1
+        if attempts % 2 == 1:
+            store.rotate(RING)  # new work; even attempts resume the last one
+        active = store.get_keyring(RING).active.number
+        before = versions.get(active, 0)
+        if before == total:
+            continue
+        # A random moment between startup and the expected end of the run
+        # (at most MAX_WORK_BEFORE_KILL seconds of work, so a slow machine
+        # keeps the test short; resumed runs carry the kills further on).
+        expected_end = t_start + min(MAX_WORK_BEFORE_KILL,
+                                     (t_full - t_start) * (total - before) / total)
+        proc = sm_cli.start(["rewrap", str(tree)], tmp_path, repo)
+        delay = rng.uniform(0.8 * t_start, expected_end)
+        time.sleep(delay)
+        killed = proc.poll() is None
+        if killed:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+        if killed:
+            assert proc.returncode == -signal.SIGKILL
+        # Every envelope opens with its context, old or new.
+        versions = check_all(store, expected)
+        assert sum(versions.values()) == total
+        done = versions.get(active, 0) - before
+        if killed and 0 < done and versions.get(active, 0) < total:
+            mid_run += 1
+        log.append((round(delay, 3), killed, done))
+
+    figures = ("seed=%d envelopes=%d attempts=%d kills=%d mid_run_kills=%d"
+               " t_start=%.2fs t_full=%.2fs leftover_temp_files=%d"
+               % (seed, total, attempts, kills, mid_run, t_start, t_full,
+                  temp_files(tree)))
+    sys.stdout.write("\nSIGKILL test: %s\n" % figures)
+    assert kills >= 20, figures
+    assert mid_run >= WANTED_MID_RUN_KILLS, "%s %s" % (figures, log)
+
+    # The rerun finishes the job...
+    code, out, err = sm_cli.run(["rewrap", str(tree), "-f", "json"], tmp_path, repo)
+    assert code == 0, err
+    active = store.get_keyring(RING).active.number
+    assert check_all(store, expected) == {active: total}
+    # ...and running again changes nothing.
+    digest = sm_cli.tree_digest(tree)
+    code, out, err = sm_cli.run(["rewrap", str(tree), "-f", "value", "-c",
+                                 "already_current"], tmp_path, repo)
+    assert (code, out.strip()) == (0, str(total)), err
+    assert sm_cli.tree_digest(tree) == digest
+    # verify agrees (stray .tmp-* files of killed runs are skipped).
+    code, out, err = sm_cli.run(["verify", str(tree), "-f", "json"], tmp_path, repo)
+    assert code == 0, err
