@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+import warnings
 
 from cliff import app
 from cliff import commandmanager
@@ -99,7 +100,12 @@ class SealedMetaApp(app.App):
 
 
 def main(argv=None):
-    return SealedMetaApp().run(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if "--debug" not in argv:
+        # Libraries (eventlet under Cinder, tooz, ...) warn about their own
+        # deprecations on stderr; the console is for results and our errors.
+        warnings.simplefilter("ignore", DeprecationWarning)
+    return SealedMetaApp().run(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,234 @@
+"""What sealing adds to a Cinder backup and to a restore (warm key cache).
+
+    python benchmarks/cinder_overhead.py [--iterations N] [--json FILE]
+
+Needs cinder 29.x in the environment (``pip install 'sealedmeta[cinder]'``).
+Runs a real Cinder without services (SQLite in memory, fake:/ transport) and
+the real posix driver over a temporary directory, with a file key store.
+
+Figures (median and p95, microseconds; nothing is asserted):
+
+``seal_us``
+    what ``SealedMetadataMixin._backup_metadata`` adds to a backup: sealing
+    the volume's real ``volume_meta`` string (Glance metadata of a typical
+    image, user metadata, base metadata) into armour, bound to the backup.
+``open_us``
+    what the mixin adds to the restore of one backup: the object is already
+    read and parsed by Cinder's code; this is dearmour + authenticate +
+    decrypt + context check + payload check (``volume_meta.open_``).
+``judge_extra_us``
+    ``judge()`` (read the object, parse it, open the envelope) minus the stock
+    ``_read_metadata`` (read, parse) of the same object: the whole per-backup
+    cost on the restore path, measured through the driver.
+``backup_stock_ms`` / ``backup_sealed_ms``, ``restore_stock_ms`` /
+``restore_sealed_ms``
+    a whole backup / restore of a 320 KiB volume (5 chunks, zlib) through the
+    driver, stock class vs sealed class, for scale. These are noisy (file
+    I/O, SQLite); the figures above are what sealing costs.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+
+warnings.simplefilter("ignore")
+
+
+def setup(workdir):
+    from cinder import objects
+    objects.register_all()
+    import oslo_messaging
+    from oslo_config import cfg
+    from oslo_messaging import transport as om_transport
+
+    from cinder.backup import manager  # noqa: F401
+    from cinder.backup.drivers import posix  # noqa: F401
+    from cinder.db import migration
+    from cinder import rpc
+
+    conf = cfg.CONF
+    conf([], project="cinder", default_config_files=[])
+    conf.set_override("state_path", workdir)
+    conf.set_override("connection", "sqlite://", group="database")
+    conf.register_opts(om_transport._transport_opts)
+    conf.set_override("transport_url", "fake:/")
+    oslo_messaging.get_notification_transport(conf)
+    conf.set_override("driver", ["test"], group="oslo_messaging_notifications")
+    conf.set_override("backup_driver", "sealedmeta.cinder.posix.SealedPosixBackupDriver")
+    conf.set_override("backup_file_size", 64 * 1024)
+    conf.set_override("backup_sha_block_size_bytes", 4 * 1024)
+    conf.set_override("backup_enable_progress_timer", False)
+    conf.set_override("backup_posix_path", os.path.join(workdir, "backups"))
+    rpc.init(conf)
+    migration.db_sync()
+
+    import sealedmeta
+    from sealedmeta.cinder import posix as sealed_posix  # registers [sealedmeta]
+    keys = os.path.join(workdir, "keys")
+    sealedmeta.FileKeyStore(keys).create_keyring("cinder-backup")
+    conf.set_override("key_repository", keys, group="sealedmeta")
+    return conf, sealed_posix.SealedPosixBackupDriver, posix.PosixBackupDriver
+
+
+GLANCE = {
+    "image_id": "1b6a2f4e-7c0d-4b8e-9a3f-5d2c1e0f9a87",
+    "image_name": "ubuntu-24.04-server-cloudimg-amd64",
+    "checksum": "0f3c2b9a7d1e4f5a6b8c9d0e1f2a3b4c",
+    "container_format": "bare", "disk_format": "qcow2", "min_disk": "10",
+    "min_ram": "512", "size": "2361393152", "os_distro": "ubuntu",
+    "os_version": "24.04", "architecture": "x86_64", "hw_disk_bus": "virtio",
+    "billing_code_licence": "UBUNTU-PRO-0042", "licence_tier": "premium",
+}
+
+
+def median_p95(samples):
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
+
+
+def timed(fn, iterations, scale=1e6):
+    samples = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * scale)
+    return samples
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args(argv)
+
+    workdir = tempfile.mkdtemp(prefix="sealedmeta-cinder-bench-")
+    try:
+        conf, sealed_cls, stock_cls = setup(workdir)
+        from cinder import context
+        from cinder.db import api as db
+        from cinder.objects import fields
+        from cinder import objects
+        from sealedmeta.cinder import volume_meta as vm
+
+        ctxt = context.get_admin_context()
+        type_id = db.volume_type_get_by_name(ctxt, "__DEFAULT__")["id"]
+        volume = db.volume_create(ctxt, {
+            "size": 1, "status": "available", "volume_type_id": type_id,
+            "display_name": "bench", "project_id": "p", "user_id": "u",
+            "metadata": {"tier": "gold", "owner": "finance", "cost-centre": "4711"}})
+        for key, value in GLANCE.items():
+            db.volume_glance_metadata_create(ctxt, volume.id, key, value)
+        voldir = os.path.join(workdir, "volumes")
+        os.makedirs(voldir)
+        data = (uuid.uuid4().bytes * 4 + os.urandom(16)) * (5 * 64 * 1024 // 80 + 1)
+        data = data[:5 * 64 * 1024]
+
+        def volume_file(volume_id, content=None):
+            path = os.path.join(voldir, volume_id)
+            if content is not None:
+                with open(path, "wb") as handle:
+                    handle.write(content)
+            return path
+
+        src = volume_file(volume.id, data)
+
+        def make_backup(cls, service):
+            backup = objects.Backup(
+                context=ctxt, volume_id=volume.id, user_id="u", project_id="p",
+                status=fields.BackupStatus.CREATING, service=service, size=1,
+                metadata={})
+            backup.create()
+            with open(src, "rb") as handle:
+                cls(ctxt).backup(backup, handle)
+            backup.status = fields.BackupStatus.RESTORING
+            backup.save()
+            return backup
+
+        def restore(cls, backup):
+            """ms of one restore into a fresh target volume (row + file)."""
+            target = db.volume_create(ctxt, {
+                "size": 1, "status": "restoring-backup", "volume_type_id": type_id,
+                "project_id": "p", "user_id": "u"})
+            path = volume_file(target.id, bytes(len(data)))
+            with open(path, "r+b") as handle:
+                start = time.perf_counter()
+                cls(ctxt).restore(backup, target.id, handle, True)
+                elapsed = (time.perf_counter() - start) * 1e3
+            os.unlink(path)
+            return elapsed
+
+        sealed_driver = sealed_cls(ctxt)
+        sealer = sealed_driver.sealer
+        text = sealed_driver.get_metadata(volume.id)
+        backup_id = str(uuid.uuid4())
+        armour = vm.seal(sealer, text, backup_id, volume.id)   # warms the key cache
+        assert vm.open_(sealer, armour, backup_id, volume.id) == text
+
+        it = args.iterations
+        seal = timed(lambda: vm.seal(sealer, text, backup_id, volume.id), it)
+        opened = timed(lambda: vm.open_(sealer, armour, backup_id, volume.id), it)
+
+        sealed_backup = make_backup(sealed_cls, "sealedmeta.cinder.posix.SealedPosixBackupDriver")
+        stock_backup = make_backup(stock_cls, "cinder.backup.drivers.posix.PosixBackupDriver")
+        from cinder.backup import chunkeddriver
+        stock_read = timed(lambda: chunkeddriver.ChunkedBackupDriver._read_metadata(
+            sealed_driver, sealed_backup), it)
+        judge = timed(lambda: sealed_driver.judge(sealed_backup), it)
+
+        # Whole operations, stock and sealed interleaved so both see the same
+        # database size and page cache.
+        whole = max(20, it // 50)
+        backup_stock, backup_sealed, restore_stock, restore_sealed = [], [], [], []
+        for _ in range(whole):
+            backup_stock += timed(lambda: make_backup(
+                stock_cls, "cinder.backup.drivers.posix.PosixBackupDriver"), 1, 1e3)
+            backup_sealed += timed(lambda: make_backup(
+                sealed_cls, "sealedmeta.cinder.posix.SealedPosixBackupDriver"), 1, 1e3)
+            restore_stock.append(restore(stock_cls, stock_backup))
+            restore_sealed.append(restore(sealed_cls, sealed_backup))
+
+        figures = {
+            "volume_meta_bytes": len(text),
+            "armour_bytes": len(armour),
+            "iterations": it,
+            "seal_us": median_p95(seal),
+            "open_us": median_p95(opened),
+            "stock_read_metadata_us": median_p95(stock_read),
+            "judge_us": median_p95(judge),
+            "judge_extra_us": (statistics.median(judge) - statistics.median(stock_read),
+                               None),
+            "backup_stock_ms": median_p95(backup_stock),
+            "backup_sealed_ms": median_p95(backup_sealed),
+            "restore_stock_ms": median_p95(restore_stock),
+            "restore_sealed_ms": median_p95(restore_sealed),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        }
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    for name, value in figures.items():
+        if isinstance(value, tuple):
+            median, p95 = value
+            line = "%-24s median %9.1f" % (name, median)
+            if p95 is not None:
+                line += "   p95 %9.1f" % p95
+            print(line)
+        else:
+            print("%-24s %s" % (name, value))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(figures, handle, indent=2, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The ``[sealedmeta]`` options in Cinder's configuration, and the per-process
+Sealer of the sealed backup drivers. Imports nothing from Cinder."""
+
+import threading
+
+from oslo_config import cfg
+
+from sealedmeta import conf as sm_conf
+from sealedmeta import sealer as sm_sealer
+
+GROUP = sm_conf.GROUP
+
+FAIL = "fail"
+DROP = "drop"
+ON_INVALID = (FAIL, DROP)
+
+TRUST = "trust"
+DROP_GLANCE = "drop-glance"
+REJECT = "reject"
+LEGACY_BACKUPS = (TRUST, DROP_GLANCE, REJECT)
+
+cinder_opts = [
+    cfg.StrOpt("on_invalid", default=FAIL,
+               choices=[(FAIL, "refuse the restore (InvalidBackup) before any"
+                               " data is written"),
+                        (DROP, "restore the data, but none of the backup's"
+                               " metadata: the target volume's Glance metadata"
+                               " is cleared and it is marked not bootable")],
+               help="What a restore does with a backup whose sealed metadata"
+                    " cannot be trusted: it fails authentication, was sealed"
+                    " for another backup, or is missing or unsealed although"
+                    " the backup was made by a sealed driver."),
+    cfg.StrOpt("legacy_backups", default=TRUST,
+               choices=[(TRUST, "restore their metadata as the stock driver"
+                                " does, with a WARNING per restore"),
+                        (DROP_GLANCE, "restore their user metadata and name,"
+                                      " but no Glance metadata: the target's"
+                                      " Glance metadata is cleared and it is"
+                                      " marked not bootable"),
+                        (REJECT, "refuse to restore them (InvalidBackup)")],
+               help="What a restore does with a backup made before sealing"
+                    " (by the stock driver class, recorded in the backup's"
+                    " 'service' field) whose metadata is not sealed. Such"
+                    " metadata cannot be authenticated; 'sealedmeta cinder"
+                    " reseal' seals it from the Cinder database."),
+]
+
+
+def register_opts(conf):
+    """Register the ``[sealedmeta]`` options on *conf* (Cinder's CONF).
+
+    Only the ``[sealedmeta]`` group of :mod:`sealedmeta.conf` is registered:
+    its ``[coordination] backend_url`` collides with Cinder's own option of
+    that name (``DuplicateOptError``), and drivers never change key states,
+    which is all the coordination lock is for.
+    """
+    conf.register_opts(sm_conf.sealedmeta_opts, group=GROUP)
+    conf.register_opts(cinder_opts, group=GROUP)
+
+
+def list_opts():
+    """For oslo-config-generator, namespace ``sealedmeta.cinder``."""
+    return [(GROUP, sm_conf.sealedmeta_opts + cinder_opts)]
+
+
+_lock = threading.Lock()
+_sealers = {}
+
+
+def _cache_key(conf):
+    group = conf[GROUP]
+    return (id(conf),) + tuple(
+        (opt.dest, repr(group[opt.dest])) for opt in sm_conf.sealedmeta_opts)
+
+
+def get_sealer(conf):
+    """The process's Sealer for *conf*'s ``[sealedmeta]`` settings.
+
+    Built once with :meth:`Sealer.from_config` and kept, so its keyring cache
+    (``cache_ttl``) and keys serve every backup and restore of the process. A
+    changed setting (e.g. a reloaded configuration) builds a new one.
+    """
+    key = _cache_key(conf)
+    sealer = _sealers.get(key)
+    if sealer is None:
+        with _lock:
+            sealer = _sealers.get(key)
+            if sealer is None:
+                sealer = sm_sealer.Sealer.from_config(conf)
+                _sealers[key] = sealer
+    return sealer
+
+
+def clear_sealer_cache():
+    """Forget the cached Sealers (tests; after rotating a file key store by
+    hand). Closes their key stores."""
+    with _lock:
+        sealers = list(_sealers.values())
+        _sealers.clear()
+    for sealer in sealers:
+        try:
+            sealer.store.close()
+        except Exception:  # noqa: S110 - closing is best effort
+            pass

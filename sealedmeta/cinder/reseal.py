@@ -1,0 +1,321 @@
+"""Seal the metadata of Cinder backups made before sealing.
+
+A backup made by the stock driver class has a plain ``volume_meta`` in its
+``<prefix>_metadata`` object, which anyone who could edit the object may have
+changed. Resealing must not bless such a change, so the fields that carry
+privileges are taken from the Cinder DATABASE, not from the object:
+
+* the Glance section (``volume-glance-metadata``: image id, licence and
+  billing codes; its presence makes a restored volume bootable) is rebuilt
+  from the source volume's Glance metadata rows -- the live rows, or, for a
+  deleted source volume, the rows deleted together with it;
+* in the base section, ``encryption_key_id`` and ``volume_type_id`` are
+  those of the source volume's row.
+
+The rest (user metadata, display name and description) is kept from the
+object: the volume's owner can set those through the API anyway.
+
+Per backup the metadata object is checked first (it names this backup and
+volume; its chunk list matches the objects stored under the backup's
+prefix), then rewritten in place with ``volume_meta`` sealed -- atomically
+(temp file + rename) on the posix and NFS drivers, with one PUT on object
+stores -- read back and verified, and finally the backup's ``service`` is
+set to the configured sealed driver, so that a later plain ``volume_meta``
+is refused instead of taken for a legacy one. Nothing is added under the
+backup's prefix.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+
+from oslo_config import cfg
+
+from cinder.backup import chunkeddriver
+from cinder.backup.drivers import posix as stock_posix
+from cinder import context as cinder_context
+from cinder.db import api as db
+from cinder.db import models
+from cinder import exception
+from cinder import objects
+from cinder.objects import fields
+from sealedmeta import exceptions
+from sealedmeta.cinder import mixin
+from sealedmeta.cinder import volume_meta as vm
+
+CONF = cfg.CONF
+
+RESEALED = "resealed"
+WOULD_RESEAL = "would-reseal"
+ALREADY_SEALED = "already-sealed"
+SKIPPED = "skipped"
+FAILED = "failed"
+
+TEMP_PREFIX = ".sealedmeta-reseal-"
+
+
+class CannotReseal(Exception):
+    """One backup cannot be resealed: the message says why."""
+
+
+class SetupError(exceptions.SealedMetaError):
+    """The reseal cannot run at all (configuration, driver)."""
+
+
+@dataclasses.dataclass
+class Result:
+    backup_id: str
+    volume_id: str
+    result: str
+    reason: str = None
+    glance: str = None   # where the sealed Glance metadata came from
+
+    def as_row(self):
+        return (self.backup_id, self.volume_id, self.result, self.glance, self.reason)
+
+
+COLUMNS = ("backup_id", "volume_id", "result", "glance", "reason")
+
+
+def load_driver(ctxt=None):
+    """An instance of the configured ``backup_driver``, which must be a
+    sealed driver class (it writes what it will read)."""
+    from cinder.backup import manager  # noqa: F401 - registers backup_driver
+    from oslo_utils import importutils
+    name = CONF.backup_driver
+    try:
+        cls = importutils.import_class(name)
+    except Exception as exc:  # ImportError, AttributeError, a driver's own
+        raise SetupError("cannot import backup_driver %s: %s" % (name, exc)) from None
+    if not (isinstance(cls, type) and issubclass(cls, mixin.SealedMetadataMixin)):
+        raise SetupError(
+            "backup_driver %s is not a sealed driver class; set backup_driver to"
+            " one of sealedmeta.cinder's (e.g. sealedmeta.cinder.posix."
+            "SealedPosixBackupDriver) in the configuration given: reseal writes"
+            " metadata only that driver can read" % name)
+    ctxt = ctxt or cinder_context.get_admin_context()
+    try:
+        driver = cls(ctxt)
+        # Swift connects only for a request context with a user; reseal runs
+        # with the service's own credentials (backup_swift_auth = single_user).
+        if hasattr(driver, "initialize") and not hasattr(driver, "conn"):
+            driver.initialize()
+    except Exception as exc:
+        raise SetupError("cannot set up backup_driver %s: %s" % (name, exc)) from None
+    return driver
+
+
+def source_volume(ctxt, volume_id):
+    """The source volume's row, deleted or not; CannotReseal when purged."""
+    try:
+        return db.volume_get(ctxt.elevated(read_deleted="yes"), volume_id)
+    except exception.VolumeNotFound:
+        raise CannotReseal(
+            "source volume %s is not in the database (purged): its Glance metadata"
+            " cannot be taken from the database" % volume_id) from None
+
+
+def glance_from_db(ctxt, volume):
+    """The source volume's Glance metadata as the database has it (a dict,
+    empty when none): its live rows, or those deleted with the volume."""
+    if not volume.deleted:
+        try:
+            rows = db.volume_glance_metadata_get(ctxt, volume.id)
+        except exception.GlanceMetadataNotFound:
+            rows = []
+    else:
+        reader = ctxt.elevated(read_deleted="yes")
+        with db.main_context_manager.reader.using(reader):
+            rows = [row for row in
+                    db.model_query(reader, models.VolumeGlanceMetadata,
+                                   read_deleted="yes")
+                    .filter_by(volume_id=volume.id).all()
+                    if row.deleted_at == volume.deleted_at]
+    return {row.key: row.value for row in rows}
+
+
+def true_volume_meta(ctxt, backup, plain):
+    """(volume_meta text to seal, note on the Glance source) for *backup*
+    whose object holds the unsealed *plain* text (or None)."""
+    volume = source_volume(ctxt, backup.volume_id)
+    glance = glance_from_db(ctxt, volume)
+    if plain is None:
+        if not glance:
+            return None, "database: none"
+        meta = {"version": CONF.backup_metadata_version}
+    else:
+        meta = json.loads(plain)
+    if glance:
+        meta[vm.GLANCE_SECTION] = glance
+    else:
+        meta.pop(vm.GLANCE_SECTION, None)
+    base = meta.get(vm.BASE_SECTION)
+    if isinstance(base, dict):
+        base["encryption_key_id"] = volume.encryption_key_id
+        base["volume_type_id"] = volume.volume_type_id
+    note = "database: %d keys%s" % (len(glance), " (source volume deleted)"
+                                    if volume.deleted else "")
+    return json.dumps(meta), note
+
+
+def _check_object(driver, backup, obj):
+    if not isinstance(obj, dict):
+        raise CannotReseal("the metadata object is not a JSON object")
+    if obj.get("backup_id") != backup.id or obj.get("volume_id") != backup.volume_id:
+        raise CannotReseal(
+            "the metadata object names backup %r and volume %r, not this backup:"
+            " it was replaced" % (obj.get("backup_id"), obj.get("volume_id")))
+    listed = []
+    try:
+        for entry in obj["objects"]:
+            listed.extend(entry.keys())
+    except (KeyError, TypeError, AttributeError):
+        raise CannotReseal("the metadata object has no valid chunk list") from None
+    prune = {driver._metadata_filename(backup), driver._sha256_filename(backup)}
+    stored = [name for name in driver._generate_object_names(backup) if name not in prune]
+    if sorted(stored) != sorted(listed):
+        raise CannotReseal("the chunk list of the metadata object does not match"
+                           " the objects stored under the backup's prefix")
+
+
+def _posix_path(driver, backup):
+    return os.path.join(driver.backup_path, backup.container,
+                        driver._metadata_filename(backup))
+
+
+def _replace_posix(path, data):
+    """Atomic, durable replacement keeping the old file's owner and mode."""
+    st = os.stat(path)
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    try:
+        if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+            try:
+                os.fchown(fd, st.st_uid, st.st_gid)
+            except OSError as exc:
+                raise CannotReseal(
+                    "cannot give the new metadata object the owner of the old one"
+                    " (%s); run reseal as the backup service's user or root"
+                    % exc.strerror) from None
+        os.fchmod(fd, st.st_mode & 0o7777)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_object(driver, backup, data):
+    if isinstance(driver, stock_posix.PosixBackupDriver):  # posix, NFS, GlusterFS
+        _replace_posix(_posix_path(driver, backup), data)
+    else:  # one PUT replaces an object whole on Swift, S3 and GCS
+        with driver._get_object_writer(backup.container,
+                                       driver._metadata_filename(backup)) as writer:
+            writer.write(data)
+
+
+def _mark_sealed(backup, dry_run):
+    """Record the configured sealed driver as the backup's service."""
+    if backup.service != CONF.backup_driver and not dry_run:
+        backup.service = CONF.backup_driver
+        backup.save()
+
+
+def reseal_backup(driver, backup, dry_run=False):
+    """The :class:`Result` of resealing one backup (never raises for a
+    problem of that backup)."""
+    result = Result(backup.id, backup.volume_id, FAILED)
+    ctxt = driver.context
+    service = backup.service
+    if not (driver.is_legacy_service(service) or service == CONF.backup_driver):
+        result.result = SKIPPED
+        result.reason = "made by another backup driver (%s)" % service
+        return result
+    if backup.status != fields.BackupStatus.AVAILABLE:
+        result.result = SKIPPED
+        result.reason = "status %s: only available backups are resealed" % backup.status
+        return result
+    try:
+        try:
+            obj = chunkeddriver.ChunkedBackupDriver._read_metadata(driver, backup)
+        except ValueError:
+            raise CannotReseal("the metadata object is not valid JSON") from None
+        except Exception as exc:
+            raise CannotReseal("cannot read the metadata object: %s" % exc) from None
+        _check_object(driver, backup, obj)
+        current = obj.get("volume_meta")
+        if vm.is_sealed(current):
+            try:
+                vm.open_(driver.sealer, current, backup.id, backup.volume_id)
+            except exceptions.InvalidEnvelope as exc:
+                raise CannotReseal("its sealed metadata does not authenticate (%s);"
+                                   " not resealed" % exc) from None
+            except exceptions.SealedMetaError as exc:
+                raise CannotReseal("its sealed metadata cannot be opened: %s" % exc) from None
+            _mark_sealed(backup, dry_run)
+            result.result = ALREADY_SEALED
+            return result
+        problem = driver._plain_problem(current)
+        if problem is not None:
+            raise CannotReseal(problem)
+        text, result.glance = true_volume_meta(ctxt, backup, current)
+        try:
+            obj["volume_meta"] = vm.seal(driver.sealer, text, backup.id, backup.volume_id)
+        except exceptions.SealedMetaError as exc:
+            raise CannotReseal("cannot seal: %s" % exc) from None
+        if dry_run:
+            result.result = WOULD_RESEAL
+            return result
+        data = json.dumps(obj, sort_keys=True, indent=2).encode("utf-8")
+        try:
+            write_object(driver, backup, data)
+        except CannotReseal:
+            raise
+        except Exception as exc:
+            raise CannotReseal("cannot write the metadata object: %s" % exc) from None
+        _, verdict, _ = driver.judge(backup)
+        if verdict != mixin.SEALED:
+            raise CannotReseal("the rewritten metadata object does not read back sealed")
+        _mark_sealed(backup, dry_run)
+        result.result = RESEALED
+    except CannotReseal as exc:
+        result.result, result.reason = FAILED, str(exc)
+    except exception.CinderException as exc:
+        result.result, result.reason = FAILED, str(exc)
+    return result
+
+
+def select_backups(ctxt, backup_ids=None, all_backups=False):
+    """``(backups, results for ids not found)``."""
+    missing = []
+    if all_backups:
+        backups = list(objects.BackupList.get_all(ctxt))
+        return sorted(backups, key=lambda b: (str(b.created_at), b.id)), missing
+    backups = []
+    for backup_id in backup_ids or ():
+        try:
+            backups.append(objects.Backup.get_by_id(ctxt, backup_id))
+        except exception.BackupNotFound:
+            missing.append(Result(backup_id, None, FAILED, "no such backup"))
+    return backups, missing
+
+
+def reseal(backup_ids=None, all_backups=False, dry_run=False, driver=None):
+    """Reseal the backups asked for; returns a list of :class:`Result`."""
+    driver = driver or load_driver()
+    backups, results = select_backups(driver.context, backup_ids, all_backups)
+    for backup in backups:
+        results.append(reseal_backup(driver, backup, dry_run=dry_run))
+    return results

@@ -1,0 +1,156 @@
+"""The cinder-metadata carrier under the admin CLI: ``sealedmeta verify`` and
+``sealedmeta rewrap`` over a real posix backup directory."""
+
+import json
+import logging
+
+import pytest
+from oslo_config import cfg
+
+import sealedmeta
+from sealedmeta import carriers
+from sealedmeta import exceptions
+from sealedmeta.cinder import carrier as cinder_carrier
+from sealedmeta.cinder import options
+from sealedmeta.cmd import main as sm_main
+
+from tests.cinder import helpers
+
+CONF = cfg.CONF
+
+
+def run_cli(capsys, *argv):
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        code = sm_main.SealedMetaApp().run(list(argv))
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def verify(capsys, keys, *extra):
+    code, out, err = run_cli(capsys, "--key-repository", keys.path, "verify",
+                             CONF.backup_posix_path, "-f", "json", *extra)
+    report = json.loads(out)
+    by_name = {}
+    for finding in report["envelopes"]:
+        by_name[finding["path"].rsplit("/", 1)[-1]] = finding
+    return code, report, by_name
+
+
+def _meta_name(backup):
+    return backup.service_metadata + "_metadata"
+
+
+def test_the_carrier_is_installed():
+    names = [c.name for c in carriers.load_carriers()]
+    assert "cinder-metadata" in names
+    assert names.index("cinder-metadata") < names.index("raw")
+
+
+def test_verify_finds_every_sealed_metadata_object(cloud, keys, capsys):
+    src = cloud.volume(glance=helpers.GLANCE)
+    backups = [cloud.backup(src), cloud.backup(cloud.volume())]
+    code, report, found = verify(capsys, keys)
+    assert code == 0
+    assert sorted(found) == sorted(_meta_name(b) for b in backups)
+    assert all(f["status"] == "valid" for f in found.values())
+    # chunks and sha256 files are skipped, not mistaken for envelopes
+    assert report["summary"]["skipped"] == 2 * (5 + 1)
+
+
+def test_verify_checks_the_context_against_the_objects_own_ids(cloud, keys, capsys):
+    src = cloud.volume(glance=helpers.GLANCE)
+    victim, donor = cloud.backup(src), cloud.backup(src)
+    obj = cloud.read_object(victim)
+    obj["volume_meta"] = cloud.read_object(donor)["volume_meta"]
+    cloud.write_object(victim, obj)
+
+    code, report, found = verify(capsys, keys)
+
+    assert code == 1
+    assert found[_meta_name(donor)]["status"] == "valid"
+    bad = found[_meta_name(victim)]
+    assert bad["status"] != "valid"
+    assert donor.id in bad["reason"] and victim.id in bad["reason"]
+
+
+def test_verify_reports_a_flipped_bit_and_an_unsealed_object(cloud, keys, capsys):
+    src = cloud.volume(glance=helpers.GLANCE)
+    flipped = cloud.backup(src)
+    legacy = cloud.backup(src, cls=helpers.stock_class())
+    obj = cloud.read_object(flipped)
+    obj["volume_meta"] = obj["volume_meta"][:-3] + "AAA"
+    cloud.write_object(flipped, obj)
+
+    code, report, found = verify(capsys, keys)
+
+    assert code == 1
+    assert found[_meta_name(flipped)]["status"] == "invalid"
+    unsealed = found[_meta_name(legacy)]
+    assert unsealed["status"] == "malformed"
+    assert "not sealed" in unsealed["reason"]
+
+
+def test_verify_expect_pairs_apply(cloud, keys, capsys):
+    src = cloud.volume(glance=helpers.GLANCE)
+    cloud.backup(src)
+    code, _, found = verify(capsys, keys, "--expect", "volume_id=%s" % src)
+    assert code == 0
+    code, _, found = verify(capsys, keys, "--expect", "volume_id=another")
+    assert code == 1
+    assert [f["status"] for f in found.values()] == ["context-mismatch"]
+
+
+def test_rewrap_after_rotation_changes_only_the_armour(cloud, keys, capsys):
+    src = cloud.volume(glance=helpers.GLANCE)
+    backup = cloud.backup(src)
+    before = cloud.raw_object(backup)
+    old_armour = cloud.read_object(backup)["volume_meta"]
+    keys.rotate("cinder-backup")
+
+    code, out, err = run_cli(capsys, "--key-repository", keys.path, "rewrap",
+                             CONF.backup_posix_path, "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["rewrapped"] == 1
+
+    after = cloud.raw_object(backup)
+    new_armour = cloud.read_object(backup)["volume_meta"]
+    assert sealedmeta.inspect(new_armour).key_version == 2
+    assert after == before.replace(old_armour.encode(), new_armour.encode())
+
+    # Cinder restores it, even with version 1 retired.
+    keys.set_state("cinder-backup", 1, "retired")
+    options.clear_sealer_cache()
+    target = cloud.new_target()
+    cloud.restore(backup, target)
+    assert cloud.glance(target) == helpers.GLANCE
+    assert cloud.data(target) == cloud.data(src)
+
+
+def test_carrier_sniffs_only_cinder_metadata_objects():
+    carrier = cinder_carrier.CinderMetadataCarrier()
+    head = b'{\n  "backup_description": null,\n  "backup_id": "x",'
+    assert carrier.sniff("/b/volume_x_backup_y_metadata", head)
+    assert not carrier.sniff("/b/volume_x_backup_y_sha256file", head)
+    assert not carrier.sniff("/b/volume_x_backup_y-00001", head)
+    assert not carrier.sniff("/b/notes_metadata", b"hello")
+    assert not carrier.sniff("/b/x_metadata", b"sealedmeta:AAAA")
+
+
+@pytest.mark.parametrize("data,match", [
+    (b'{"backup_id": "a", "backup_id": "b", "volume_id": "v"}', "duplicate"),
+    (b'{"backup_id": 1, "volume_id": "v", "volume_meta": "sealedmeta:AA"}', "strings"),
+    (b'[1, 2]', "not a JSON object"),
+    (b'{"backup_id": "a", "volume_id": "v", "volume_meta": "{}"}', "not sealed"),
+    (b'{"backup_id": "a", "volume_id": "v", "volume_meta": "sealedmeta:@@"}', "base64url"),
+])
+def test_carrier_refuses_malformed_objects(data, match):
+    carrier = cinder_carrier.CinderMetadataCarrier()
+    with pytest.raises(exceptions.MalformedEnvelope, match=match):
+        carrier.extract("/b/x_metadata", data)
