@@ -25,7 +25,10 @@ client would authenticate again for every call.
 
 import logging
 import os
+import random
+import threading
 import time
+import urllib.parse
 
 from barbicanclient import client as bc_client
 from barbicanclient import exceptions as bc_exc
@@ -60,6 +63,7 @@ GROUP = "barbican_store"
 PENDING = "pending"
 CONSUMER_SERVICE = "sealedmeta"
 CONSUMER_TYPE = "keyring"
+_ROTATE_ATTEMPTS = 10
 
 barbican_store_opts = [
     cfg.StrOpt("name_prefix", default="sealedmeta",
@@ -123,10 +127,10 @@ class _KeyManager(barbican_key_manager.BarbicanKeyManager):
 
     def __init__(self, conf, client):
         super().__init__(conf)
-        self._client = client
+        self._client_of = client     # a callable: the store's (lazy) client
 
     def _get_barbican_client(self, context):
-        return self._client
+        return self._client_of()
 
 
 def _auth_from_conf(conf, endpoint):
@@ -205,8 +209,14 @@ class BarbicanKeyStore(base.KeyStore):
             kwargs["region_name"] = conf.barbican.barbican_region_name
         if conf.barbican_store.noauth_project_id:
             kwargs["project_id"] = conf.barbican_store.noauth_project_id
-        self._client = bc_client.Client(**kwargs)
-        self._km = _KeyManager(conf, self._client)
+        # barbicanclient authenticates and discovers the API version when a
+        # Client is built: build it on first use, so that building the store
+        # never needs the servers (an agent may start while they are down)
+        # and failures come out as KeyStoreError like every other call.
+        self._client_kwargs = kwargs
+        self._client_obj = None
+        self._client_lock = threading.Lock()
+        self._km = _KeyManager(conf, lambda: self._client)
         self._ctx = _Context(self._auth)
         self._containers = {}   # keyring name -> container uuid
         self._secrets = {}      # (keyring, version) -> secret uuid
@@ -214,6 +224,24 @@ class BarbicanKeyStore(base.KeyStore):
     @classmethod
     def from_config(cls, conf):
         return cls(conf)
+
+    @property
+    def _client(self):
+        client = self._client_obj
+        if client is not None:
+            return client
+        with self._client_lock:
+            if self._client_obj is None:
+                for attempt in range(self._retries + 1):
+                    try:
+                        self._client_obj = bc_client.Client(**self._client_kwargs)
+                        break
+                    except Exception as exc:
+                        if attempt < self._retries and self._retryable(exc):
+                            time.sleep(0.2 * 2 ** attempt)
+                            continue
+                        raise self._error("connecting", exc) from None
+            return self._client_obj
 
     def __repr__(self):
         return "BarbicanKeyStore(%r)" % (self._endpoint or "catalog",)
@@ -235,18 +263,25 @@ class BarbicanKeyStore(base.KeyStore):
         while isinstance(exc, castellan_exc.KeyManagerError) and isinstance(
                 getattr(exc, "__context__", None), Exception):
             exc = exc.__context__
-        where = self._where()
+        where = "Barbican at %s" % self._where()
+        keystone = self._from_keystone(exc)
+        if keystone:
+            where = "Keystone at %s (authenticating for %s)" % (keystone, where)
         status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
         if isinstance(exc, (ks_exc.ConnectTimeout, ks_exc.RequestTimeout)) or (
                 isinstance(exc, ks_exc.ConnectFailure) and "timed out" in str(exc)):
             hint = ("timed out after %.1fs; is the service overloaded? see"
                     " [barbican_store] timeout" % self._conf.barbican_store.timeout)
         elif isinstance(exc, (ks_exc.ConnectFailure, ks_exc.DiscoveryFailure)):
-            hint = ("cannot connect; is Barbican (and Keystone) running and"
-                    " [barbican] barbican_endpoint / [key_manager] auth_url right?")
+            if keystone:
+                hint = "cannot connect; is Keystone running and [key_manager] auth_url right?"
+            else:
+                hint = ("cannot connect; is Barbican (and Keystone) running and"
+                        " [barbican] barbican_endpoint / [key_manager] auth_url"
+                        " right?")
         elif isinstance(exc, (ks_exc.Unauthorized, bc_exc.HTTPAuthError)) or status == 401:
             hint = ("credentials refused (401); check [key_manager] username,"
-                    " password, user and project domain")
+                    " password, project_name and the user and project domains")
         elif isinstance(exc, ks_exc.Forbidden) or status == 403:
             hint = ("access denied (403); the service user needs the member"
                     " (or creator) role on its project")
@@ -261,8 +296,23 @@ class BarbicanKeyStore(base.KeyStore):
                     " barbican_endpoint")
         else:
             hint = "%s%s" % (type(exc).__name__, " (%s)" % status if status else "")
-        return exceptions.KeyStoreError(
-            "Barbican at %s, %s: %s" % (where, what, hint))
+        return exceptions.KeyStoreError("%s, %s: %s" % (where, what, hint))
+
+    def _from_keystone(self, exc):
+        """Keystone's auth URL when *exc* came from a request to Keystone."""
+        auth_url = getattr(self._auth, "auth_url", None)
+        if not auth_url:
+            return None
+        keystone = urllib.parse.urlsplit(auth_url).netloc
+        barbican = urllib.parse.urlsplit(self._endpoint or "").netloc
+        if not keystone or keystone == barbican:
+            return None
+        url = getattr(exc, "url", None)
+        if url:
+            return auth_url if urllib.parse.urlsplit(url).netloc == keystone else None
+        # Connection errors carry the URL only in their text; it is looked at,
+        # never copied into the message.
+        return auth_url if "//%s/" % keystone in str(exc) else None
 
     def _is_not_found(self, exc):
         status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
@@ -371,11 +421,18 @@ class BarbicanKeyStore(base.KeyStore):
         """(KeyRing, raw version list incl. pending, container uuid)."""
         uuid, doc = self._container(name)
         raw = []
+        # Ascending version order matters: a rotation marks its new version
+        # active before it demotes older ones, so a reader going up the
+        # versions always meets at least one active version.
         for number, key_id, created, secret in self._entries(doc):
             meta = self._metadata(secret)
             if meta is None:
-                state = kr.KeyState.DESTROYED.value
-            elif meta.get("tombstone") == "1":
+                # The secret is gone: a pending secret its rotation withdrew
+                # (it lost a race or failed), or a destroyed version, which
+                # is known by its tombstone entry (listed before the secret
+                # is deleted). Either way not a version of its own.
+                continue
+            if meta.get("tombstone") == "1":
                 state = kr.KeyState.DESTROYED.value
             else:
                 state = meta.get("state")
@@ -521,22 +578,36 @@ class BarbicanKeyStore(base.KeyStore):
                                 version.state.value)
 
     def create_keyring(self, name):
+        """Create the container, then version 1.
+
+        Racing creates are settled like racing rotations: a create goes on
+        only if, once its container exists, it sees no other container of
+        that name; otherwise it removes its own and looks again after a
+        random delay (then finding the winner's, or none).
+        """
         envelope.check_keyring_name(name)
-        uuid, _ = self._container(name, required=False)
-        if uuid is not None:
-            raise exceptions.KeyringExists(
-                "keyring %r already exists in Barbican at %s" % (name, self._where()))
-        ref = self._write("creating keyring %r" % name, self._client.client.post,
-                          "containers", json={"type": "generic",
-                                              "name": self._container_name(name),
-                                              "secret_refs": []})
-        mine = _uuid(ref["container_ref"])
-        oldest = _uuid(self._find_containers(name)[0]["container_ref"])
-        if oldest != mine:  # a racing create won
+        for attempt in range(_ROTATE_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0.02, 0.05 * 2 ** min(attempt, 5)))
+            self._containers.pop(name, None)
+            uuid, _ = self._container(name, required=False)
+            if uuid is not None:
+                raise exceptions.KeyringExists(
+                    "keyring %r already exists in Barbican at %s"
+                    % (name, self._where()))
+            ref = self._write("creating keyring %r" % name, self._client.client.post,
+                              "containers", json={"type": "generic",
+                                                  "name": self._container_name(name),
+                                                  "secret_refs": []})
+            mine = _uuid(ref["container_ref"])
+            if all(_uuid(c["container_ref"]) == mine
+                   for c in self._find_containers(name)):
+                break
             self._write("removing a duplicate container", self._client.client.delete,
                         "containers/%s" % mine)
-            raise exceptions.KeyringExists(
-                "keyring %r was created concurrently by another process" % name)
+        else:
+            raise exceptions.KeyStoreError(
+                "could not create keyring %r: other creates kept racing" % name)
         self._containers[name] = mine
         key = os.urandom(crypto.KEY_SIZE)
         created = kr.now()
@@ -556,7 +627,22 @@ class BarbicanKeyStore(base.KeyStore):
         return self.get_keyring(name)
 
     def rotate(self, name):
-        for _ in range(5):
+        """Add a new version (pending, claimed, then active).
+
+        Racing rotations (no coordination lock) are settled by the
+        container: a rotation lists its new version as pending under number
+        N, re-reads the container, and goes on only if it is the *sole*
+        claimant of N; otherwise it withdraws and tries again later with a
+        random delay. Of two claimants of N, the one that re-read first
+        either saw the other (and withdrew) or was listed before the other
+        listed, so the other sees it and withdraws: at most one claimant of
+        N ever becomes active, and a version is never used before it has
+        won. Concurrent winners of different numbers are resolved as
+        everywhere else: the highest active version is the active one.
+        """
+        for attempt in range(_ROTATE_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0.02, 0.05 * 2 ** min(attempt, 5)))
             ring, raw, container = self._load(name)
             self._repair(name, ring, raw)
             number = max(n for n, *_ in raw) + 1
@@ -564,18 +650,24 @@ class BarbicanKeyStore(base.KeyStore):
             key_id = crypto.key_id(key)
             created = kr.now()
             secret = self._store_version(name, container, number, key, PENDING, created)
-            _, raw_after, _ = self._load(name)
-            claimants = sorted((k.hex(), s) for n, k, c, s, st in raw_after if n == number)
-            if claimants and claimants[0][1] != secret:
-                # A racing rotation took this number and wins; step back and retry.
+            # The claim: the container alone (one request, so the window in
+            # which two claimants can miss each other stays short). Any other
+            # entry of this number is a rival, whatever its state.
+            doc = self._read("reading keyring %r" % name, self._client.client.get,
+                             "containers/%s" % container)
+            if any(n == number and s != secret for n, k, c, s in self._entries(doc)):
+                # Another rotation claims this number too: step back.
                 self._unlist(container, _entry_name(kr.KeyVersion(
                     number, key_id, kr.KeyState.ACTIVE, created)), secret)
                 self._forget_secret(secret)
                 continue
             self._set_state(secret, name, number, key_id, created,
                             kr.KeyState.ACTIVE.value)
+            # Demote only older actives: a newer active (a concurrent
+            # rotation that won a higher number) wins over this one.
+            ring, raw_after, _ = self._load(name)
             for n, k, c, s, st in raw_after:
-                if st == kr.KeyState.ACTIVE.value and n != number:
+                if st == kr.KeyState.ACTIVE.value and n < number:
                     self._set_state(s, name, n, k, c, kr.KeyState.DECRYPT_ONLY.value)
             return self.get_keyring(name).version(number)
         raise exceptions.KeyStoreError(

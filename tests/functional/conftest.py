@@ -1,0 +1,666 @@
+"""Fixtures of the functional tests that run against REAL servers.
+
+Barbican (alone, and behind a real Keystone) is started on 127.0.0.1 by
+``tools/dev-openstack`` once per test session, in scratch directories under
+pytest's base temporary directory, and stopped when the session ends. A
+server that cannot start makes every test that needs it fail with the tool's
+output (it prints the end of the server log): nothing is ever skipped.
+
+Both modes are started in parallel, and only when a collected test needs
+them. Helpers the tests use are attributes of the fixtures (this directory
+is not a package, so there is no helper module to import):
+
+* ``barbican_noauth`` / ``barbican_keystone`` -> :class:`DevOpenStack`;
+  ``barbican`` is the same, parametrized over both modes;
+* ``agents`` -> :class:`Agents`: long-running Python processes, each holding
+  its own key store object and :class:`sealedmeta.Sealer` (its own cache),
+  driven over stdin/stdout with one JSON object per line;
+* ``sealedmeta_cli`` -> runs the ``sealedmeta`` console script.
+"""
+
+import base64
+import configparser
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEV_OPENSTACK = os.path.join(TOP, "tools", "dev-openstack")
+MODES = ("noauth", "keystone")
+# Lines of dev-openstack's own readiness probes in the access logs.
+PROBE_AGENT = "sealedmeta-dev-openstack"
+ACCESS_RE = re.compile(r'"(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) ')
+START_TIMEOUT = 300      # seconds for a `start` (includes a one-off venv build)
+AGENT_TIMEOUT = 120      # seconds for one agent request
+
+
+def _local_only():
+    """Keep every HTTP client of this process and its children off any
+    configured proxy: the servers are on 127.0.0.1."""
+    for var in ("no_proxy", "NO_PROXY"):
+        hosts = [h for h in os.environ.get(var, "").split(",") if h]
+        for host in ("127.0.0.1", "localhost"):
+            if host not in hosts:
+                hosts.append(host)
+        os.environ[var] = ",".join(hosts)
+
+
+_local_only()
+
+
+def _run_tool(*args, timeout=START_TIMEOUT):
+    """(exit status, combined output) of ``dev-openstack ARGS``."""
+    # sys.executable: dev-openstack needs only the standard library, and the
+    # same Python version keeps the hash of the cached server venv stable.
+    try:
+        proc = subprocess.run([sys.executable, DEV_OPENSTACK] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, text=True,
+                              timeout=timeout, cwd=TOP)
+    except subprocess.TimeoutExpired as exc:
+        return -1, "timed out after %ss\n%s" % (timeout, exc.output or "")
+    return proc.returncode, proc.stdout
+
+
+class DevOpenStack:
+    """One scratch directory of ``tools/dev-openstack`` and its servers."""
+
+    def __init__(self, mode, directory):
+        self.mode = mode
+        self.dir = str(directory)
+        self.start_output = None
+
+    # -- files --------------------------------------------------------------
+
+    @property
+    def env(self):
+        """env.json, read afresh (a restart may change it)."""
+        with open(os.path.join(self.dir, "env.json")) as handle:
+            return json.load(handle)
+
+    @property
+    def conf_path(self):
+        return os.path.join(self.dir, "sealedmeta.conf")
+
+    @property
+    def barbican_url(self):
+        return self.env["barbican_url"]
+
+    @property
+    def keystone(self):
+        return self.mode == "keystone"
+
+    def secrets(self):
+        """Every password of env.json: none may ever appear in a message."""
+        env = self.env
+        found = []
+        for key in ("admin", "sealedmeta", "norole", "barbican_service_user"):
+            if env.get(key):
+                found.append(env[key]["password"])
+        return found
+
+    def write_conf(self, path, changes=None, remove=()):
+        """A copy of sealedmeta.conf with ``{(section, option): value}`` set
+        and ``(section, option)`` pairs removed; returns *path*."""
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str
+        parser.read(self.conf_path)
+        for (section, option), value in (changes or {}).items():
+            if not parser.has_section(section):
+                parser.add_section(section)
+            parser.set(section, option, str(value))
+        for section, option in remove:
+            parser.remove_option(section, option)
+        with open(path, "w") as handle:
+            parser.write(handle)
+        os.chmod(path, 0o600)
+        return str(path)
+
+    # -- access logs ------------------------------------------------------
+
+    def access_lines(self, service):
+        """Request lines of DIR/<service>-access.log, probes left out."""
+        path = os.path.join(self.dir, "%s-access.log" % service)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            return []
+        return [line for line in lines
+                if ACCESS_RE.search(line) and PROBE_AGENT not in line]
+
+    def count(self, service):
+        return len(self.access_lines(service))
+
+    def counts(self, settle=0.5):
+        """{service: request lines} after *settle* seconds (lines are
+        written before each response, the wait is only a safety margin)."""
+        if settle:
+            time.sleep(settle)
+        services = ["barbican"] + (["keystone"] if self.keystone else [])
+        return {s: self.count(s) for s in services}
+
+    # -- servers ------------------------------------------------------------
+
+    def stop(self, only=None):
+        args = ["stop", "--dir", self.dir] + (["--only", only] if only else [])
+        status, output = _run_tool(*args, timeout=120)
+        if status != 0:
+            pytest.fail("dev-openstack %s failed (exit %s):\n%s"
+                        % (" ".join(args), status, output), pytrace=False)
+        return output
+
+    def start(self):
+        """Start what is stopped (same DIR, database, port when free)."""
+        before = self.barbican_url if os.path.exists(
+            os.path.join(self.dir, "env.json")) else None
+        args = ["start", "--dir", self.dir]
+        status, output = _run_tool(*args)
+        if status != 0:
+            pytest.fail("dev-openstack %s failed (exit %s):\n%s"
+                        % (" ".join(args), status, output), pytrace=False)
+        after = self.barbican_url
+        if before is not None and after != before:
+            pytest.fail("Barbican came back on another port (%s, was %s): the"
+                        " old one was taken; the running agents cannot follow"
+                        % (after, before), pytrace=False)
+        return output
+
+    def status(self):
+        return _run_tool("status", "--dir", self.dir, timeout=60)
+
+    # -- direct clients (no sealedmeta code) ---------------------------------
+
+    def barbican_client(self, user="sealedmeta"):
+        """python-barbicanclient, straight to this Barbican."""
+        from barbicanclient import client as bc_client
+        from keystoneauth1 import session as ks_session
+        env = self.env
+        if self.keystone:
+            from keystoneauth1 import identity
+            cred = env[user]
+            auth = identity.Password(
+                auth_url=cred["auth_url"], username=cred["username"],
+                password=cred["password"],
+                user_domain_name=cred["user_domain_name"],
+                project_name=cred["project_name"],
+                project_domain_name=cred["project_domain_name"])
+            sess = ks_session.Session(auth=auth)
+            return bc_client.Client(session=sess, endpoint=env["barbican_url"],
+                                    version="v1", microversion="1.1")
+        sess = ks_session.Session(additional_headers=env["noauth_headers"])
+        return bc_client.Client(session=sess, endpoint=env["barbican_url"],
+                                project_id=env["project_id"], version="v1",
+                                microversion="1.1")
+
+
+class _Launcher:
+    """Starts the needed dev-openstack modes in parallel, once."""
+
+    def __init__(self, factory, needed):
+        self.factory = factory
+        self.needed = needed
+        self.procs = {}
+        self.dirs = {}
+        self.ready = {}
+
+    def launch_all(self):
+        for mode in self.needed:
+            if mode in self.procs:
+                continue
+            directory = str(self.factory.mktemp("dev-openstack-%s" % mode))
+            self.dirs[mode] = directory
+            args = [sys.executable, DEV_OPENSTACK, "start", "--dir", directory]
+            if mode == "keystone":
+                args.append("--keystone")
+            self.procs[mode] = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, text=True, cwd=TOP)
+
+    def get(self, mode):
+        if mode in self.ready:
+            result = self.ready[mode]
+            if isinstance(result, str):
+                pytest.fail(result, pytrace=False)
+            return result
+        self.needed.add(mode)
+        self.launch_all()
+        proc = self.procs[mode]
+        try:
+            output, _ = proc.communicate(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            output = "timed out after %ss\n%s" % (START_TIMEOUT, output)
+        if proc.returncode != 0:
+            self.ready[mode] = (
+                "cannot start Barbican (%s mode): dev-openstack start --dir %s"
+                " exited %s:\n%s" % (mode, self.dirs[mode], proc.returncode,
+                                     output))
+            pytest.fail(self.ready[mode], pytrace=False)
+        env = DevOpenStack(mode, self.dirs[mode])
+        env.start_output = output
+        sys.stderr.write("\n[%s] %s\n" % (mode, output.strip().splitlines()[-1]))
+        self.ready[mode] = env
+        return env
+
+    def stop_all(self):
+        for mode, proc in self.procs.items():
+            if proc.poll() is None:
+                # SIGTERM: `start` then stops what it had started.
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+            status, output = _run_tool("stop", "--dir", self.dirs[mode],
+                                       timeout=120)
+            if status != 0:
+                sys.stderr.write("dev-openstack stop --dir %s failed: %s\n"
+                                 % (self.dirs[mode], output))
+
+
+def _modes_needed(items):
+    needed = set()
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "barbican_noauth" in names:
+            needed.add("noauth")
+        if "barbican_keystone" in names:
+            needed.add("keystone")
+        if "barbican" in names:
+            callspec = getattr(item, "callspec", None)
+            mode = callspec.params.get("barbican") if callspec else None
+            needed.update([mode] if mode else MODES)
+    return needed
+
+
+@pytest.fixture(scope="session")
+def _dev_openstack(request, tmp_path_factory):
+    launcher = _Launcher(tmp_path_factory, _modes_needed(request.session.items))
+    request.addfinalizer(launcher.stop_all)
+    return launcher
+
+
+@pytest.fixture(scope="session")
+def barbican_noauth(_dev_openstack):
+    """Barbican without Keystone (X-Project-Id / X-Roles headers)."""
+    return _dev_openstack.get("noauth")
+
+
+@pytest.fixture(scope="session")
+def barbican_keystone(_dev_openstack):
+    """Barbican behind a real Keystone (castellan keystone_password auth)."""
+    return _dev_openstack.get("keystone")
+
+
+@pytest.fixture(params=MODES)
+def barbican(request, _dev_openstack):
+    """Each test runs against both modes."""
+    return _dev_openstack.get(request.param)
+
+
+@pytest.fixture
+def ring_name(request):
+    """A keyring name unique to the test (all tests share the servers)."""
+    base = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:40]
+    return "ft-%s-%s" % (base, uuid.uuid4().hex[:8])
+
+
+# ---------------------------------------------------------------------------
+# agents: long-running processes, each with its own Sealer and cache
+
+AGENT_SRC = r'''
+import base64, collections, json, sys, time
+
+from sealedmeta import exceptions, inspect, keystores
+from sealedmeta.cmd.main import SealedMetaApp
+from sealedmeta.sealer import Sealer
+
+conf_file, keyring = sys.argv[1], sys.argv[2]
+cache_ttl, refresh_interval = float(sys.argv[3]), float(sys.argv[4])
+
+
+class Counting:
+    """Counts get_keyring calls (the Sealer's cache refreshes)."""
+
+    def __init__(self, inner):
+        self.inner, self.loads = inner, 0
+
+    def get_keyring(self, name):
+        self.loads += 1
+        return self.inner.get_keyring(name)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def ring_doc(ring):
+    return [v.as_dict() for v in ring.versions]
+
+
+try:
+    conf = SealedMetaApp.load_conf([conf_file])
+    store = Counting(keystores.load(conf))
+    sealer = Sealer(store, keyring=keyring, cache_ttl=cache_ttl,
+                    refresh_interval=refresh_interval, clock=time.monotonic)
+except Exception as exc:
+    out({"error": type(exc).__name__, "message": str(exc), "startup": True})
+    sys.exit(1)
+out({"ready": True, "pid": __import__("os").getpid()})
+
+
+def seal_one(metadata, context):
+    env = sealer.seal(metadata, context)
+    return base64.b64encode(env).decode(), inspect(env).key_version
+
+
+for line in sys.stdin:
+    req = json.loads(line)
+    op = req.pop("op")
+    age = (None if sealer._loaded_at is None
+           else time.monotonic() - sealer._loaded_at)
+    loads_before = store.loads
+    t0 = time.monotonic()
+    try:
+        if op == "seal":
+            env, version = seal_one(req["metadata"], req["context"])
+            res = {"envelope": env, "version": version}
+        elif op == "seal_many":
+            # keep: return the envelopes; tolerate: go on after an error
+            # (recorded) instead of answering with it; interval: seconds
+            # between two seals.
+            versions = collections.Counter()
+            envs, errors = [], []
+            for i in range(req["n"]):
+                if i and req.get("interval"):
+                    time.sleep(req["interval"])
+                ctx = dict(req["context"], i=str(i))
+                try:
+                    env, version = seal_one({"i": i, "pad": "x" * 64}, ctx)
+                except Exception as exc:
+                    if not req.get("tolerate"):
+                        raise
+                    errors.append([type(exc).__name__, str(exc)])
+                    continue
+                versions[version] += 1
+                if req.get("keep"):
+                    envs.append([env, ctx])
+            res = {"versions": {str(k): v for k, v in versions.items()},
+                   "envelopes": envs, "errors": errors}
+        elif op == "open":
+            res = {"metadata": sealer.open(base64.b64decode(req["envelope"]),
+                                           req["context"])}
+        elif op == "open_many":
+            failures = []
+            for i, (env, ctx) in enumerate(req["items"]):
+                try:
+                    sealer.open(base64.b64decode(env), ctx)
+                except Exception as exc:
+                    failures.append([i, type(exc).__name__, str(exc)])
+            res = {"failures": failures}
+        elif op == "refresh":
+            res = {"ring": ring_doc(sealer.refresh())}
+        elif op == "ring":
+            res = {"ring": ring_doc(store.inner.get_keyring(keyring))}
+        elif op == "create":
+            res = {"ring": ring_doc(store.inner.create_keyring(keyring))}
+        elif op == "rotate":
+            res = {"version": store.inner.rotate(keyring).as_dict()}
+        elif op == "set_state":
+            res = {"version": store.inner.set_state(
+                keyring, req["version"], req["state"]).as_dict()}
+        elif op == "token":
+            sess = getattr(store.inner, "_session", None)
+            res = {"token": sess.get_token() if sess is not None and
+                   getattr(sess, "auth", None) is not None and
+                   hasattr(sess.auth, "get_access") else None}
+        elif op == "exit":
+            out({"bye": True})
+            break
+        else:
+            raise ValueError("unknown op %r" % op)
+    except Exception as exc:
+        res = {"error": type(exc).__name__, "message": str(exc),
+               "classes": [c.__name__ for c in type(exc).__mro__]}
+    res.update(age=age, loads=store.loads - loads_before,
+               seconds=time.monotonic() - t0)
+    out(res)
+'''
+
+
+class AgentError(AssertionError):
+    pass
+
+
+class Agent:
+    """One agent process: ``call(op, **args)`` -> the answer (a dict)."""
+
+    def __init__(self, name, conf_path, keyring, cache_ttl, refresh_interval,
+                 log_dir):
+        self.name = name
+        self.log_path = os.path.join(log_dir, "agent-%s.log" % name)
+        self._log = open(self.log_path, "w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", AGENT_SRC, conf_path, keyring,
+             str(cache_ttl), str(refresh_interval)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            text=True, bufsize=1, cwd=log_dir, env=env)
+        self.cache_ttl = cache_ttl
+        self._lines = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.ready = None
+
+    def wait_ready(self):
+        if self.ready is None:
+            self.ready = self._answer(AGENT_TIMEOUT)
+            if not self.ready.get("ready"):
+                raise AgentError("agent %s did not start: %r\n%s"
+                                 % (self.name, self.ready, self.log_tail()))
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def log_tail(self, lines=30):
+        self._log.flush()
+        try:
+            with open(self.log_path) as handle:
+                return "\n".join(handle.read().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _answer(self, timeout):
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AgentError("agent %s gave no answer in %ss\n%s"
+                             % (self.name, timeout, self.log_tail())) from None
+        if line is None:
+            raise AgentError("agent %s exited (status %s)\n%s"
+                             % (self.name, self.proc.wait(), self.log_tail()))
+        return json.loads(line)
+
+    def send(self, op, **args):
+        self.proc.stdin.write(json.dumps(dict(args, op=op)) + "\n")
+        self.proc.stdin.flush()
+
+    def receive(self, timeout=AGENT_TIMEOUT):
+        return self._answer(timeout)
+
+    def call(self, op, timeout=AGENT_TIMEOUT, **args):
+        """The answer; errors come back as {"error": ..., "message": ...}."""
+        self.send(op, **args)
+        return self.receive(timeout)
+
+    def ok(self, op, timeout=AGENT_TIMEOUT, **args):
+        """The answer of a call that must succeed."""
+        answer = self.call(op, timeout=timeout, **args)
+        if "error" in answer:
+            raise AgentError("agent %s: %s failed: %s: %s" % (
+                self.name, op, answer["error"], answer["message"]))
+        return answer
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.send("exit")
+                self.proc.wait(timeout=10)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+class Agents:
+    def __init__(self, log_dir):
+        self.log_dir = str(log_dir)
+        self.started = []
+
+    def start(self, name, conf_path, keyring, cache_ttl=300,
+              refresh_interval=1.0):
+        return self.start_many([name], conf_path, keyring, cache_ttl,
+                               refresh_interval)[0]
+
+    def start_many(self, names, conf_path, keyring, cache_ttl=300,
+                   refresh_interval=1.0):
+        """Start several agents at once (their imports overlap)."""
+        new = []
+        for name in names:
+            agent = Agent(name, conf_path, keyring, cache_ttl,
+                          refresh_interval, self.log_dir)
+            self.started.append(agent)
+            new.append(agent)
+        return [agent.wait_ready() for agent in new]
+
+    def close(self):
+        for agent in self.started:
+            agent.close()
+
+
+@pytest.fixture
+def agents(tmp_path):
+    group = Agents(tmp_path)
+    yield group
+    group.close()
+
+
+# ---------------------------------------------------------------------------
+# the sealedmeta CLI
+
+def _cli_command():
+    script = os.path.join(os.path.dirname(sys.executable), "sealedmeta")
+    if os.access(script, os.X_OK):
+        return [script]
+    found = shutil.which("sealedmeta")
+    return [found] if found else [sys.executable, "-m", "sealedmeta.cmd.main"]
+
+
+class CLI:
+    def __init__(self, tmp_path):
+        self.command = _cli_command()
+        # Keep the file store's defaults (and default lock directory) out of
+        # the user's home.
+        self.env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "xdg-data"))
+        self._help = None
+
+    def run(self, *args, check=True, timeout=120):
+        proc = subprocess.run(self.command + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              stdin=subprocess.DEVNULL, timeout=timeout,
+                              env=self.env)
+        if check and proc.returncode != 0:
+            raise AssertionError("sealedmeta %s exited %d\nstdout: %s\nstderr: %s"
+                                 % (" ".join(args), proc.returncode, proc.stdout,
+                                    proc.stderr))
+        return proc
+
+    def has_command(self, name):
+        if self._help is None:
+            self._help = self.run("--help", check=False).stdout
+        return re.search(r"^\s+%s\s" % re.escape(name), self._help,
+                         re.MULTILINE) is not None
+
+
+@pytest.fixture
+def sealedmeta_cli(tmp_path):
+    return CLI(tmp_path)
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+# ---------------------------------------------------------------------------
+# key stores in the test process
+
+@pytest.fixture
+def open_store():
+    """``open_store(conf_path)`` -> a key store built from that file."""
+    from sealedmeta import keystores
+    from sealedmeta.cmd.main import SealedMetaApp
+    opened = []
+
+    def factory(conf_path):
+        store = keystores.load(SealedMetaApp.load_conf([str(conf_path)]))
+        opened.append(store)
+        return store
+    yield factory
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def rotate_in_new_process(sealedmeta_cli):
+    """``rotate_in_new_process(conf_path, name)`` -> (how, new version)."""
+    return lambda conf_path, name: _rotate_in_new_process(
+        sealedmeta_cli, conf_path, name)
+
+
+def _rotate_in_new_process(cli, conf_path, name):
+    """Rotate *name* from a process of its own: ``sealedmeta rekey`` when the
+    CLI has it, else a Python process calling store.rotate.
+
+    Returns (how, new version number).
+    """
+    if cli.has_command("rekey"):
+        proc = cli.run("--config-file", str(conf_path), "rekey", name,
+                       "-f", "json")
+        doc = json.loads(proc.stdout)
+        number = doc.get("version", doc.get("active_version"))
+        return "sealedmeta rekey", int(number)
+    code = ("import sys\n"
+            "from sealedmeta import keystores\n"
+            "from sealedmeta.cmd.main import SealedMetaApp\n"
+            "store = keystores.load(SealedMetaApp.load_conf([sys.argv[1]]))\n"
+            "print(store.rotate(sys.argv[2]).number)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(conf_path), name],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return "python store.rotate", int(proc.stdout.strip())
