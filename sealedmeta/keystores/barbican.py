@@ -60,6 +60,8 @@ _HTTP_LOG.addHandler(logging.NullHandler())
 _HTTP_LOG.setLevel(logging.CRITICAL)
 
 GROUP = "barbican_store"
+# Seconds get_key may rely on the keyring read just before it.
+_SNAPSHOT_REUSE = 1.0
 PENDING = "pending"
 CONSUMER_SERVICE = "sealedmeta"
 CONSUMER_TYPE = "keyring"
@@ -220,6 +222,7 @@ class BarbicanKeyStore(base.KeyStore):
         self._ctx = _Context(self._auth)
         self._containers = {}   # keyring name -> container uuid
         self._secrets = {}      # (keyring, version) -> secret uuid
+        self._snapshots = {}    # keyring -> (monotonic time, KeyRing) of the last read
 
     @classmethod
     def from_config(cls, conf):
@@ -493,10 +496,16 @@ class BarbicanKeyStore(base.KeyStore):
         return sorted(names)
 
     def get_keyring(self, name):
-        return self._load(name)[0]
+        ring = self._load(name)[0]
+        self._snapshots[name] = (time.monotonic(), ring)
+        return ring
 
     def get_key(self, name, version):
-        ring = self.get_keyring(name)
+        # A Sealer asks for a key right after reading the keyring: reuse that
+        # read for a moment instead of reading every version's state again.
+        taken, ring = self._snapshots.get(name, (None, None))
+        if ring is None or time.monotonic() - taken > _SNAPSHOT_REUSE:
+            ring = self.get_keyring(name)
         current = ring.version(version)
         if current is None:
             raise exceptions.KeyUnavailable(
