@@ -1,21 +1,60 @@
 """sealedmeta benchmarks: every figure is measured in this run, next to its
-baseline, and reported as a ratio (never asserted in tests).
+baseline, and reported as a ratio or a rate (never asserted in tests).
 
-    python benchmarks/run.py [--quick] [--json FILE]
+    python benchmarks/run.py [--quick] [--json FILE] [--files N]
+                             [--no-openstack] [--no-cinder]
 
-Figures:
-  seal_open_us        seal + open of a realistic ~2 KiB Glance metadata dict
-  floor_us            the same run's cost of only the primitive calls one
-                      seal + open makes (msgpack pack/unpack of header and
-                      payload, os.urandom, HKDF x2, AES-GCM, HMAC x2)
-  fernet_msgpack_us   cryptography Fernet encrypt + decrypt of the msgpack'd dict
+``tox -e bench`` runs it; ``--quick`` (fewer rounds, the same 10,000 files)
+finishes in under 2 minutes. docs/source/performance.rst has the figures of
+a run and what dominates each.
+
+Core (one process, warm key cache, a realistic ~2 KiB Glance metadata dict;
+the three are interleaved round by round, medians reported):
+  seal_open_us        Sealer.seal + Sealer.open
+  floor_us            only the primitive calls one seal + open makes, made
+                      the way the library makes them (reused msgpack
+                      packers, one os.urandom for salt and nonce, HKDF x2,
+                      AES-GCM x2, HMAC x2, msgpack unpack of header and
+                      payload): no library glue
+  fernet_msgpack_us   cryptography Fernet encrypt + decrypt of the msgpack'd
+                      dict (a common "just encrypt it" baseline)
+  seal_open_vs_floor, seal_open_vs_fernet_msgpack   the ratios
+  floor_packb_us      the floor as first written (msgpack.packb, a new
+                      SHA256 object per call), for comparing with figures
+                      of older runs; seal_open_vs_floor_packb
+
+Key store requests (a real Barbican behind a real Keystone, started with
+tools/dev-openstack --keystone in a temporary directory and stopped at the
+end; counted in their access logs; omitted, with the reason printed, when
+the servers cannot start):
+  barbican_requests_per_1000_seals, keystone_tokens_per_1000_seals
+                      after warm-up (tokens: POST /v3/auth/tokens);
+                      cold-start counts are printed and kept under
+                      "cold_start"
+
+Stored envelopes (N >= 10,000 envelope files in 100 directories on local
+disk; the library calls the CLI makes):
+  rewrap_per_s        sealedmeta.rewrap.Rewrapper(store).run([DIR]) after a
+                      rotation: every file re-sealed and replaced durably
+                      (fsync of the file and of its directory, per file)
+  verify_per_s        sealedmeta.audit.Auditor(store).run([DIR]): every file
+                      read, authenticated, decrypted and checked
+
+Cinder (benchmarks/cinder_overhead.py, run as a subprocess by a Python that
+has the cinder package: $SEALEDMETA_CINDER_PYTHON, this Python, or
+.tox/cinder; omitted, with the reason printed, otherwise):
+  cinder_backup_overhead_ms    what sealing adds to one backup (median)
+  cinder_restore_overhead_ms   what opening adds to one restore (median)
 """
 
 import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +68,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import sealedmeta
 from sealedmeta import crypto
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+DEV_OPENSTACK = os.path.join(TOP, "tools", "dev-openstack")
+CINDER_SCRIPT = os.path.join(HERE, "cinder_overhead.py")
+RING = "bench"
+CONTEXT = {"backup_id": "2c4e6a8b-0d1f-4e3a-9c7b-5a3d1f0e2c4b",
+           "volume_id": "5e9c1a7b-2f3d-4c8e-9b6a-0d1e2f3a4b5c"}
 
 
 def glance_metadata():
@@ -87,27 +134,58 @@ def median_us(fn, rounds, inner):
     return statistics.median(samples)
 
 
+# -- core: seal + open against its floor and against Fernet -----------------
+
 def bench_core(rounds, inner):
     metadata = glance_metadata()
-    context = {"backup_id": "2c4e6a8b-0d1f-4e3a-9c7b-5a3d1f0e2c4b",
-               "volume_id": "5e9c1a7b-2f3d-4c8e-9b6a-0d1e2f3a4b5c"}
+    context = dict(CONTEXT)
     workdir = tempfile.mkdtemp(prefix="sealedmeta-bench-")
-    store = sealedmeta.FileKeyStore(os.path.join(workdir, "keys"))
-    store.create_keyring("bench")
-    sealer = sealedmeta.Sealer(store, keyring="bench")
-    sealed = sealer.seal(metadata, context)
-    assert sealer.open(sealed, context) == metadata
+    try:
+        store = sealedmeta.FileKeyStore(os.path.join(workdir, "keys"))
+        store.create_keyring(RING)
+        sealer = sealedmeta.Sealer(store, keyring=RING)
+        sealed = sealer.seal(metadata, context)
+        assert sealer.open(sealed, context) == metadata
+        key = store.get_key(RING, 1)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
     def seal_open():
         sealer.open(sealer.seal(metadata, context), context)
 
-    key = store.get_key("bench", 1)
-    info = crypto.info(1, 1, "bench", 1)
-    header_fields = [1, 1, "bench", 1, b"k" * 16, context, 1700000000,
+    info = crypto.info(1, 1, RING, 1)
+    header_fields = [1, 1, RING, 1, b"k" * 16, context, 1700000000,
                      b"s" * 32, b"n" * 12]
+    # The primitives as the library calls them: packers made once (packb
+    # would allocate a new one per call), one algorithm object.
+    payload_packer = msgpack.Packer(use_bin_type=True, strict_types=True)
+    header_packer = msgpack.Packer(use_bin_type=True)
+    sha256 = hashes.SHA256()
 
     def floor():
         # seal
+        payload = payload_packer.pack(metadata)
+        header = header_packer.pack(header_fields)
+        salt_nonce = os.urandom(44)
+        okm = HKDF(sha256, 64, salt_nonce[:32], info).derive(key)
+        ct = AESGCM(okm[:32]).encrypt(salt_nonce[32:], payload, header)
+        mac = hmac.HMAC(okm[32:], sha256)
+        mac.update(header)
+        mac.update(ct)
+        tag = mac.finalize()
+        # open
+        msgpack.unpackb(header, raw=False)
+        okm = HKDF(sha256, 64, salt_nonce[:32], info).derive(key)
+        mac = hmac.HMAC(okm[32:], sha256)
+        mac.update(header)
+        mac.update(ct)
+        mac.verify(tag)
+        msgpack.unpackb(AESGCM(okm[:32]).decrypt(salt_nonce[32:], ct, header),
+                        raw=False)
+
+    def floor_packb():
+        # The floor as first written (before 2025-11): msgpack.packb and a
+        # new SHA256 object per call. Kept for comparing with older figures.
         payload = msgpack.packb(metadata, use_bin_type=True)
         header = msgpack.packb(header_fields, use_bin_type=True)
         salt_nonce = os.urandom(44)
@@ -117,7 +195,6 @@ def bench_core(rounds, inner):
         mac.update(header)
         mac.update(ct)
         tag = mac.finalize()
-        # open
         msgpack.unpackb(header, raw=False)
         okm = HKDF(hashes.SHA256(), 64, salt_nonce[:32], info).derive(key)
         mac = hmac.HMAC(okm[32:], hashes.SHA256())
@@ -134,19 +211,414 @@ def bench_core(rounds, inner):
         msgpack.unpackb(fernet.decrypt(token), raw=False)
 
     # Interleave the three so drift in machine load hits them alike.
-    results = {"seal_open_us": [], "floor_us": [], "fernet_msgpack_us": []}
+    measured = {"seal_open_us": seal_open, "floor_us": floor,
+                "fernet_msgpack_us": fernet_msgpack,
+                "floor_packb_us": floor_packb}
+    results = {name: [] for name in measured}
     for _ in range(rounds):
-        results["seal_open_us"].append(median_us(seal_open, 1, inner))
-        results["floor_us"].append(median_us(floor, 1, inner))
-        results["fernet_msgpack_us"].append(median_us(fernet_msgpack, 1, inner))
+        for name, fn in measured.items():
+            results[name].append(median_us(fn, 1, inner))
     figures = {k: round(statistics.median(v), 2) for k, v in results.items()}
+    # Ratios of the medians, and the median of the per-round ratios (each
+    # round's three figures were measured within milliseconds of each other).
     figures["seal_open_vs_floor"] = round(
         figures["seal_open_us"] / figures["floor_us"], 3)
     figures["seal_open_vs_fernet_msgpack"] = round(
         figures["seal_open_us"] / figures["fernet_msgpack_us"], 3)
+    figures["seal_open_vs_floor_packb"] = round(
+        figures["seal_open_us"] / figures["floor_packb_us"], 3)
+    figures["paired_ratios"] = {
+        "seal_open_vs_floor": round(statistics.median(
+            a / b for a, b in zip(results["seal_open_us"], results["floor_us"],
+                                  strict=True)), 3),
+        "seal_open_vs_fernet_msgpack": round(statistics.median(
+            a / b for a, b in zip(results["seal_open_us"],
+                                  results["fernet_msgpack_us"], strict=True)), 3),
+    }
     figures["metadata_bytes"] = len(msgpack.packb(metadata, use_bin_type=True))
     figures["envelope_bytes"] = len(sealed)
     return figures
+
+
+# -- key store requests against a real Barbican + Keystone -----------------
+
+_ACCESS_RE = re.compile(r'"(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) ')
+_PROBE_AGENT = "sealedmeta-dev-openstack"
+
+
+def _local_only():
+    """Keep HTTP clients off any configured proxy: the servers are local."""
+    for var in ("no_proxy", "NO_PROXY"):
+        hosts = [h for h in os.environ.get(var, "").split(",") if h]
+        for host in ("127.0.0.1", "localhost"):
+            if host not in hosts:
+                hosts.append(host)
+        os.environ[var] = ",".join(hosts)
+
+
+def _dev_openstack(*args, timeout):
+    """(exit status, output) of tools/dev-openstack ARGS."""
+    # This Python: the server venv's cache key includes its version.
+    try:
+        proc = subprocess.run([sys.executable, DEV_OPENSTACK] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, text=True,
+                              timeout=timeout, cwd=TOP)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return -1, "dev-openstack %s: %s" % (args[0], exc)
+    return proc.returncode, proc.stdout
+
+
+class _AccessLogs:
+    """Request lines of DIR/<service>-access.log (readiness probes left out)."""
+
+    def __init__(self, directory):
+        self.dir = directory
+
+    def lines(self, service):
+        path = os.path.join(self.dir, "%s-access.log" % service)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            return []
+        return [m.group("method") + " " + m.group("path")
+                for m in map(_ACCESS_RE.search, lines)
+                if m and _PROBE_AGENT not in m.string]
+
+    def mark(self):
+        return {s: len(self.lines(s)) for s in ("barbican", "keystone")}
+
+    def since(self, mark):
+        """{service: [request lines since *mark*]}."""
+        return {s: self.lines(s)[n:] for s, n in mark.items()}
+
+
+def _tokens(requests):
+    return sum(1 for r in requests if r.startswith("POST /v3/auth/tokens"))
+
+
+def bench_openstack(seals=1000):
+    """Requests to Barbican and Keystone per 1,000 seals after warm-up (and
+    at a cold start), or {} with the reason printed when the servers cannot
+    be started."""
+    if not os.path.exists(DEV_OPENSTACK):
+        print("openstack: %s not found; request counts omitted" % DEV_OPENSTACK)
+        return {}
+    _local_only()
+    workdir = tempfile.mkdtemp(prefix="sealedmeta-bench-openstack-")
+    directory = os.path.join(workdir, "dev")
+    started = time.monotonic()
+    try:
+        status, output = _dev_openstack("start", "--dir", directory,
+                                        "--keystone", timeout=300)
+        if status != 0:
+            print("openstack: the servers could not start (exit %s); request"
+                  " counts omitted. Last lines of dev-openstack:\n  %s"
+                  % (status, "\n  ".join(output.strip().splitlines()[-8:])))
+            return {}
+        start_s = time.monotonic() - started
+        return _count_requests(directory, seals, start_s)
+    except Exception as exc:  # report, never fake: the keys are left out
+        print("openstack: measurement failed (%s: %s); request counts omitted"
+              % (type(exc).__name__, exc))
+        return {}
+    finally:
+        _dev_openstack("stop", "--dir", directory, timeout=120)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _count_requests(directory, seals, start_s):
+    from sealedmeta import keystores
+    from sealedmeta.cmd.main import SealedMetaApp
+
+    logs = _AccessLogs(directory)
+    conf = SealedMetaApp.load_conf([os.path.join(directory, "sealedmeta.conf")])
+    admin_store = keystores.load(conf)
+    try:
+        admin_store.create_keyring(RING)
+        admin_store.rotate(RING)          # two versions, as after a rekey
+    finally:
+        admin_store.close()
+    metadata = glance_metadata()
+
+    def context(i):
+        return {"backup_id": "bench-%06d" % i, "volume_id": CONTEXT["volume_id"]}
+
+    # Cold start: a new key store object and Sealer, the first seal and open.
+    mark = logs.mark()
+    store = keystores.load(conf)
+    try:
+        sealer = sealedmeta.Sealer.from_config(conf, store, keyring=RING)
+        built = logs.since(mark)
+        mark = logs.mark()
+        first = sealer.seal(metadata, context(0))
+        first_seal = logs.since(mark)
+        mark = logs.mark()
+        assert sealer.open(first, context(0)) == metadata
+        first_open = logs.since(mark)
+
+        for i in range(1, 20):            # warm-up
+            sealer.open(sealer.seal(metadata, context(i)), context(i))
+
+        mark = logs.mark()
+        t0 = time.perf_counter()
+        sealed = [sealer.seal(metadata, context(i)) for i in range(seals)]
+        seal_s = time.perf_counter() - t0
+        warm_seals = logs.since(mark)
+        mark = logs.mark()
+        for i, data in enumerate(sealed):
+            sealer.open(data, context(i))
+        warm_opens = logs.since(mark)
+    finally:
+        store.close()
+
+    per = 1000.0 / seals
+    cold = {
+        "build_store_and_sealer": {s: len(r) for s, r in built.items()},
+        "first_seal": {s: len(r) for s, r in first_seal.items()},
+        "first_open": {s: len(r) for s, r in first_open.items()},
+        "first_seal_requests": first_seal,
+    }
+    print("openstack: servers started in %.1fs; cold start: store+Sealer %s,"
+          " first seal %s, first open %s"
+          % (start_s, cold["build_store_and_sealer"], cold["first_seal"],
+             cold["first_open"]))
+    for service, requests in first_seal.items():
+        for request in requests:
+            print("  first seal -> %-8s %s" % (service, request))
+    print("openstack: %d seals after warm-up in %.2fs: %s; %d opens: %s"
+          % (seals, seal_s, {s: len(r) for s, r in warm_seals.items()},
+             seals, {s: len(r) for s, r in warm_opens.items()}))
+    return {
+        "barbican_requests_per_1000_seals": len(warm_seals["barbican"]) * per,
+        "keystone_tokens_per_1000_seals": _tokens(warm_seals["keystone"]) * per,
+        "keystone_requests_per_1000_seals": len(warm_seals["keystone"]) * per,
+        "barbican_requests_per_1000_opens": len(warm_opens["barbican"]) * per,
+        "keystone_requests_per_1000_opens": len(warm_opens["keystone"]) * per,
+        "cold_start": cold,
+    }
+
+
+# -- stored envelopes: rewrap and verify over N files ----------------------
+
+def _write_envelopes(sealer, root, count):
+    metadata = glance_metadata()
+    paths = []
+    for i in range(count):
+        directory = os.path.join(root, "d%03d" % (i % 100))
+        if i < 100:
+            os.makedirs(directory)
+        backup_id = "%08x-7c0d-4b8e-9a3f-5d2c1e0f9a87" % i
+        metadata["volume-base-metadata"]["display_name"] = "vol-%d" % i
+        path = os.path.join(directory, "backup-%s_metadata.sealed" % backup_id)
+        with open(path, "wb") as handle:   # setup: no fsync needed
+            handle.write(sealer.seal(metadata, {"backup_id": backup_id,
+                                                "volume_id": CONTEXT["volume_id"]}))
+        paths.append(path)
+    return paths
+
+
+def bench_files(count, rewrap_rounds, verify_rounds):
+    from sealedmeta import audit
+    from sealedmeta import rewrap
+
+    workdir = tempfile.mkdtemp(prefix="sealedmeta-bench-files-")
+    try:
+        store = sealedmeta.FileKeyStore(os.path.join(workdir, "keys"))
+        store.create_keyring(RING)
+        data = os.path.join(workdir, "backups")
+        t0 = time.perf_counter()
+        _write_envelopes(sealedmeta.Sealer(store, keyring=RING), data, count)
+        setup_s = time.perf_counter() - t0
+
+        verify_rates, rewrap_rates = [], []
+
+        def verify():
+            t0 = time.perf_counter()
+            report = audit.Auditor(store).run([data])
+            verify_rates.append(count / (time.perf_counter() - t0))
+            if report.counts[audit.VALID] != count:
+                raise RuntimeError("verify: %s" % report.counts)
+            return json.dumps(report.as_dict(), sort_keys=True)
+
+        for n in range(max(rewrap_rounds, verify_rounds - 2)):
+            if n < verify_rounds - 2:
+                verify()
+            if n < rewrap_rounds:
+                store.rotate(RING)
+                t0 = time.perf_counter()
+                summary = rewrap.Rewrapper(store).run([data])
+                rewrap_rates.append(count / (time.perf_counter() - t0))
+                if summary.count(rewrap.REWRAPPED) != count:
+                    raise RuntimeError("rewrap: %s" % summary.as_dict())
+        # The last two audits, of the same tree: the same report.
+        if verify() != verify():
+            raise RuntimeError("two audits of the same files differ")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("files: %d envelopes written in %.1fs; rewrap/s %s; verify/s %s"
+          % (count, setup_s, [round(r) for r in rewrap_rates],
+             [round(r) for r in verify_rates]))
+    return {
+        "files": count,
+        "rewrap_per_s": round(statistics.median(rewrap_rates)),
+        "verify_per_s": round(statistics.median(verify_rates)),
+    }
+
+
+# -- Cinder: what sealing adds to a backup and to a restore -----------------
+
+def _cinder_python():
+    """(python, why): a Python that imports cinder and sealedmeta.cinder, or
+    (None, the reasons)."""
+    candidates = []
+    if os.environ.get("SEALEDMETA_CINDER_PYTHON"):
+        candidates.append(os.environ["SEALEDMETA_CINDER_PYTHON"])
+    candidates.append(sys.executable)
+    candidates.append(os.path.join(TOP, ".tox", "cinder", "bin", "python"))
+    tried = []
+    for python in candidates:
+        if not os.path.exists(python):
+            tried.append("%s: not found" % python)
+            continue
+        try:
+            proc = subprocess.run(
+                [python, "-W", "ignore", "-c",
+                 "import cinder, sealedmeta.cinder, sealedmeta;"
+                 " print(sealedmeta.__file__)"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, text=True, timeout=120, cwd=TOP,
+                env=_with_pythonpath())
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            tried.append("%s: %s" % (python, exc))
+            continue
+        if proc.returncode == 0:
+            return python, proc.stdout.strip().splitlines()[-1]
+        last = (proc.stdout.strip().splitlines() or ["?"])[-1]
+        tried.append("%s: %s" % (python, last))
+    return None, "; ".join(tried)
+
+
+def _with_pythonpath():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [TOP] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+def bench_cinder(iterations):
+    if not os.path.exists(CINDER_SCRIPT):
+        print("cinder: %s does not exist; cinder_*_overhead_ms omitted"
+              % os.path.relpath(CINDER_SCRIPT, TOP))
+        return {}
+    python, where = _cinder_python()
+    if python is None:
+        print("cinder: no Python here imports the cinder package (set"
+              " SEALEDMETA_CINDER_PYTHON, or run `tox -e cinder` once);"
+              " cinder_*_overhead_ms omitted. Tried: %s" % where)
+        return {}
+    out = tempfile.NamedTemporaryFile(prefix="sealedmeta-bench-cinder-",
+                                      suffix=".json", delete=False)
+    out.close()
+    try:
+        try:
+            proc = subprocess.run(
+                [python, "-W", "ignore", CINDER_SCRIPT, "--iterations",
+                 str(iterations), "--json", out.name],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, text=True, timeout=900, cwd=TOP,
+                env=_with_pythonpath())
+        except subprocess.TimeoutExpired:
+            print("cinder: %s timed out; cinder_*_overhead_ms omitted"
+                  % os.path.basename(CINDER_SCRIPT))
+            return {}
+        if proc.returncode != 0:
+            print("cinder: %s failed (exit %s); cinder_*_overhead_ms omitted."
+                  " Last lines:\n  %s" % (
+                      os.path.basename(CINDER_SCRIPT), proc.returncode,
+                      "\n  ".join(proc.stdout.strip().splitlines()[-8:])))
+            return {}
+        with open(out.name) as handle:
+            result = json.load(handle)
+    finally:
+        os.unlink(out.name)
+
+    def median_ms(name):
+        value = result.get(name)
+        if isinstance(value, list):
+            value = value[0]
+        return None if value is None else round(value / 1000.0, 4)
+
+    def whole_ms(name):
+        value = result.get(name)
+        return round(value[0], 2) if isinstance(value, list) else None
+
+    figures = {}
+    # What the mixin adds to a backup: sealing volume_meta into armour.
+    backup = median_ms("seal_us")
+    # What it adds to a restore, measured through the driver: judge() (read,
+    # parse, open) minus Cinder's own _read_metadata (read, parse).
+    restore = median_ms("judge_extra_us")
+    if backup is None or restore is None:
+        print("cinder: %s gave no seal_us / judge_extra_us (keys: %s);"
+              " cinder_*_overhead_ms omitted"
+              % (os.path.basename(CINDER_SCRIPT), sorted(result)))
+        return {}
+    figures["cinder_backup_overhead_ms"] = backup
+    figures["cinder_restore_overhead_ms"] = restore
+    figures["cinder"] = {
+        "python": python, "sealedmeta": where, "iterations": iterations,
+        "open_ms": median_ms("open_us"),
+        "backup_stock_ms": whole_ms("backup_stock_ms"),
+        "backup_sealed_ms": whole_ms("backup_sealed_ms"),
+        "restore_stock_ms": whole_ms("restore_stock_ms"),
+        "restore_sealed_ms": whole_ms("restore_sealed_ms"),
+    }
+    print("cinder: %s (sealedmeta from %s): backup +%.3f ms, restore +%.3f ms;"
+          " whole backup %s -> %s ms, whole restore %s -> %s ms (stock ->"
+          " sealed, 320 KiB volume, noisy)" % (
+              python, os.path.dirname(where), backup, restore,
+              figures["cinder"]["backup_stock_ms"],
+              figures["cinder"]["backup_sealed_ms"],
+              figures["cinder"]["restore_stock_ms"],
+              figures["cinder"]["restore_sealed_ms"]))
+    return figures
+
+
+# -- main -------------------------------------------------------------------
+
+def machine():
+    model = None
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "cpu_model": model,
+            "cryptography": _version("cryptography"),
+            "msgpack": ".".join(map(str, msgpack.version))}
+
+
+def _version(dist):
+    try:
+        from importlib import metadata
+        return metadata.version(dist)
+    except Exception:
+        return None
+
+
+SUMMARY_KEYS = (
+    "seal_open_us", "floor_us", "fernet_msgpack_us", "seal_open_vs_floor",
+    "seal_open_vs_fernet_msgpack", "barbican_requests_per_1000_seals",
+    "keystone_tokens_per_1000_seals", "rewrap_per_s", "verify_per_s",
+    "cinder_backup_overhead_ms", "cinder_restore_overhead_ms")
 
 
 def main(argv=None):
@@ -154,16 +626,41 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="fewer rounds (well under 2 minutes)")
     parser.add_argument("--json", metavar="FILE", help="write figures as JSON")
+    parser.add_argument("--files", type=int, default=10000, metavar="N",
+                        help="envelope files for rewrap / verify (default"
+                             " 10000)")
+    parser.add_argument("--no-openstack", action="store_true",
+                        help="skip the Barbican / Keystone request counts")
+    parser.add_argument("--no-cinder", action="store_true",
+                        help="skip the Cinder overhead")
     args = parser.parse_args(argv)
-    rounds, inner = (15, 200) if args.quick else (41, 1000)
-    figures = {"machine": {"python": platform.python_version(),
-                           "platform": platform.platform(),
-                           "cpus": os.cpu_count()}}
+    if args.quick:
+        rounds, inner, rewrap_rounds, verify_rounds, cinder_it = 15, 200, 1, 3, 300
+    else:
+        rounds, inner, rewrap_rounds, verify_rounds, cinder_it = 41, 1000, 3, 6, 2000
+    started = time.monotonic()
+    figures = {"machine": machine(), "quick": args.quick}
     figures.update(bench_core(rounds, inner))
-    width = max(len(k) for k in figures)
-    for name, value in figures.items():
-        if name != "machine":
-            print("%-*s  %s" % (width, name, value))
+    if not args.no_openstack:
+        figures.update(bench_openstack())
+    figures.update(bench_files(args.files, rewrap_rounds, verify_rounds))
+    # The core figures again at the end: the machine's load may have changed.
+    again = bench_core(max(5, rounds // 3), inner)
+    figures["core_rerun"] = {k: again[k] for k in (
+        "seal_open_us", "floor_us", "fernet_msgpack_us", "seal_open_vs_floor",
+        "seal_open_vs_fernet_msgpack", "seal_open_vs_floor_packb")}
+    if not args.no_cinder:
+        figures.update(bench_cinder(cinder_it))
+    figures["elapsed_s"] = round(time.monotonic() - started, 1)
+
+    print()
+    width = max(len(k) for k in SUMMARY_KEYS)
+    for name in SUMMARY_KEYS:
+        print("%-*s  %s" % (width, name,
+                            figures.get(name, "(omitted, see above)")))
+    print("%-*s  %s" % (width, "paired ratios", figures["paired_ratios"]))
+    print("%-*s  %s" % (width, "core rerun", figures["core_rerun"]))
+    print("%-*s  %s s" % (width, "elapsed", figures["elapsed_s"]))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=2, sort_keys=True)

@@ -327,7 +327,7 @@ class Auditor:
             return Finding(item.path, MALFORMED, item.malformed)
         raw = item.carried.envelope
         try:
-            header = envelope.parse(raw, self.max_envelope_size).header
+            header = envelope.split(raw, self.max_envelope_size)[0]
         except exceptions.InvalidEnvelope as exc:
             return Finding(item.path, MALFORMED, str(exc))
         finding = Finding(item.path, VALID, None, header.keyring,

@@ -16,7 +16,7 @@ import base64
 import binascii
 import dataclasses
 import re
-import struct
+import threading
 import types
 
 import msgpack
@@ -45,10 +45,44 @@ MAX_CREATED = 2**63 - 1
 HEADER_FIELDS = 9
 
 ARMOR_PREFIX = "sealedmeta:"
+_ARMOR_PREFIX_BYTES = ARMOR_PREFIX.encode("ascii")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
 _KEYRING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _CONTEXT_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
 _SCALARS = frozenset((str, bytes, int, float, bool, type(None)))
+_PREFIX = MAGIC + bytes((FORMAT_VERSION,))
+
+# Names that passed the regular expressions above, so that the hot paths
+# (every seal and open checks a context and parses a keyring name) match
+# each distinct name once. Bounded: past the cap, names are matched every
+# time, so hostile input cannot grow them.
+_GOOD_NAMES_CAP = 4096
+_good_context_keys = set()
+_good_keyring_names = set()
+
+
+class _Packer:
+    """A reusable msgpack packer (``msgpack.packb`` allocates a fresh buffer
+    on every call). One caller at a time; a concurrent caller packs with a
+    new packer of the same options, so the bytes never depend on the
+    thread."""
+
+    def __init__(self, **options):
+        self._options = options
+        self._packer = msgpack.Packer(**options)
+        self._lock = threading.Lock()
+
+    def pack(self, obj):
+        if self._lock.acquire(False):
+            try:
+                return self._packer.pack(obj)
+            finally:
+                self._lock.release()
+        return msgpack.packb(obj, **self._options)
+
+
+_header_packer = _Packer(use_bin_type=True)
+_payload_packer = _Packer(use_bin_type=True, strict_types=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +118,22 @@ class Header:
         }
 
 
+_new_object = object.__new__
+
+
+def _new_header(format_version, suite, keyring, key_version, key_id, context,
+                created, salt, nonce):
+    # Header(...) without the frozen dataclass's nine object.__setattr__
+    # calls: the values are already checked. The result is an ordinary
+    # Header (equality, repr, hash, dataclasses.replace, immutability).
+    header = _new_object(Header)
+    header.__dict__.update(
+        format_version=format_version, suite=suite, keyring=keyring,
+        key_version=key_version, key_id=key_id, context=context,
+        created=created, salt=salt, nonce=nonce)
+    return header
+
+
 @dataclasses.dataclass(frozen=True)
 class ParsedEnvelope:
     header: Header
@@ -100,29 +150,61 @@ def _no_ext(code, data):
     raise ValueError("msgpack extension types are not allowed")
 
 
+def _good_keyring_name(name):
+    """True when *name* (a str) is a valid keyring name."""
+    if name in _good_keyring_names:
+        return True
+    if not _KEYRING_NAME.match(name):
+        return False
+    if len(_good_keyring_names) < _GOOD_NAMES_CAP:
+        _good_keyring_names.add(name)
+    return True
+
+
+def _good_context_key(key):
+    """True when *key* (a str) is a valid context key."""
+    if key in _good_context_keys:
+        return True
+    if not _CONTEXT_KEY.match(key):
+        return False
+    if len(_good_context_keys) < _GOOD_NAMES_CAP:
+        _good_context_keys.add(key)
+    return True
+
+
 def check_keyring_name(name):
     """Raise InvalidMetadata unless *name* is a valid keyring name."""
-    if type(name) is not str or not _KEYRING_NAME.match(name):
+    if type(name) is not str or not _good_keyring_name(name):
         raise exceptions.InvalidMetadata(
             "invalid keyring name %r: 1-64 characters of A-Z a-z 0-9 . _ -,"
             " starting with a letter or digit" % (name,))
     return name
 
 
-def check_context(context):
-    """Validate a context mapping; return it as a plain dict sorted by key."""
+def validated_context(context):
+    """*context* validated, as a plain dict in the caller's order."""
     if type(context) is not dict:
         try:
             context = dict(context)
         except (TypeError, ValueError):
             raise exceptions.InvalidMetadata(
                 "context must be a mapping of str to str") from None
+    _check_context_items(context)
+    return context
+
+
+def _check_context_items(context):
+    """Raise InvalidMetadata unless the dict *context* is a valid context;
+    return whether its keys are in sorted order."""
     if len(context) > MAX_CONTEXT_ITEMS:
         raise exceptions.InvalidMetadata(
             "context has %d items; at most %d are allowed"
             % (len(context), MAX_CONTEXT_ITEMS))
+    in_order = True
+    previous = ""
     for key, value in context.items():
-        if type(key) is not str or not _CONTEXT_KEY.match(key):
+        if type(key) is not str or (key not in _good_context_keys
+                                    and not _good_context_key(key)):
             raise exceptions.InvalidMetadata(
                 "invalid context key %r: 1-64 characters of A-Z a-z 0-9 _ . : -"
                 % (key,))
@@ -141,6 +223,24 @@ def check_context(context):
                 raise exceptions.InvalidMetadata(
                     "context value for %r is over %d bytes"
                     % (key, MAX_CONTEXT_VALUE))
+        if key < previous:
+            in_order = False
+        previous = key
+    return in_order
+
+
+def check_context(context):
+    """Validate a context mapping; return it as a plain dict sorted by key."""
+    return dict(sorted(validated_context(context).items()))
+
+
+def sorted_context(context):
+    """Like :func:`check_context`, but returns *context* itself when it
+    already is a valid plain dict sorted by key (no copy)."""
+    if type(context) is not dict:
+        context = validated_context(context)
+    elif _check_context_items(context):
+        return context
     return dict(sorted(context.items()))
 
 
@@ -150,8 +250,8 @@ def encode_header_fields(format_version, suite, keyring, key_version, key_id,
 
     *context* must already be sorted by key (check_context returns it so).
     """
-    return msgpack.packb([format_version, suite, keyring, key_version, key_id,
-                          context, created, salt, nonce], use_bin_type=True)
+    return _header_packer.pack([format_version, suite, keyring, key_version,
+                                key_id, context, created, salt, nonce])
 
 
 def encode_header(header):
@@ -168,11 +268,12 @@ def encode_prefix(header_bytes):
         raise exceptions.InvalidMetadata(
             "header of %d bytes is over the %d byte limit (context too large)"
             % (len(header_bytes), MAX_HEADER_SIZE))
-    return MAGIC + bytes((FORMAT_VERSION,)) + struct.pack(
-        ">H", len(header_bytes)) + header_bytes
+    return _PREFIX + len(header_bytes).to_bytes(2, "big") + header_bytes
 
 
-def _check_header_fields(fields):
+def _check_header_fields(fields, header_bytes):
+    """Raise MalformedEnvelope unless *fields*, decoded from *header_bytes*,
+    pass the type and range checks and the canonical re-encoding check."""
     if type(fields) is not list or len(fields) != HEADER_FIELDS:
         raise _malformed("header is not an array of %d fields" % HEADER_FIELDS)
     (fmt, suite, keyring, version, key_id, context, created, salt,
@@ -181,7 +282,8 @@ def _check_header_fields(fields):
         raise _malformed("header format version does not match the prefix")
     if type(suite) is not int or not 0 <= suite <= 255:
         raise _malformed("suite is not an integer 0-255")
-    if type(keyring) is not str or not _KEYRING_NAME.match(keyring):
+    if type(keyring) is not str or (keyring not in _good_keyring_names
+                                    and not _good_keyring_name(keyring)):
         raise _malformed("keyring name is not valid")
     if type(version) is not int or not 1 <= version <= MAX_KEY_VERSION:
         raise _malformed("key version is not an integer 1-%d" % MAX_KEY_VERSION)
@@ -190,7 +292,7 @@ def _check_header_fields(fields):
     if type(context) is not dict:
         raise _malformed("context is not a map")
     try:
-        context = check_context(context)
+        in_order = _check_context_items(context)
     except exceptions.InvalidMetadata as exc:
         raise _malformed(str(exc)) from None
     if type(created) is not int or not 0 <= created <= MAX_CREATED:
@@ -199,8 +301,19 @@ def _check_header_fields(fields):
         raise _malformed("salt is not %d bytes" % SALT_SIZE)
     if type(nonce) is not bytes or len(nonce) != NONCE_SIZE:
         raise _malformed("nonce is not %d bytes" % NONCE_SIZE)
-    return Header(fmt, suite, keyring, version, key_id,
-                  types.MappingProxyType(context), created, salt, nonce)
+    # Canonical form: the context sorted by key, and the fields, re-encoded
+    # in msgpack's shortest form, give back the exact bytes read. A
+    # duplicate context key collapses in the dict, so it fails here too.
+    if not in_order or _header_packer.pack(fields) != header_bytes:
+        raise _malformed("header is not in canonical encoding")
+
+
+def header_of(fields):
+    """The :class:`Header` of checked header *fields* (see :func:`split_fields`)."""
+    (fmt, suite, keyring, version, key_id, context, created, salt,
+     nonce) = fields
+    return _new_header(fmt, suite, keyring, version, key_id,
+                       types.MappingProxyType(context), created, salt, nonce)
 
 
 def _pairs_no_duplicates(pairs):
@@ -221,41 +334,53 @@ def _unpack(data, max_len):
         max_array_len=max_len, max_map_len=max_len)
 
 
-def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
-    """Split raw envelope bytes into header and sealed parts.
+def split(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """``(header, authenticated, ciphertext, mac)`` of raw envelope bytes:
+    :func:`parse` without the :class:`ParsedEnvelope` wrapper."""
+    fields, authenticated, ciphertext, mac = split_fields(data, max_size)
+    return header_of(fields), authenticated, ciphertext, mac
 
+
+def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """``(fields, authenticated, ciphertext, mac)`` of raw envelope bytes.
+
+    *fields* is the checked header as the list of its nine values in
+    header order (the context a plain dict); :func:`header_of` makes the
+    :class:`Header`. The hot path of open, which needs no Header object.
     Strict and bounded; raises only :class:`InvalidEnvelope` subclasses.
-    Nothing returned is authenticated yet.
+    Nothing returned is authenticated.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise _malformed("expected bytes, got %s" % type(data).__name__)
-    data = bytes(data)
-    if len(data) > max_size:
+    if type(data) is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise _malformed("expected bytes, got %s" % type(data).__name__)
+        data = bytes(data)
+    size = len(data)
+    if size > max_size:
         raise exceptions.EnvelopeTooLarge(
             "envelope of %d bytes is over the %d byte limit"
-            % (len(data), max_size))
-    if len(data) < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
+            % (size, max_size))
+    if not data.startswith(MAGIC):
         raise _malformed("not a sealedmeta envelope (bad magic)")
-    if len(data) < len(MAGIC) + 1:
+    if size < len(MAGIC) + 1:
         raise _malformed("truncated before the format version")
     fmt = data[len(MAGIC)]
     if fmt != FORMAT_VERSION:
         raise exceptions.UnsupportedFormat(
             "unsupported envelope format version %d (this library reads %d)"
             % (fmt, FORMAT_VERSION))
-    if len(data) < _FIXED:
+    if size < _FIXED:
         raise _malformed("truncated before the header length")
-    (header_len,) = struct.unpack_from(">H", data, len(MAGIC) + 1)
+    header_len = (data[_FIXED - 2] << 8) | data[_FIXED - 1]
     if header_len > MAX_HEADER_SIZE:
         raise _malformed("header length %d is over the %d byte limit"
                          % (header_len, MAX_HEADER_SIZE))
     header_end = _FIXED + header_len
-    if len(data) < header_end + TAG_SIZE + MAC_SIZE + 1:
+    if size < header_end + TAG_SIZE + MAC_SIZE + 1:
         raise _malformed("truncated")
     header_bytes = data[_FIXED:header_end]
     try:
         # No per-map hook here: a duplicate context key collapses in the
-        # dict and is then caught by the canonical re-encoding check below.
+        # dict and is then caught by the canonical re-encoding check.
         fields = msgpack.unpackb(
             header_bytes, raw=False, strict_map_key=True, use_list=True,
             ext_hook=_no_ext, max_ext_len=0, max_str_len=MAX_HEADER_SIZE,
@@ -265,13 +390,20 @@ def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
             msgpack.exceptions.UnpackException) as exc:
         raise _malformed("header is not valid msgpack (%s)"
                          % type(exc).__name__) from None
-    header = _check_header_fields(fields)
-    if encode_header(header) != header_bytes:
-        raise _malformed("header is not in canonical encoding")
-    return ParsedEnvelope(header=header,
-                          authenticated=data[:header_end],
-                          ciphertext=data[header_end:-MAC_SIZE],
-                          mac=data[-MAC_SIZE:])
+    _check_header_fields(fields, header_bytes)
+    return (fields, data[:header_end], data[header_end:-MAC_SIZE],
+            data[-MAC_SIZE:])
+
+
+def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """Split raw envelope bytes into header and sealed parts.
+
+    Strict and bounded; raises only :class:`InvalidEnvelope` subclasses.
+    Nothing returned is authenticated yet.
+    """
+    header, authenticated, ciphertext, mac = split(data, max_size)
+    return ParsedEnvelope(header=header, authenticated=authenticated,
+                          ciphertext=ciphertext, mac=mac)
 
 
 def _check_value(obj, depth):
@@ -309,14 +441,56 @@ def check_metadata(metadata):
 def encode_payload(metadata):
     """msgpack bytes of already checked metadata."""
     try:
-        return msgpack.packb(metadata, use_bin_type=True, strict_types=True)
+        return _payload_packer.pack(metadata)
     except (OverflowError, ValueError, TypeError) as exc:
         raise exceptions.InvalidMetadata(
             "metadata cannot be encoded: %s" % exc) from None
 
 
+# Bytes that can start a msgpack container (fixmap, fixarray, array 16/32,
+# map 16/32), a bin (8/16/32) or an ext (ext 8/16/32, fixext 1-16). The
+# scan of a payload for these (see decode_payload) keeps only them.
+_CONTAINER_MARKERS = bytes(range(0x80, 0xa0)) + b"\xdc\xdd\xde\xdf"
+_BIN_EXT_MARKERS = b"\xc4\xc5\xc6\xc7\xc8\xc9\xd4\xd5\xd6\xd7\xd8"
+_NOT_MARKERS = bytes(b for b in range(256)
+                     if b not in _CONTAINER_MARKERS + _BIN_EXT_MARKERS)
+
+
 def decode_payload(data):
     """Decode an authenticated payload, strictly, into a dict."""
+    size = len(data)
+    try:
+        value = msgpack.unpackb(
+            data, raw=False, strict_map_key=True, use_list=True,
+            ext_hook=_no_ext, max_ext_len=0, max_str_len=size,
+            max_bin_len=size, max_array_len=size, max_map_len=size)
+        # Without a per-map hook a duplicate key collapses in its dict.
+        # Re-encoding the result gives back the exact bytes only when every
+        # map had distinct keys (the bytes then are the encoding of dicts).
+        accepted = type(value) is dict and _payload_packer.pack(value) == data
+        if accepted:
+            # The decoded values are of msgpack's own types, so what is
+            # left to check is that map keys are str (not bytes) and the
+            # depth. Both follow from the bytes when they hold no bin or
+            # ext marker (then no bytes value, key or ext exists) and at
+            # most MAX_DEPTH bytes that can start a container (each level
+            # of nesting needs one): a sufficient condition, tested at C
+            # speed. Marker bytes inside strings or numbers only send a
+            # payload to the full walk.
+            markers = data.translate(None, _NOT_MARKERS)
+            if (len(markers) > MAX_DEPTH
+                    or markers.translate(None, _CONTAINER_MARKERS)):
+                check_metadata(value)
+    except Exception:
+        accepted = False
+    if accepted:
+        return value
+    # Anything else (another writer's encoding, or bad input) takes the
+    # per-map checked decoder, which also gives the reason for a refusal.
+    return _decode_payload_checked(data)
+
+
+def _decode_payload_checked(data):
     try:
         value = _unpack(data, len(data))
     except (ValueError, TypeError, OverflowError,
@@ -330,7 +504,7 @@ def decode_payload(data):
 
 
 def assemble(prefix, ciphertext, mac):
-    return prefix + ciphertext + mac
+    return b"".join((prefix, ciphertext, mac))
 
 
 def armor(envelope):
@@ -376,11 +550,13 @@ def dearmor(text, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
 
 def load(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
     """Raw envelope bytes from raw bytes or armour (bytes or str)."""
+    if type(data) is bytes and not data.startswith(_ARMOR_PREFIX_BYTES):
+        return data
     if isinstance(data, str):
         return dearmor(data, max_size)
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = bytes(data)
-        if data.startswith(ARMOR_PREFIX.encode("ascii")):
+        if data.startswith(_ARMOR_PREFIX_BYTES):
             return dearmor(data.strip(b"\r\n"), max_size)
         return data
     raise _malformed("expected envelope bytes or armour text, got %s"

@@ -8,9 +8,20 @@ the carrier puts the new envelope back into the file, which is replaced
 atomically (:func:`sealedmeta.atomic.write_file`: temporary file, fsync,
 rename, fsync of the directory), keeping the file's mode and owner.
 
+Throughput: a durable replacement waits for the disk twice (the file's and
+the directory's fsync), far longer than the re-sealing. :meth:`Rewrapper.run`
+therefore reads, checks and re-seals the files one after the other, in walk
+order, and hands each replacement to a small pool of writer threads
+(``io_workers``), so that several fsyncs are in flight at once and the
+file system can commit them together. Every file is still replaced
+atomically and made durable, each on its own, exactly as above; the pool
+changes neither what is written nor the summary, and a bounded number of
+replacements is ever pending.
+
 Crash safety and resumption: each file is replaced by one rename, so a
 ``kill -9`` at any instant leaves every file either the old, valid envelope
-or the new, valid one (at worst a stray ``.tmp-*`` file, which scans skip).
+or the new, valid one (at worst a few stray ``.tmp-*`` files, at most one
+per writer thread, which scans skip).
 The old version stays decrypt-only until an operator retires it, so both
 open. A rerun skips what is already current and finishes the job: the files
 themselves are the journal, and running it twice changes nothing the second
@@ -18,6 +29,8 @@ time. A file changed by someone else while it was being rewrapped is left
 alone and reported as failed (run again).
 """
 
+import collections
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -38,6 +51,9 @@ CURRENT = "current"
 SKIPPED = "skipped"
 FAILED = "failed"
 OUTCOMES = (REWRAPPED, CURRENT, SKIPPED, FAILED)
+
+# Writer threads of a durable run (each mostly waits in fsync).
+DEFAULT_IO_WORKERS = 8
 
 
 @dataclasses.dataclass
@@ -84,7 +100,8 @@ class Rewrapper:
 
     def __init__(self, store, keyring=None,
                  max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
-                 carriers=None, progress=None, durable=True, sealer_factory=None):
+                 carriers=None, progress=None, durable=True, sealer_factory=None,
+                 io_workers=DEFAULT_IO_WORKERS):
         self.store = store
         self.keyring = (envelope.check_keyring_name(keyring)
                         if keyring is not None else None)
@@ -93,6 +110,8 @@ class Rewrapper:
                          else sm_carriers.load_carriers(max_envelope_size))
         self.progress = progress
         self.durable = durable
+        # Writes go to threads only when they wait for the disk.
+        self.io_workers = io_workers if durable else 0
         self._sealer_factory = sealer_factory or self._default_sealer
         self._sealers = {}  # keyring -> Sealer, or None when absent
         self._rings = {}    # keyring -> KeyRing as last read
@@ -129,49 +148,108 @@ class Rewrapper:
                 "no keyring %r in the key store" % self.keyring)
         items = list(sm_carriers.iter_paths(paths))
         outcomes = []
-        for done, (path, st, problem) in enumerate(items, 1):
-            if problem is not None:
-                outcome = Outcome(path, FAILED, problem)
-            else:
-                outcome = self.rewrap_file(
-                    sm_carriers.examine(path, st, self.carriers))
+        total = len(items)
+        pool = None
+        if self.io_workers > 1:
+            pool = concurrent.futures.ThreadPoolExecutor(
+                self.io_workers, thread_name_prefix="sealedmeta-rewrap")
+        # Files not finished yet, in walk order: (outcome, future of its
+        # replacement, or None when there is nothing to write). They are
+        # finished in that order, so the progress callback and the log see
+        # the files in the same order as without a pool.
+        pending = collections.deque()
+
+        def finish(outcome):
             outcomes.append(outcome)
-            if outcome.status == REWRAPPED:
-                LOG.debug("rewrapped %s: %s version %d -> %d", path,
-                          outcome.keyring, outcome.from_version,
-                          outcome.to_version)
-            elif outcome.status == FAILED:
-                # Reported in the summary; one line per file only with -v -v.
-                LOG.debug("cannot rewrap %s: %s", path, outcome.reason)
+            self._log(outcome)
             if self.progress is not None:
-                self.progress(done, len(items))
+                self.progress(len(outcomes), total)
+
+        def settle(limit):
+            while len(pending) > limit:
+                outcome, future = pending.popleft()
+                if future is not None:
+                    outcome = self._written(outcome, future.result())
+                finish(outcome)
+
+        try:
+            for path, st, problem in items:
+                if problem is not None:
+                    outcome, write = Outcome(path, FAILED, problem), None
+                else:
+                    outcome, write = self._prepare(
+                        sm_carriers.examine(path, st, self.carriers))
+                if pool is None:
+                    if write is not None:
+                        outcome = self._written(outcome, self._replace(*write))
+                    finish(outcome)
+                    continue
+                pending.append((outcome, None if write is None
+                                else pool.submit(self._replace, *write)))
+                settle(4 * self.io_workers)
+            settle(0)
+        finally:
+            if pool is not None:
+                # On an error or an interrupt, queued replacements are
+                # dropped (those files keep their old, valid envelope) and
+                # the ones under way are finished before returning.
+                pool.shutdown(wait=True, cancel_futures=True)
         active = {name: ring.active.number for name, ring in self._rings.items()}
         return Summary(outcomes, active)
 
+    @staticmethod
+    def _log(outcome):
+        if outcome.status == REWRAPPED:
+            LOG.debug("rewrapped %s: %s version %d -> %d", outcome.path,
+                      outcome.keyring, outcome.from_version,
+                      outcome.to_version)
+        elif outcome.status == FAILED:
+            # Reported in the summary; one line per file only with -v -v.
+            LOG.debug("cannot rewrap %s: %s", outcome.path, outcome.reason)
+
+    @staticmethod
+    def _written(outcome, problem):
+        """*outcome* once its replacement ended with *problem* (None: done)."""
+        if problem is not None:
+            outcome.reason = problem
+        else:
+            outcome.status = REWRAPPED
+        return outcome
+
     def rewrap_file(self, item):
         """The :class:`Outcome` of one examined file."""
+        outcome, write = self._prepare(item)
+        if write is None:
+            return outcome
+        return self._written(outcome, self._replace(*write))
+
+    def _prepare(self, item):
+        """``(outcome, write)``: *write* is None when *outcome* is final,
+        else the ``(path, stat, content)`` to replace the file with; the
+        outcome then is FAILED with the versions filled in, and
+        :meth:`_written` completes it."""
         path = item.path
         if item.skipped is not None:
-            return Outcome(path, SKIPPED, item.skipped)
+            return Outcome(path, SKIPPED, item.skipped), None
         if item.error is not None:
-            return Outcome(path, FAILED, item.error)
+            return Outcome(path, FAILED, item.error), None
         if item.malformed is not None:
-            return Outcome(path, FAILED, item.malformed)
+            return Outcome(path, FAILED, item.malformed), None
         raw = item.carried.envelope
         try:
-            header = envelope.parse(raw, self.max_envelope_size).header
+            header = envelope.split(raw, self.max_envelope_size)[0]
         except exceptions.InvalidEnvelope as exc:
-            return Outcome(path, FAILED, str(exc))
+            return Outcome(path, FAILED, str(exc)), None
         outcome = Outcome(path, FAILED, None, header.keyring, header.key_version)
         if self.keyring is not None and header.keyring != self.keyring:
             outcome.status = SKIPPED
             outcome.reason = "sealed under keyring %r, not %r" % (
                 header.keyring, self.keyring)
-            return outcome
+            return outcome, None
         sealer = self._sealer(header.keyring)
         if sealer is None:
             outcome.reason = "no keyring %r in the key store" % header.keyring
-            return outcome
+            return outcome, None
         verdict = audit.classify_header(self._rings[header.keyring], header)
         if (verdict is not None and verdict[0] == audit.UNKNOWN_KEY
                 and time.monotonic() - self._read_at[header.keyring] >= 1.0):
@@ -181,33 +259,28 @@ class Rewrapper:
             verdict = audit.classify_header(self._rings[header.keyring], header)
         if verdict is not None:
             outcome.reason = verdict[1]
-            return outcome
+            return outcome, None
         try:
             new = sealer.rewrap(raw)
         except (exceptions.InvalidEnvelope, exceptions.KeyUnavailable) as exc:
             outcome.reason = str(exc)
-            return outcome
+            return outcome, None
         except exceptions.NoSuchKeyring as exc:
             outcome.reason = str(exc)
-            return outcome
+            return outcome, None
         if new == raw:
             outcome.status = CURRENT
             outcome.to_version = header.key_version
-            return outcome
-        new_header = envelope.parse(new, self.max_envelope_size).header
+            return outcome, None
+        new_header = envelope.split(new, self.max_envelope_size)[0]
         outcome.to_version = new_header.key_version
         try:
             content = item.carried.rewritten(new)
         except Exception as exc:  # a carrier plug-in must not stop the run
             outcome.reason = "carrier %s cannot write the envelope back: %s" % (
                 item.carried.carrier.name, exc)
-            return outcome
-        problem = self._replace(path, item.stat, content)
-        if problem is not None:
-            outcome.reason = problem
-            return outcome
-        outcome.status = REWRAPPED
-        return outcome
+            return outcome, None
+        return outcome, (path, item.stat, content)
 
     def _replace(self, path, st, content):
         """Atomically replace *path* with *content*; None, or why not."""

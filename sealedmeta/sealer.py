@@ -36,6 +36,7 @@ class Sealer:
         self._loaded_at = None
         self._last_miss_refresh = None
         self._keys = {}  # key id -> key bytes, openable versions only
+        self._active = (None, None)  # (ring, its active version)
 
     @classmethod
     def from_config(cls, conf, store=None, keyring=None):
@@ -67,6 +68,13 @@ class Sealer:
             ring = self.refresh()
         return ring
 
+    def _active_version(self):
+        ring = self._current()
+        cached = self._active  # one tuple: ring and version always agree
+        if cached[0] is not ring:
+            cached = self._active = (ring, ring.active)
+        return cached[1]
+
     def _refresh_on_miss(self):
         with self._lock:
             now = self._clock()
@@ -88,20 +96,21 @@ class Sealer:
                 self._keys[version.key_id] = key
         return key
 
-    def _version_for(self, header):
-        if header.keyring != self.keyring:
+    def _version_for(self, keyring, key_id, key_version):
+        """The openable version an envelope's header names, or raise."""
+        if keyring != self.keyring:
             # Not sealed under this sealer's keyring (or a changed header):
             # it cannot authenticate here. Route with inspect() beforehand.
             raise exceptions.UnknownKey(
                 "envelope names keyring %r; this sealer opens %r"
-                % (header.keyring, self.keyring))
-        version = self._current().by_key_id(header.key_id)
+                % (keyring, self.keyring))
+        version = self._current().by_key_id(key_id)
         refreshed = False
         if version is None or version.state not in kr.OPENABLE:
             ring = self._refresh_on_miss()
             if ring is not None:
                 refreshed = True
-                version = ring.by_key_id(header.key_id)
+                version = ring.by_key_id(key_id)
         if version is None:
             # Unknown even to a fresh read of the keyring (or no read was
             # allowed yet): a wrong key, a keyring that moved without its
@@ -109,10 +118,10 @@ class Sealer:
             raise exceptions.UnknownKey(
                 "keyring %r has no version with key id %s (envelope names"
                 " version %d)%s" % (
-                    self.keyring, header.key_id.hex(), header.key_version,
+                    self.keyring, key_id.hex(), key_version,
                     "" if refreshed else "; the keyring was read less than"
                     " %ss ago, try again later" % self.refresh_interval))
-        if version.number != header.key_version:
+        if version.number != key_version:
             # A known key id under another number: a forged header.
             raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
         if version.state not in kr.OPENABLE:
@@ -124,8 +133,10 @@ class Sealer:
     # -- sealing ----------------------------------------------------------
 
     def _seal_payload(self, payload, context, version, key):
-        salt = os.urandom(envelope.SALT_SIZE)
-        nonce = os.urandom(envelope.NONCE_SIZE)
+        # One read of the system CSPRNG for both (fresh per envelope).
+        random = os.urandom(envelope.SALT_SIZE + envelope.NONCE_SIZE)
+        salt = random[:envelope.SALT_SIZE]
+        nonce = random[envelope.SALT_SIZE:]
         prefix = envelope.encode_prefix(envelope.encode_header_fields(
             envelope.FORMAT_VERSION, crypto.SUITE_ID, self.keyring,
             version.number, version.key_id, context, kr.now(), salt, nonce))
@@ -141,43 +152,48 @@ class Sealer:
 
     def seal(self, metadata, context):
         """Envelope bytes of *metadata* bound to *context* (str -> str)."""
-        context = envelope.check_context(context)
+        context = envelope.sorted_context(context)
         envelope.check_metadata(metadata)
         payload = envelope.encode_payload(metadata)
-        version = self._current().active
+        version = self._active_version()
         return self._seal_payload(payload, context, version, self._key(version))
 
     # -- opening ----------------------------------------------------------
 
     def _authenticate(self, data):
+        """``(raw, header fields, payload)``: the envelope's bytes, its
+        checked header as :func:`envelope.split_fields` gives it, and the
+        plaintext, once the MAC and the AEAD tag are verified."""
         raw = envelope.load(data, self.max_envelope_size)
-        parsed = envelope.parse(raw, self.max_envelope_size)
-        header = parsed.header
-        if header.suite != crypto.SUITE_ID:
+        fields, authenticated, ciphertext, mac = envelope.split_fields(
+            raw, self.max_envelope_size)
+        (fmt, suite, keyring, key_version, key_id, _, _, salt,
+         nonce) = fields
+        if suite != crypto.SUITE_ID:
             raise exceptions.UnsupportedFormat(
                 "unsupported algorithm suite %d (this library knows %d)"
-                % (header.suite, crypto.SUITE_ID))
-        version = self._version_for(header)
-        info = crypto.info(header.format_version, header.suite, header.keyring,
-                           header.key_version)
-        payload = crypto.decrypt(self._key(version), header.salt, header.nonce,
-                                 info, parsed.authenticated, parsed.ciphertext,
-                                 parsed.mac)
-        return raw, header, payload
+                % (suite, crypto.SUITE_ID))
+        version = self._version_for(keyring, key_id, key_version)
+        info = crypto.info(fmt, suite, keyring, key_version)
+        payload = crypto.decrypt(self._key(version), salt, nonce, info,
+                                 authenticated, ciphertext, mac)
+        return raw, fields, payload
 
     def verify(self, data, context=None):
         """The authenticated header of *data*; checks *context* when given."""
-        _, header, payload = self._authenticate(data)
+        _, fields, payload = self._authenticate(data)
         if context is not None:
-            _check_context(header, envelope.check_context(context))
+            _check_context(fields[_CONTEXT],
+                           envelope.validated_context(context))
         envelope.decode_payload(payload)
-        return header
+        return envelope.header_of(fields)
 
     def open(self, data, context):
         """The metadata sealed in *data* (bytes or armour), for *context*."""
-        expected = envelope.check_context(context)
-        _, header, payload = self._authenticate(data)
-        _check_context(header, expected)
+        # Validated, in the caller's order: the comparison ignores order.
+        expected = envelope.validated_context(context)
+        _, fields, payload = self._authenticate(data)
+        _check_context(fields[_CONTEXT], expected)
         return envelope.decode_payload(payload)
 
     def rewrap(self, data):
@@ -186,21 +202,27 @@ class Sealer:
         Returns the input unchanged when it already is under the active
         version. The plaintext never leaves the library.
         """
-        raw, header, payload = self._authenticate(data)
+        raw, fields, payload = self._authenticate(data)
         envelope.decode_payload(payload)
-        active = self._current().active
-        if header.key_id == active.key_id:
+        active = self._active_version()
+        if fields[_KEY_ID] == active.key_id:
             return raw
-        return self._seal_payload(payload, dict(header.context), active,
+        # The context as read: checked, and sorted (canonical header).
+        return self._seal_payload(payload, fields[_CONTEXT], active,
                                   self._key(active))
 
 
-def _check_context(header, expected):
+# Positions in the header fields of envelope.split_fields.
+_KEY_ID = 4
+_CONTEXT = 5
+
+
+def _check_context(context, expected):
     # Contexts are in clear in the header and not secret: plain equality.
-    if header.context != expected:
+    if context != expected:
         differing = sorted(
-            k for k in set(header.context) | set(expected)
-            if header.context.get(k) != expected.get(k))
+            k for k in set(context) | set(expected)
+            if context.get(k) != expected.get(k))
         raise exceptions.ContextMismatch(
             "envelope is authentic but was sealed for another context"
             " (differs in: %s)" % ", ".join(differing))
