@@ -80,7 +80,8 @@ class CinderMetadataCarrier(carriers.Carrier):
     def extract(self, path, data):
         try:
             obj = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
-        except (UnicodeDecodeError, ValueError) as exc:
+        # RecursionError: JSON nested deeper than the decoder can follow.
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise self._malformed("not valid JSON (%s)" % exc) from None
         if type(obj) is not dict:
             raise self._malformed("not a JSON object")

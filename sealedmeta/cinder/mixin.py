@@ -170,7 +170,7 @@ class SealedMetadataMixin:
             return "volume_meta is neither sealed nor a JSON string"
         try:
             meta = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "volume_meta is not valid JSON"
         if not isinstance(meta, dict):
             return "volume_meta is not a JSON object"

@@ -48,6 +48,8 @@ def read_json_object(path, limit):
     data = read_input(path, limit, "metadata")
     try:
         value = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise CommandError("metadata is not valid JSON: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise CommandError("metadata is not valid JSON: %s" % exc) from None
     if type(value) is not dict:
