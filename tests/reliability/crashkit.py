@@ -1,0 +1,115 @@
+"""Helpers of the SIGKILL tests: processes killed at random moments, and the
+checks made after every kill."""
+
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from sealedmeta import envelope
+from sealedmeta import keyring as kr
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def new_rng():
+    seed = int(os.environ.get("SEALEDMETA_RELIABILITY_SEED") or
+               int.from_bytes(os.urandom(4), "big"))
+    return seed, random.Random(seed)
+
+
+def python_env(tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               XDG_DATA_HOME=str(tmp_path / "xdg-data"))
+    env.pop("PYTHONWARNINGS", None)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = TOP + (os.pathsep + path if path else "")
+    return env
+
+
+def start_python(code, args, tmp_path):
+    """A Python child running *code*; stdout is a pipe, stderr to a file."""
+    err = open(os.path.join(str(tmp_path), "child-%d.err" % time.monotonic_ns()),
+               "wb")
+    proc = subprocess.Popen([sys.executable, "-c", code] + [str(a) for a in args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=err, env=python_env(tmp_path))
+    proc.err_file = err
+    return proc
+
+
+def wait_line(proc, want, timeout=60):
+    """Read stdout lines until one equals *want*; AssertionError otherwise."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = proc.stdout.fileno()
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            if (want + "\n").encode() in buf:
+                return
+        elif proc.poll() is not None:
+            break
+    raise AssertionError("child did not say %r (exit %s): %s\n%s" % (
+        want, proc.poll(), buf[-2000:], child_stderr(proc)))
+
+
+def child_stderr(proc):
+    try:
+        proc.err_file.flush()
+        with open(proc.err_file.name, "rb") as handle:
+            return handle.read()[-3000:].decode("utf-8", "replace")
+    except (OSError, AttributeError):
+        return ""
+
+
+def kill(proc):
+    """SIGKILL *proc* if still running; True when it was killed by it."""
+    alive = proc.poll() is None
+    if alive:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    if proc.stdout:
+        proc.stdout.close()
+    if getattr(proc, "err_file", None):
+        proc.err_file.close()
+    return alive and proc.returncode == -signal.SIGKILL
+
+
+def kill_after(proc, delay, started=None):
+    """SIGKILL *proc* *delay* seconds after *started* (default: now) unless
+    it ends first. Returns (killed, seconds it ran when it ended first)."""
+    started = time.monotonic() if started is None else started
+    deadline = started + delay
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            ran = time.monotonic() - started
+            kill(proc)
+            return False, ran
+        time.sleep(0.002)
+    return kill(proc), None
+
+
+def check_ring(ring):
+    """The invariants a keyring must keep after any crash."""
+    actives = [v.number for v in ring.versions if v.state is kr.KeyState.ACTIVE]
+    assert len(actives) == 1, actives
+    numbers = [v.number for v in ring.versions]
+    assert numbers == sorted(set(numbers)), numbers
+    return ring
+
+
+def temp_files(root):
+    return [os.path.join(d, f) for d, _, files in os.walk(str(root))
+            for f in files if f.startswith(".tmp-")]
+
+
+def header(data):
+    return envelope.parse(envelope.load(data)).header

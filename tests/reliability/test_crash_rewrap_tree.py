@@ -1,0 +1,159 @@
+"""SIGKILL of ``sealedmeta rewrap`` over a tree, :data:`KILLS` times.
+
+A tree of :data:`TOTAL` envelopes in four forms (raw bytes, armour with and
+without a final newline, Cinder ``*_metadata`` objects) under a file store.
+The keyring is rotated every other attempt; each attempt starts the real
+``sealedmeta rewrap TREE`` and SIGKILLs it at a random moment of its
+expected run. After every kill every file still has its form, and opens with
+its context (old version or new). At the end a rerun leaves everything under
+the active version, a second rerun changes nothing, and ``verify`` passes.
+(tests/unit/test_rewrap_sigkill.py does the same with 20 kills over 2,000
+envelopes.)
+"""
+
+import json
+import os
+import time
+
+from sealedmeta import FileKeyStore
+from sealedmeta import Sealer
+from sealedmeta import armor
+from sealedmeta import envelope
+
+from tests import sm_cli
+from tests.reliability import crashkit
+from tests.reliability import figures
+
+RING = "kr"
+DIRS, PER_DIR = 8, 60
+TOTAL = DIRS * PER_DIR
+KILLS = 50
+MAX_ATTEMPTS = 150
+TIME_BUDGET = 150.0
+
+
+def cinder_object(raw, backup_id, volume_id):
+    return json.dumps({"backup_id": backup_id, "volume_id": volume_id,
+                       "version": "1.0.0", "objects": [],
+                       "volume_meta": armor(raw)}, indent=2).encode()
+
+
+def make_tree(root, sealer):
+    expected = {}
+    for d in range(DIRS):
+        directory = root / ("d%d" % d)
+        directory.mkdir(parents=True)
+        for i in range(PER_DIR):
+            n = d * PER_DIR + i
+            ctx = {"backup_id": "b%04d" % n, "volume_id": "v%d" % (n % 5)}
+            raw = sealer.seal({"n": n, "glance": {"billing": "B%d" % n}}, ctx)
+            form = n % 4
+            if form == 3:
+                path = directory / ("volume_v%d_backup_b%04d_metadata" % (n % 5, n))
+                data = cinder_object(raw, ctx["backup_id"], ctx["volume_id"])
+            else:
+                path = directory / ("e%04d" % n)
+                data = (raw, (armor(raw) + "\n").encode(), armor(raw).encode())[form]
+            path.write_bytes(data)
+            expected[str(path)] = (n, ctx, form)
+    return expected
+
+
+def extract(data, form):
+    if form == 3:
+        return json.loads(data)["volume_meta"]
+    return data
+
+
+def check_all(opener, expected):
+    """Every file keeps its form and opens with its context; {version: n}."""
+    opener.refresh()
+    versions = {}
+    for path, (n, ctx, form) in expected.items():
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if form == 0:
+            assert data.startswith(envelope.MAGIC), path
+        elif form in (1, 2):
+            assert data.startswith(b"sealedmeta:"), path
+            assert data.endswith(b"\n") == (form == 1), path
+        else:
+            obj = json.loads(data)
+            assert obj["backup_id"] == ctx["backup_id"], path
+        sealed = extract(data, form)
+        assert opener.open(sealed, ctx)["n"] == n, path
+        version = crashkit.header(sealed).key_version
+        versions[version] = versions.get(version, 0) + 1
+    return versions
+
+
+def timed(argv, tmp_path, repo):
+    t0 = time.monotonic()
+    code, out, err = sm_cli.run(argv, tmp_path, repo)
+    assert code == 0, err
+    return time.monotonic() - t0
+
+
+def test_sigkill_rewrap_tree_50_times(tmp_path):
+    seed, rng = crashkit.new_rng()
+    repo = tmp_path / "keys"
+    store = FileKeyStore(str(repo))
+    store.create_keyring(RING)
+    opener = Sealer(store, RING, cache_ttl=0, refresh_interval=0)
+    tree = tmp_path / "tree"
+    expected = make_tree(tree, opener)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    t_start = timed(["rewrap", str(empty)], tmp_path, repo)
+    store.rotate(RING)
+    t_full = timed(["rewrap", str(tree)], tmp_path, repo)
+    assert check_all(opener, expected) == {2: TOTAL}
+
+    kills = mid_run = attempts = finished = 0
+    versions = {2: TOTAL}
+    deadline = time.monotonic() + TIME_BUDGET
+    while (kills < KILLS and attempts < MAX_ATTEMPTS
+           and time.monotonic() < deadline):
+        attempts += 1
+        active = store.get_keyring(RING).active.number
+        if versions.get(active, 0) == TOTAL or attempts % 2 == 1:
+            store.rotate(RING)
+            active += 1
+        before = versions.get(active, 0)
+        remaining = (TOTAL - before) / TOTAL
+        proc = sm_cli.start(["rewrap", str(tree)], tmp_path, repo)
+        time.sleep(rng.uniform(0.9 * t_start,
+                               t_start + (t_full - t_start) * remaining))
+        if crashkit.kill(proc):
+            kills += 1
+        else:
+            finished += 1
+            assert proc.returncode == 0
+        versions = check_all(opener, expected)
+        assert sum(versions.values()) == TOTAL
+        done = versions.get(active, 0) - before
+        if 0 < done and versions.get(active, 0) < TOTAL:
+            mid_run += 1
+    result = figures.record(
+        "SIGKILL sealedmeta rewrap (file store, tree)", seed=seed,
+        envelopes=TOTAL, attempts=attempts, kills=kills,
+        kills_mid_run=mid_run, runs_that_finished_first=finished,
+        t_start_s=round(t_start, 2), t_full_s=round(t_full, 2),
+        leftover_temp_files=len(crashkit.temp_files(tree)),
+        versions=store.get_keyring(RING).active.number)
+    assert kills >= KILLS, result
+    assert mid_run >= 20, result
+
+    code, out, err = sm_cli.run(["rewrap", str(tree), "-f", "json"], tmp_path, repo)
+    assert code == 0, err
+    active = store.get_keyring(RING).active.number
+    assert check_all(opener, expected) == {active: TOTAL}
+    digest = sm_cli.tree_digest(tree)
+    code, out, err = sm_cli.run(["rewrap", str(tree), "-f", "json"], tmp_path, repo)
+    assert code == 0, err
+    assert json.loads(out)["already_current"] == TOTAL
+    assert sm_cli.tree_digest(tree) == digest
+    code, out, err = sm_cli.run(["verify", str(tree), "-f", "json"], tmp_path, repo)
+    assert code == 0, err
+    assert json.loads(out)["summary"]["counts"]["valid"] == TOTAL
+    assert os.listdir(tree)
