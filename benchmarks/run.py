@@ -22,6 +22,14 @@ the three are interleaved round by round, medians reported):
   floor_packb_us      the floor as first written (msgpack.packb, a new
                       SHA256 object per call), for comparing with figures
                       of older runs; seal_open_vs_floor_packb
+  sign_seal_extra_us  what a signing keyring (suite 2) adds to seal + open:
+                      the median of the per-round differences between
+                      signed_seal_open_us (seal + open under a signing
+                      keyring, also reported) and seal_open_us; that is
+                      one Ed25519 signature plus 64 bytes
+  public_verify_us    an auditor's check of one suite-2 envelope with the
+                      public keys only (audit.PublicAuditor.check_bytes:
+                      parse, look up, Ed25519 verify), no key store
 
 Key store requests (a real Barbican behind a real Keystone, started with
 tools/dev-openstack --keystone in a temporary directory and stopped at the
@@ -67,13 +75,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import sealedmeta
+from sealedmeta import audit
 from sealedmeta import crypto
+from sealedmeta import public
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 DEV_OPENSTACK = os.path.join(TOP, "tools", "dev-openstack")
 CINDER_SCRIPT = os.path.join(HERE, "cinder_overhead.py")
 RING = "bench"
+SIGNING_RING = "bench-signed"
 CONTEXT = {"backup_id": "2c4e6a8b-0d1f-4e3a-9c7b-5a3d1f0e2c4b",
            "volume_id": "5e9c1a7b-2f3d-4c8e-9b6a-0d1e2f3a4b5c"}
 
@@ -147,11 +158,25 @@ def bench_core(rounds, inner):
         sealed = sealer.seal(metadata, context)
         assert sealer.open(sealed, context) == metadata
         key = store.get_key(RING, 1)
+        store.create_keyring(SIGNING_RING, signing=True)
+        signer = sealedmeta.Sealer(store, keyring=SIGNING_RING)
+        signed = signer.seal(metadata, context)
+        assert signer.open(signed, context) == metadata
+        auditor = audit.PublicAuditor(
+            public.parse(public.dumps([store.get_keyring(SIGNING_RING)])),
+            carriers=[])
+        assert auditor.check_bytes("b", signed).status == audit.VALID
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     def seal_open():
         sealer.open(sealer.seal(metadata, context), context)
+
+    def signed_seal_open():
+        signer.open(signer.seal(metadata, context), context)
+
+    def public_verify():
+        auditor.check_bytes("b", signed)
 
     info = crypto.info(1, 1, RING, 1)
     header_fields = [1, 1, RING, 1, b"k" * 16, context, 1700000000,
@@ -213,7 +238,9 @@ def bench_core(rounds, inner):
     # Interleave the three so drift in machine load hits them alike.
     measured = {"seal_open_us": seal_open, "floor_us": floor,
                 "fernet_msgpack_us": fernet_msgpack,
-                "floor_packb_us": floor_packb}
+                "floor_packb_us": floor_packb,
+                "signed_seal_open_us": signed_seal_open,
+                "public_verify_us": public_verify}
     results = {name: [] for name in measured}
     for _ in range(rounds):
         for name, fn in measured.items():
@@ -235,6 +262,9 @@ def bench_core(rounds, inner):
             a / b for a, b in zip(results["seal_open_us"],
                                   results["fernet_msgpack_us"], strict=True)), 3),
     }
+    figures["sign_seal_extra_us"] = round(statistics.median(
+        a - b for a, b in zip(results["signed_seal_open_us"],
+                              results["seal_open_us"], strict=True)), 2)
     figures["metadata_bytes"] = len(msgpack.packb(metadata, use_bin_type=True))
     figures["envelope_bytes"] = len(sealed)
     return figures
@@ -618,6 +648,7 @@ SUMMARY_KEYS = (
     "seal_open_us", "floor_us", "fernet_msgpack_us", "seal_open_vs_floor",
     "seal_open_vs_fernet_msgpack", "barbican_requests_per_1000_seals",
     "keystone_tokens_per_1000_seals", "rewrap_per_s", "verify_per_s",
+    "sign_seal_extra_us", "public_verify_us",
     "cinder_backup_overhead_ms", "cinder_restore_overhead_ms")
 
 

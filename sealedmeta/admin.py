@@ -60,8 +60,9 @@ def _number(version):
     return version
 
 
-def create_keyring(store, name, coordinator):
-    """Create keyring *name* (version 1 active); returns the KeyRing."""
+def create_keyring(store, name, coordinator, signing=False):
+    """Create keyring *name* (version 1 active; with an Ed25519 key pair per
+    version when *signing*); returns the KeyRing."""
     envelope.check_keyring_name(name)
     with coordinator.lock(name):
         try:
@@ -70,7 +71,8 @@ def create_keyring(store, name, coordinator):
             pass
         else:
             raise exceptions.KeyringExists("keyring %r already exists" % name)
-        ring = store.create_keyring(name)
+        ring = (store.create_keyring(name, signing=True) if signing
+                else store.create_keyring(name))
     LOG.info("created keyring %s, version 1 (key id %s) active", name,
              ring.active.key_id.hex())
     return ring

@@ -86,10 +86,51 @@ Exit status of ``sealedmeta verify``: 0 when ``all_valid``; 1 when any
 envelope is not valid or none was found; 2 when the audit cannot run (key
 store unreachable, bad arguments, a PATH that does not exist) -- then no
 report is printed.
+
+Public mode (``sealedmeta verify --public-keys FILE``)
+------------------------------------------------------
+
+:class:`PublicAuditor` checks Ed25519 signatures (suite 2) against a public
+keys file (:mod:`sealedmeta.public`) and never touches a key store: it holds
+no symmetric key, so it cannot decrypt, check the MAC or check the payload.
+What it establishes is that the signing key of the version the header names
+signed every byte before the signature -- the backup service sealed this
+envelope, with this header (keyring, version, key id, context, time).
+Per envelope: the header is parsed (``malformed`` as above; an unknown
+suite is ``malformed``); a suite-1 envelope is ``unsigned``; the header's
+(keyring, key id) is looked up in the file (``unknown-key`` if absent, and
+``invalid`` when the file has that key id under another version number);
+the signature is verified over everything before it (``invalid`` when it
+does not verify); then the version's state as the file records it
+(``retired-key`` / ``destroyed-key``) and the ``--expect`` pairs
+(``context-mismatch``).
+
+``unsigned``
+    (public mode only) a well-formed suite-1 envelope: it carries no
+    signature, so nothing about its origin can be checked without the key.
+
+JSON report, format 2 (public mode only)
+----------------------------------------
+
+Format 1's key sets are fixed, so the public mode's report is format 2:
+exactly format 1's structure and keys, with these differences:
+
+* ``"format": 2`` and one more top-level key, ``"mode": "public"``;
+* the status ``unsigned`` exists: every ``counts`` object (in ``summary``
+  and in each ``versions`` row) has the nine keys of ``PUBLIC_STATUSES``;
+* ``versions`` rows come from the public keys file (``state`` as the file
+  records it; ``unknown`` for what envelopes name and the file lacks),
+  listing every version of every keyring an envelope names.
+
+The default mode keeps report format 1, unchanged. Exit statuses are the
+same in both modes (an ``unsigned`` envelope is not valid: exit 1; a public
+keys file that cannot be read or parsed: exit 2).
 """
 
 import dataclasses
 import time
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import crypto
@@ -97,6 +138,7 @@ from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta import sealer as sm_sealer
+from sealedmeta import signing
 
 REPORT_FORMAT = 1
 
@@ -111,6 +153,10 @@ UNREADABLE = "unreadable"
 
 STATUSES = (VALID, INVALID, MALFORMED, UNKNOWN_KEY, RETIRED_KEY,
             DESTROYED_KEY, CONTEXT_MISMATCH, UNREADABLE)
+
+UNSIGNED = "unsigned"
+PUBLIC_REPORT_FORMAT = 2
+PUBLIC_STATUSES = STATUSES + (UNSIGNED,)
 
 UNKNOWN_STATE = "unknown"
 
@@ -207,12 +253,16 @@ class Finding:
                 "key_id": self.key_id}
 
 
-def _counts():
-    return {status: 0 for status in STATUSES}
+def _counts(statuses=STATUSES):
+    return {status: 0 for status in statuses}
 
 
 class Report:
     """The result of an audit; :meth:`as_dict` is the JSON report."""
+
+    statuses = STATUSES
+    report_format = REPORT_FORMAT
+    mode = None
 
     def __init__(self, findings, skipped, rings):
         self.findings = sorted(findings, key=lambda f: f.path)
@@ -221,7 +271,7 @@ class Report:
 
     @property
     def counts(self):
-        counts = _counts()
+        counts = _counts(self.statuses)
         for finding in self.findings:
             counts[finding.status] += 1
         return counts
@@ -245,7 +295,7 @@ class Report:
                     "keyring": name, "version": version.number,
                     "key_id": version.key_id.hex(),
                     "state": version.state.value, "envelopes": 0,
-                    "counts": _counts()}
+                    "counts": _counts(self.statuses)}
         for finding in self.findings:
             if finding.key_id is None:
                 continue
@@ -255,15 +305,15 @@ class Report:
                 row = rows[key] = {
                     "keyring": finding.keyring, "version": finding.version,
                     "key_id": finding.key_id, "state": UNKNOWN_STATE,
-                    "envelopes": 0, "counts": _counts()}
+                    "envelopes": 0, "counts": _counts(self.statuses)}
             row["envelopes"] += 1
             row["counts"][finding.status] += 1
         return [rows[key] for key in sorted(rows)]
 
     def as_dict(self):
         counts = self.counts
-        return {
-            "format": REPORT_FORMAT,
+        report = {
+            "format": self.report_format,
             "summary": {
                 "all_valid": self.all_valid,
                 "counts": counts,
@@ -275,6 +325,17 @@ class Report:
             "envelopes": [f.as_dict() for f in self.findings],
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
         }
+        if self.mode is not None:
+            report["mode"] = self.mode
+        return report
+
+
+class PublicReport(Report):
+    """The report of a public-mode audit: JSON report format 2."""
+
+    statuses = PUBLIC_STATUSES
+    report_format = PUBLIC_REPORT_FORMAT
+    mode = "public"
 
 
 class Auditor:
@@ -332,7 +393,7 @@ class Auditor:
             return Finding(item.path, MALFORMED, str(exc))
         finding = Finding(item.path, VALID, None, header.keyring,
                           header.key_version, header.key_id.hex())
-        if header.suite != crypto.SUITE_ID:
+        if header.suite not in crypto.SUITES:
             finding.status, finding.reason = MALFORMED, (
                 "unsupported algorithm suite %d" % header.suite)
             return finding
@@ -370,6 +431,106 @@ class Auditor:
             return CONTEXT_MISMATCH, (
                 "context differs from --expect in: %s" % ", ".join(differing))
         return None
+
+
+class PublicAuditor:
+    """Verifies the signatures of the envelopes under PATHs against public
+    keys (``{keyring name: KeyRing}`` whose versions carry public keys, as
+    :func:`sealedmeta.public.load` returns them). No key store, no key
+    material, never writes."""
+
+    def __init__(self, rings, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 expect=None, carriers=None, progress=None):
+        self.rings = dict(rings)
+        self.max_envelope_size = max_envelope_size
+        self.expect = check_expect(expect)
+        self.carriers = (carriers if carriers is not None
+                         else sm_carriers.load_carriers(max_envelope_size))
+        self.progress = progress
+        self._verifiers = {}   # public key bytes -> Ed25519PublicKey
+        self._named = set()    # keyrings envelopes name
+
+    def run(self, paths):
+        """The :class:`PublicReport` of *paths* (PathError when a PATH does
+        not exist)."""
+        sm_carriers.check_paths(paths)
+        items = list(sm_carriers.iter_paths(paths))
+        findings, skipped = [], []
+        for done, (path, st, problem) in enumerate(items, 1):
+            if problem is not None:
+                findings.append(Finding(path, UNREADABLE, problem))
+            else:
+                item = sm_carriers.examine(path, st, self.carriers)
+                if item.skipped is not None:
+                    skipped.append((path, item.skipped))
+                else:
+                    findings.append(self.check(item))
+            if self.progress is not None:
+                self.progress(done, len(items))
+        return PublicReport(findings, skipped,
+                            {name: self.rings.get(name) for name in self._named})
+
+    def check(self, item):
+        if item.error is not None:
+            return Finding(item.path, UNREADABLE, item.error)
+        if item.malformed is not None:
+            return Finding(item.path, MALFORMED, item.malformed)
+        return self.check_bytes(item.path, item.carried.envelope)
+
+    def check_bytes(self, path, raw):
+        """The :class:`Finding` of the raw envelope bytes *raw*."""
+        try:
+            header, _, _, _, signature = envelope.split(raw, self.max_envelope_size)
+        except exceptions.InvalidEnvelope as exc:
+            return Finding(path, MALFORMED, str(exc))
+        finding = Finding(path, VALID, None, header.keyring,
+                          header.key_version, header.key_id.hex())
+        self._named.add(header.keyring)
+        verdict = self._verdict(raw, header, signature)
+        if verdict is not None:
+            finding.status, finding.reason = verdict
+        return finding
+
+    def _verdict(self, raw, header, signature):
+        if header.suite == crypto.SUITE_ID:
+            return UNSIGNED, ("suite 1 envelope: not signed, its origin cannot"
+                              " be checked with public keys")
+        if header.suite != crypto.SIGNED_SUITE_ID:
+            return MALFORMED, "unsupported algorithm suite %d" % header.suite
+        ring = self.rings.get(header.keyring)
+        if ring is None:
+            return UNKNOWN_KEY, ("no keyring %r in the public keys file"
+                                 % header.keyring)
+        version = ring.by_key_id(header.key_id)
+        if version is None:
+            return UNKNOWN_KEY, ("keyring %r has no version with key id %s in"
+                                 " the public keys file (the envelope names"
+                                 " version %d)" % (header.keyring,
+                                                   header.key_id.hex(),
+                                                   header.key_version))
+        if version.number != header.key_version:
+            return INVALID, "envelope failed signature verification"
+        verifier = self._verifiers.get(version.public_key)
+        if verifier is None:
+            verifier = self._verifiers[version.public_key] = (
+                ed25519.Ed25519PublicKey.from_public_bytes(version.public_key))
+        if not signing.verify(verifier, signature,
+                              raw[:-envelope.SIGNATURE_SIZE]):
+            return INVALID, "envelope failed signature verification"
+        verdict = classify_header(ring, header)
+        if verdict is not None:
+            return verdict
+        return self._expectation(header)
+
+    _expectation = Auditor._expectation
+
+
+def public_audit(rings, paths, expect=None,
+                 max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 carriers=None, progress=None):
+    """Shortcut: ``PublicAuditor(...).run(paths)``."""
+    return PublicAuditor(rings, max_envelope_size, expect=expect,
+                         carriers=carriers, progress=progress).run(paths)
 
 
 def audit(store, paths, expect=None, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,

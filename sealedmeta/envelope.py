@@ -8,6 +8,7 @@ is the specification this code follows.
 Layout::
 
     magic "SMETA" | format 0x01 | header length (uint16 BE) | header | ciphertext | mac (32)
+    [ | signature (64), suite 2 only ]
 
 The header is a canonical msgpack array, see :class:`Header`.
 """
@@ -27,6 +28,9 @@ MAGIC = b"SMETA"
 FORMAT_VERSION = 1
 _FIXED = len(MAGIC) + 1 + 2  # magic, format byte, header length
 MAC_SIZE = 32
+SIGNATURE_SIZE = 64
+# The suite whose envelopes end with an Ed25519 signature (see crypto.py).
+SIGNED_SUITE = 2
 TAG_SIZE = 16
 SALT_SIZE = 32
 NONCE_SIZE = 12
@@ -140,6 +144,7 @@ class ParsedEnvelope:
     authenticated: bytes  # magic .. end of header: the AEAD's associated data
     ciphertext: bytes     # AEAD output, tag included
     mac: bytes
+    signature: bytes = None  # suite 2: Ed25519 over everything before it
 
 
 def _malformed(why):
@@ -335,14 +340,19 @@ def _unpack(data, max_len):
 
 
 def split(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
-    """``(header, authenticated, ciphertext, mac)`` of raw envelope bytes:
-    :func:`parse` without the :class:`ParsedEnvelope` wrapper."""
-    fields, authenticated, ciphertext, mac = split_fields(data, max_size)
-    return header_of(fields), authenticated, ciphertext, mac
+    """``(header, authenticated, ciphertext, mac, signature)`` of raw
+    envelope bytes: :func:`parse` without the :class:`ParsedEnvelope`
+    wrapper. *signature* is None unless the suite is 2."""
+    fields, authenticated, ciphertext, mac, signature = split_fields(
+        data, max_size)
+    return header_of(fields), authenticated, ciphertext, mac, signature
 
 
 def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
-    """``(fields, authenticated, ciphertext, mac)`` of raw envelope bytes.
+    """``(fields, authenticated, ciphertext, mac, signature)`` of raw
+    envelope bytes. For suite 2 the last 96 bytes are the MAC and the
+    signature; for every other suite the last 32 are the MAC and
+    *signature* is None.
 
     *fields* is the checked header as the list of its nine values in
     header order (the context a plain dict); :func:`header_of` makes the
@@ -391,8 +401,14 @@ def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
         raise _malformed("header is not valid msgpack (%s)"
                          % type(exc).__name__) from None
     _check_header_fields(fields, header_bytes)
-    return (fields, data[:header_end], data[header_end:-MAC_SIZE],
-            data[-MAC_SIZE:])
+    if fields[1] != SIGNED_SUITE:
+        return (fields, data[:header_end], data[header_end:-MAC_SIZE],
+                data[-MAC_SIZE:], None)
+    if size < header_end + TAG_SIZE + MAC_SIZE + SIGNATURE_SIZE + 1:
+        raise _malformed("truncated")
+    end = size - SIGNATURE_SIZE
+    return (fields, data[:header_end], data[header_end:end - MAC_SIZE],
+            data[end - MAC_SIZE:end], data[end:])
 
 
 def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
@@ -401,9 +417,9 @@ def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
     Strict and bounded; raises only :class:`InvalidEnvelope` subclasses.
     Nothing returned is authenticated yet.
     """
-    header, authenticated, ciphertext, mac = split(data, max_size)
+    header, authenticated, ciphertext, mac, signature = split(data, max_size)
     return ParsedEnvelope(header=header, authenticated=authenticated,
-                          ciphertext=ciphertext, mac=mac)
+                          ciphertext=ciphertext, mac=mac, signature=signature)
 
 
 def _check_value(obj, depth):

@@ -12,6 +12,7 @@ import time
 
 from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import signing
 
 
 class KeyState(str, enum.Enum):
@@ -41,14 +42,27 @@ class KeyVersion:
     key_id: bytes
     state: KeyState
     created: int
+    # Ed25519 public key (32 raw bytes) of a signing keyring's version; None
+    # for a keyring without signatures. Not secret.
+    public_key: bytes = None
 
     @property
     def key_id_hex(self):
         return self.key_id.hex()
 
+    @property
+    def public_key_id(self):
+        """16-byte id of the public key (None without one)."""
+        if self.public_key is None:
+            return None
+        return signing.public_key_id(self.public_key)
+
     def as_dict(self):
-        return {"version": self.number, "key_id": self.key_id.hex(),
+        data = {"version": self.number, "key_id": self.key_id.hex(),
                 "state": self.state.value, "created": self.created}
+        if self.public_key is not None:
+            data["public_key"] = self.public_key.hex()
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +76,11 @@ class KeyRing:
     @property
     def active(self):
         return next(v for v in self.versions if v.state is KeyState.ACTIVE)
+
+    @property
+    def signing(self):
+        """True when the keyring signs (its active version has a key pair)."""
+        return self.active.public_key is not None
 
     def version(self, number):
         for v in self.versions:
@@ -91,6 +110,12 @@ def check_consistent(name, versions):
     if len({v.key_id for v in versions}) != len(versions):
         raise exceptions.KeyStoreError(
             "keyring %r: two versions share a key id" % name)
+    for v in versions:
+        if v.public_key is not None and (type(v.public_key) is not bytes
+                                         or len(v.public_key) != 32):
+            raise exceptions.KeyStoreError(
+                "keyring %r: version %d has a malformed public key"
+                % (name, v.number))
     active = sum(1 for v in versions if v.state is KeyState.ACTIVE)
     if active != 1:
         raise exceptions.KeyStoreError(
@@ -102,20 +127,29 @@ def now():
     return int(time.time())
 
 
-def new_keyring(name, key_id, created=None):
-    """A keyring whose version 1 is active."""
+def new_keyring(name, key_id, created=None, public_key=None):
+    """A keyring whose version 1 is active (signing when *public_key*)."""
     return KeyRing(name, (KeyVersion(1, key_id, KeyState.ACTIVE,
-                                     now() if created is None else created),))
+                                     now() if created is None else created,
+                                     public_key),))
 
 
 def next_version_number(ring):
     return ring.versions[-1].number + 1
 
 
-def rotated(ring, key_id, created=None):
-    """(new ring, new version): a new active version; the old active -> decrypt-only."""
+def rotated(ring, key_id, created=None, public_key=None):
+    """(new ring, new version): a new active version; the old active -> decrypt-only.
+
+    A signing keyring stays signing: its new version needs *public_key*.
+    """
+    if ring.signing != (public_key is not None):
+        raise exceptions.KeyStoreError(
+            "keyring %r %s signing keys; the new version must %s one"
+            % (ring.name, "has" if ring.signing else "has no",
+               "have" if ring.signing else "not have"))
     new = KeyVersion(next_version_number(ring), key_id, KeyState.ACTIVE,
-                     now() if created is None else created)
+                     now() if created is None else created, public_key)
     if ring.by_key_id(key_id) is not None:
         raise exceptions.KeyStoreError("key id collision in keyring %r" % ring.name)
     versions = tuple(
@@ -189,6 +223,18 @@ def _stored_int(value, low, high):
     return value
 
 
+def _stored_public_key(version):
+    value = version.get("public_key")
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise ValueError("public key is not hex")
+    public_key = bytes.fromhex(value)
+    if len(public_key) != 32:
+        raise ValueError("public key size")
+    return public_key
+
+
 def from_dict(data):
     """A KeyRing from its stored description; KeyStoreError when malformed."""
     try:
@@ -199,7 +245,8 @@ def from_dict(data):
                        key_id=bytes.fromhex(v["key_id"]),
                        state=KeyState(v["state"]),
                        created=_stored_int(v["created"], 0,
-                                           envelope.MAX_CREATED))
+                                           envelope.MAX_CREATED),
+                       public_key=_stored_public_key(v))
             for v in data["versions"])
         if any(len(v.key_id) != envelope.KEY_ID_SIZE for v in versions):
             raise ValueError("key id size")

@@ -6,6 +6,18 @@ sealing makes no key-store request after warm-up. An envelope naming a key id
 the cache does not know triggers one refresh (at most one per
 ``refresh_interval``) before :class:`KeyUnavailable`, so an agent opens
 envelopes sealed after another agent rotated the keyring.
+
+Signing keyrings: when the active version has a public key the Sealer seals
+with suite 2 and signs each envelope with the version's Ed25519 private key
+(one signature per seal; the key is cached like the symmetric one). open,
+verify and rewrap accept suite 1 and suite 2 alike and check the MAC first,
+as always; they do not check the signature. A caller of the Sealer holds the
+symmetric key, and for a key holder the MAC is the authentication: anyone
+able to forge a signature-less envelope can also compute the MAC, and no
+one without the key can compute either. The signature is for those who do
+not hold the key (auditors, ``sealedmeta verify --public-keys``), and the
+suite byte, authenticated by the MAC and the AEAD, keeps a key holder's
+reader from being fooled about which construction was used.
 """
 
 import os
@@ -17,6 +29,7 @@ from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta import keystores
+from sealedmeta import signing
 
 
 class Sealer:
@@ -36,6 +49,7 @@ class Sealer:
         self._loaded_at = None
         self._last_miss_refresh = None
         self._keys = {}  # key id -> key bytes, openable versions only
+        self._signers = {}  # key id -> Ed25519 private key object (active)
         self._active = (None, None)  # (ring, its active version)
 
     @classmethod
@@ -59,6 +73,9 @@ class Sealer:
             ring = self.store.get_keyring(self.keyring)
             openable = {v.key_id for v in ring.versions if v.state in kr.OPENABLE}
             self._keys = {k: v for k, v in self._keys.items() if k in openable}
+            active = ring.active.key_id
+            self._signers = {k: v for k, v in self._signers.items()
+                             if k == active}
             self._ring, self._loaded_at = ring, self._clock()
             return ring
 
@@ -95,6 +112,19 @@ class Sealer:
                         " %d of keyring %r" % (version.number, self.keyring))
                 self._keys[version.key_id] = key
         return key
+
+    def _signer(self, version):
+        signer = self._signers.get(version.key_id)
+        if signer is None:
+            with self._lock:
+                seed = self.store.get_signing_key(self.keyring, version.number)
+                if signing.public_key_of(seed) != version.public_key:
+                    raise exceptions.KeyStoreError(
+                        "key store returned a signing key that does not match"
+                        " version %d of keyring %r"
+                        % (version.number, self.keyring))
+                signer = self._signers[version.key_id] = signing.private_key(seed)
+        return signer
 
     def _version_for(self, keyring, key_id, key_version):
         """The openable version an envelope's header names, or raise."""
@@ -137,13 +167,17 @@ class Sealer:
         random = os.urandom(envelope.SALT_SIZE + envelope.NONCE_SIZE)
         salt = random[:envelope.SALT_SIZE]
         nonce = random[envelope.SALT_SIZE:]
+        suite = (crypto.SUITE_ID if version.public_key is None
+                 else crypto.SIGNED_SUITE_ID)
         prefix = envelope.encode_prefix(envelope.encode_header_fields(
-            envelope.FORMAT_VERSION, crypto.SUITE_ID, self.keyring,
+            envelope.FORMAT_VERSION, suite, self.keyring,
             version.number, version.key_id, context, kr.now(), salt, nonce))
-        info = crypto.info(envelope.FORMAT_VERSION, crypto.SUITE_ID,
+        info = crypto.info(envelope.FORMAT_VERSION, suite,
                            self.keyring, version.number)
         ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
         sealed = envelope.assemble(prefix, ciphertext, mac)
+        if suite == crypto.SIGNED_SUITE_ID:
+            sealed += signing.sign(self._signer(version), sealed)
         if len(sealed) > self.max_envelope_size:
             raise exceptions.InvalidMetadata(
                 "sealed metadata would be %d bytes, over the %d byte limit"
@@ -165,14 +199,14 @@ class Sealer:
         checked header as :func:`envelope.split_fields` gives it, and the
         plaintext, once the MAC and the AEAD tag are verified."""
         raw = envelope.load(data, self.max_envelope_size)
-        fields, authenticated, ciphertext, mac = envelope.split_fields(
+        fields, authenticated, ciphertext, mac, _ = envelope.split_fields(
             raw, self.max_envelope_size)
         (fmt, suite, keyring, key_version, key_id, _, _, salt,
          nonce) = fields
-        if suite != crypto.SUITE_ID:
+        if suite != crypto.SUITE_ID and suite != crypto.SIGNED_SUITE_ID:
             raise exceptions.UnsupportedFormat(
-                "unsupported algorithm suite %d (this library knows %d)"
-                % (suite, crypto.SUITE_ID))
+                "unsupported algorithm suite %d (this library knows %d and %d)"
+                % (suite, crypto.SUITE_ID, crypto.SIGNED_SUITE_ID))
         version = self._version_for(keyring, key_id, key_version)
         info = crypto.info(fmt, suite, keyring, key_version)
         payload = crypto.decrypt(self._key(version), salt, nonce, info,

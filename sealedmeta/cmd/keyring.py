@@ -2,11 +2,15 @@
 
 import datetime
 
+from cliff import command
 from cliff import lister
 from cliff import show
 
 from sealedmeta import admin
 from sealedmeta import coordination
+from sealedmeta import exceptions
+from sealedmeta import public
+from sealedmeta.cmd import common
 
 
 def iso(ts):
@@ -21,18 +25,31 @@ def ring_summary(ring):
 
 
 class KeyringCreate(show.ShowOne):
-    """Create a keyring; its version 1 is active."""
+    """Create a keyring; its version 1 is active.
+
+    With --signing every version (this one and those rekey adds) also gets
+    an Ed25519 key pair: envelopes are then signed (suite 2), and auditors
+    check them with the public keys of ``keyring export-public`` alone.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME")
+        parser.add_argument("--signing", action="store_true",
+                            help="Sign every envelope sealed under this"
+                                 " keyring (Ed25519, suite 2).")
         return parser
 
     def take_action(self, parsed_args):
         # Under the keyring's coordination lock, like every state change.
         with coordination.Coordinator.from_config(self.app.conf) as coord:
-            ring = admin.create_keyring(self.app.store, parsed_args.name, coord)
-        return ring_summary(ring)
+            ring = admin.create_keyring(self.app.store, parsed_args.name, coord,
+                                        signing=parsed_args.signing)
+        names, values = ring_summary(ring)
+        if ring.signing:
+            names += ("public_key_id",)
+            values += (ring.active.public_key_id.hex(),)
+        return names, values
 
 
 class KeyringList(lister.Lister):
@@ -81,12 +98,50 @@ class KeyringCopy(show.ShowOne):
     def take_action(self, parsed_args):
         target = self.app.load_store([parsed_args.to_config])
         ring, keys = self.app.store.export_keyring(parsed_args.name)
+        signing_keys = {}
         carried = len(keys)
         try:
-            copied = target.import_keyring(ring, keys)
+            signing_keys = self.app.store.export_signing_keys(ring)
+            if signing_keys:
+                copied = target.import_keyring(ring, keys, signing_keys)
+            else:
+                copied = target.import_keyring(ring, keys)
         finally:
             keys.clear()
+            signing_keys.clear()
         return (("name", "destination", "versions_copied", "active_version",
                  "active_key_id"),
                 (copied.name, repr(target), carried, copied.active.number,
                  copied.active.key_id.hex()))
+
+
+class KeyringExportPublic(command.Command):
+    """Write the public signing keys of keyrings to a file, for auditors.
+
+    Only public facts: version numbers, key ids, states, creation times and
+    Ed25519 public keys (format: docs, "Public keys file"). Auditors run
+    ``sealedmeta verify --public-keys FILE`` with it, without key store
+    access. Only signing keyrings (keyring create --signing) have them.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("names", metavar="NAME", nargs="+")
+        parser.add_argument("-o", "--output", metavar="FILE", required=True,
+                            help="File to write ('-' = standard output).")
+        return parser
+
+    def take_action(self, parsed_args):
+        rings = []
+        for name in parsed_args.names:
+            if any(r.name == name for r in rings):
+                raise common.CommandError("keyring %r given twice" % name)
+            rings.append(self.app.store.get_keyring(name))
+        try:
+            data = public.dumps(rings)
+        except public.PublicKeysError as exc:
+            raise exceptions.SealedMetaError(str(exc)) from None
+        # Public: readable by others, like any published key.
+        common.write_output(parsed_args.output, data, self.app.stdout,
+                            mode=0o644)
+        return 0

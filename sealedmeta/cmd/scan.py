@@ -10,6 +10,7 @@ from cliff import show
 from sealedmeta import audit
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import exceptions
+from sealedmeta import public
 from sealedmeta import rewrap as sm_rewrap
 from sealedmeta.cmd import common
 from sealedmeta.cmd import progress
@@ -109,7 +110,13 @@ class Verify(command.Command):
 
     Never writes. Exit status: 0 when every envelope found is valid, 1 when
     any is not (or none was found), 2 when the audit cannot run (key store
-    unreachable, bad arguments, a PATH that does not exist).
+    unreachable, bad arguments, a PATH that does not exist, an unusable
+    public keys file).
+
+    With --public-keys FILE (from ``keyring export-public``) the signatures
+    of suite-2 envelopes are verified with those public keys alone: no key
+    store is read or even configured. Suite-1 envelopes are then
+    ``unsigned``; the JSON report is format 2 (see sealedmeta.audit).
     """
 
     def get_parser(self, prog_name):
@@ -122,21 +129,36 @@ class Verify(command.Command):
                             choices=("table", "json"), default="table",
                             help="Report format (default: table). The JSON"
                                  " report is documented in sealedmeta.audit.")
+        parser.add_argument("--public-keys", metavar="FILE", default=None,
+                            help="Verify signatures with the public keys in"
+                                 " FILE (keyring export-public), without any"
+                                 " key store access.")
         parser.add_argument("paths", metavar="PATH", nargs="+",
                             help="Envelope file or directory of them.")
         return parser
+
+    def _auditor(self, parsed_args, expect, bar):
+        if parsed_args.public_keys is not None:
+            # Nothing here may touch self.app.store: the public mode needs
+            # no key store (and an auditor has none).
+            return audit.PublicAuditor(
+                public.load(parsed_args.public_keys),
+                max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
+                expect=expect, progress=bar)
+        return audit.Auditor(
+            self.app.store,
+            max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
+            expect=expect, progress=bar)
 
     def take_action(self, parsed_args):
         bar = progress.for_stream(self.app.stderr, "verify")
         try:
             expect = common.parse_pairs(parsed_args.expect, option="--expect")
-            auditor = audit.Auditor(
-                self.app.store,
-                max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
-                expect=expect, progress=bar)
+            auditor = self._auditor(parsed_args, expect, bar)
             report = auditor.run(parsed_args.paths)
         except (common.CommandError, exceptions.InvalidMetadata,
-                sm_carriers.PathError, exceptions.KeyStoreError) as exc:
+                sm_carriers.PathError, exceptions.KeyStoreError,
+                public.PublicKeysError) as exc:
             bar.close()
             LOG.error("verify cannot run: %s", exc)
             return 2

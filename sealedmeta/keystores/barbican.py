@@ -9,6 +9,12 @@ Layout in Barbican (one project, the service's):
   entry is named ``vN.KEYID.CREATED`` -- the immutable facts of the version --
   so a destroyed version (its secret deleted) is still known by number and
   key id;
+* a signing keyring's version also has an Ed25519 private key, stored
+  through castellan as a Barbican ``private`` secret (PKCS#8 DER) named
+  ``PREFIX:KEYRING:vN:sign``; the version secret's metadata records its
+  uuid (``signing_key``) and the public key (``public_key``, hex). A
+  destroyed version's tombstone keeps ``public_key``, and destroying deletes
+  the private key with the version secret;
 * every version secret carries a consumer (service ``sealedmeta``, resource
   type ``keyring``, resource id the keyring name): Barbican's clients refuse
   to delete a secret with consumers unless forced.
@@ -36,6 +42,7 @@ from castellan.common import exception as castellan_exc
 from castellan.common import utils as castellan_utils
 from castellan.common.credentials import keystone_password
 from castellan.common.credentials import keystone_token
+from castellan.common.objects import private_key as castellan_private_key
 from castellan.common.objects import symmetric_key
 from castellan.key_manager import barbican_key_manager
 from keystoneauth1 import exceptions as ks_exc
@@ -49,6 +56,7 @@ from sealedmeta import crypto
 from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
+from sealedmeta import signing
 from sealedmeta.keystores import base
 
 LOG = logging.getLogger(__name__)
@@ -185,6 +193,14 @@ def _parse_entry_name(name):
         return None
 
 
+def _unwrap(exc):
+    """The client or keystoneauth error a castellan KeyManagerError wraps."""
+    while isinstance(exc, castellan_exc.KeyManagerError) and isinstance(
+            exc.__context__, Exception):
+        exc = exc.__context__
+    return exc
+
+
 def _uuid(ref):
     return ref.rstrip("/").rsplit("/", 1)[-1]
 
@@ -222,6 +238,9 @@ class BarbicanKeyStore(base.KeyStore):
         self._ctx = _Context(self._auth)
         self._containers = {}   # keyring name -> container uuid
         self._secrets = {}      # (keyring, version) -> secret uuid
+        # version secret uuid -> {"public_key": hex, "signing_key": uuid}
+        # (empty for a version without signing key), as last read or written
+        self._signing = {}
         self._snapshots = {}    # keyring -> (monotonic time, KeyRing) of the last read
 
     @classmethod
@@ -336,9 +355,11 @@ class BarbicanKeyStore(base.KeyStore):
             except exceptions.SealedMetaError:
                 raise
             except Exception as exc:
-                if self._is_not_found(exc):
+                # castellan wraps the client's error; judge by the original.
+                cause = _unwrap(exc)
+                if self._is_not_found(cause):
                     raise
-                if attempt < self._retries and self._retryable(exc):
+                if attempt < self._retries and self._retryable(cause):
                     time.sleep(0.2 * 2 ** attempt)
                     continue
                 raise self._error(what, exc) from None
@@ -424,6 +445,7 @@ class BarbicanKeyStore(base.KeyStore):
         """(KeyRing, raw version list incl. pending, container uuid)."""
         uuid, doc = self._container(name)
         raw = []
+        public_keys = {}
         # Ascending version order matters: a rotation marks its new version
         # active before it demotes older ones, so a reader going up the
         # versions always meets at least one active version.
@@ -443,13 +465,27 @@ class BarbicanKeyStore(base.KeyStore):
                     LOG.warning("keyring %r: version %d's secret metadata does"
                                 " not match its entry; ignoring it", name, number)
                     continue
+            extra = {k: meta[k] for k in ("public_key", "signing_key")
+                     if k in meta}
+            if meta.get("tombstone") != "1":
+                self._signing[secret] = extra
             raw.append((number, key_id, created, secret, state))
+            public_keys[(number, secret)] = extra.get("public_key")
         versions = {}
         for number, key_id, created, secret, state in raw:
             if state == PENDING:
                 continue
             try:
-                version = kr.KeyVersion(number, key_id, kr.KeyState(state), created)
+                public_key = public_keys[(number, secret)]
+                if public_key is not None:
+                    public_key = signing.check_public_key(bytes.fromhex(public_key))
+            except (ValueError, TypeError, exceptions.KeyStoreError):
+                raise exceptions.KeyStoreError(
+                    "keyring %r: version %d has a malformed public key"
+                    % (name, number)) from None
+            try:
+                version = kr.KeyVersion(number, key_id, kr.KeyState(state), created,
+                                        public_key)
             except ValueError:
                 raise exceptions.KeyStoreError(
                     "keyring %r: version %d has unknown state %r"
@@ -515,6 +551,52 @@ class BarbicanKeyStore(base.KeyStore):
                 "version %d of keyring %r is %s" % (version, name, current.state))
         return self._fetch(name, current)
 
+    def get_signing_key(self, name, version):
+        taken, ring = self._snapshots.get(name, (None, None))
+        if ring is None or time.monotonic() - taken > _SNAPSHOT_REUSE:
+            ring = self.get_keyring(name)
+        current = ring.version(version)
+        if current is None or current.state is not kr.KeyState.ACTIVE:
+            raise exceptions.KeyUnavailable(
+                "version %r of keyring %r is not active; only the active"
+                " version signs" % (version, name))
+        return self._fetch_signing(name, current)
+
+    def export_signing_keys(self, ring):
+        return {v.number: self._fetch_signing(ring.name, v)
+                for v in ring.versions
+                if v.state is not kr.KeyState.DESTROYED
+                and v.public_key is not None}
+
+    def _fetch_signing(self, name, current):
+        version = current.number
+        if current.public_key is None:
+            raise exceptions.KeyUnavailable(
+                "version %d of keyring %r has no signing key" % (version, name))
+        secret = self._secrets[(name, version)]
+        uuid = self._signing.get(secret, {}).get("signing_key")
+        if not uuid:
+            raise exceptions.KeyStoreError(
+                "version %d of keyring %r names no signing key secret"
+                % (version, name))
+        try:
+            der = self._read("fetching the signing key of version %d of keyring %r"
+                             % (version, name),
+                             lambda: self._km.get(self._ctx, uuid).get_encoded())
+        except exceptions.SealedMetaError:
+            raise
+        except Exception:  # only not-found gets here (see _read)
+            raise exceptions.KeyStoreError(
+                "Barbican at %s: the signing key secret of version %d of keyring"
+                " %r is missing (deleted outside sealedmeta?)"
+                % (self._where(), version, name)) from None
+        seed = signing.seed_from_pkcs8(der)
+        if signing.public_key_of(seed) != current.public_key:
+            raise exceptions.KeyStoreError(
+                "the signing key of version %d of keyring %r does not match"
+                " its public key" % (version, name))
+        return seed
+
     def export_keyring(self, name):
         ring = self.get_keyring(name)
         return ring, {v.number: self._fetch(name, v) for v in ring.versions
@@ -523,8 +605,16 @@ class BarbicanKeyStore(base.KeyStore):
     def _fetch(self, name, current):
         version = current.number
         secret = self._secrets[(name, version)]
-        key = self._read("fetching version %d of keyring %r" % (version, name),
-                         lambda: self._km.get(self._ctx, secret).get_encoded())
+        try:
+            key = self._read("fetching version %d of keyring %r" % (version, name),
+                             lambda: self._km.get(self._ctx, secret).get_encoded())
+        except exceptions.SealedMetaError:
+            raise
+        except Exception:  # only not-found gets here (see _read)
+            raise exceptions.KeyStoreError(
+                "Barbican at %s: the secret of version %d of keyring %r is"
+                " missing (deleted outside sealedmeta?); the version cannot"
+                " open envelopes" % (self._where(), version, name)) from None
         if type(key) is not bytes or len(key) != crypto.KEY_SIZE or \
                 crypto.key_id(key) != current.key_id:
             raise exceptions.KeyStoreError(
@@ -532,15 +622,37 @@ class BarbicanKeyStore(base.KeyStore):
                 % (version, name))
         return key
 
-    def _store_version(self, name, container, number, key, state, created):
-        """Store one version secret (state as given) and list it."""
-        key_id = crypto.key_id(key)
+    def _store_signing_key(self, name, number, seed):
+        """Store a version's Ed25519 private key; its secret uuid."""
         secret = self._write(
-            "storing version %d of keyring %r" % (number, name),
+            "storing the signing key of version %d of keyring %r" % (number, name),
             self._km.store, self._ctx,
-            symmetric_key.SymmetricKey("AES", crypto.KEY_SIZE * 8, key,
-                                       name="%s:%s:v%d" % (self._prefix, name, number)))
+            castellan_private_key.PrivateKey(
+                "ED25519", 256, signing.seed_to_pkcs8(seed),
+                name="%s:%s:v%d:sign" % (self._prefix, name, number)))
+        return _uuid(secret)
+
+    def _store_version(self, name, container, number, key, state, created,
+                       seed=None):
+        """Store one version secret (state as given) and list it; with
+        *seed*, its signing key too."""
+        key_id = crypto.key_id(key)
+        extra = {}
+        if seed is not None:
+            extra = {"public_key": signing.public_key_of(seed).hex(),
+                     "signing_key": self._store_signing_key(name, number, seed)}
+        try:
+            secret = self._write(
+                "storing version %d of keyring %r" % (number, name),
+                self._km.store, self._ctx,
+                symmetric_key.SymmetricKey("AES", crypto.KEY_SIZE * 8, key,
+                                           name="%s:%s:v%d" % (self._prefix, name, number)))
+        except exceptions.SealedMetaError:
+            if extra:
+                self._forget_secret(extra["signing_key"])
+            raise
         secret = _uuid(secret)
+        self._signing[secret] = extra
         try:
             self._set_state(secret, name, number, key_id, created, state)
             self._write("registering a consumer", self._client.secrets.register_consumer,
@@ -551,19 +663,33 @@ class BarbicanKeyStore(base.KeyStore):
                                                                 kr.KeyState.ACTIVE, created)),
                               "secret_ref": self._secret_ref(secret)})
         except exceptions.SealedMetaError:
-            self._forget_secret(secret)
+            self._forget_version_secret(secret)
             raise
         return secret
+
+    def _forget_version_secret(self, secret):
+        """_forget_secret of a version secret and of its signing key."""
+        uuid = self._signing.pop(secret, {}).get("signing_key")
+        self._forget_secret(secret)
+        if uuid:
+            self._forget_secret(uuid)
 
     def _secret_ref(self, uuid):
         base_url = self._client.secrets._api.get_endpoint().rstrip("/")
         return "%s/secrets/%s" % (base_url, uuid)
 
     def _set_state(self, secret, name, number, key_id, created, state):
+        # The metadata is replaced as a whole: keep the signing key's fields.
+        extra = self._signing.get(secret)
+        if extra is None:
+            meta = self._metadata(secret) or {}
+            extra = self._signing[secret] = {
+                k: meta[k] for k in ("public_key", "signing_key") if k in meta}
+        meta = {"keyring": name, "version": str(number), "key_id": key_id.hex(),
+                "created": str(created), "state": state}
+        meta.update(extra)
         self._write("recording the state of version %d of %r" % (number, name),
-                    self._client.secrets.set_secret_metadata, secret,
-                    {"keyring": name, "version": str(number), "key_id": key_id.hex(),
-                     "created": str(created), "state": state})
+                    self._client.secrets.set_secret_metadata, secret, meta)
 
     def _forget_secret(self, secret):
         """Best-effort removal of a secret that never became a version."""
@@ -586,8 +712,12 @@ class BarbicanKeyStore(base.KeyStore):
                 self._set_state(secret, name, version.number, key_id, created,
                                 version.state.value)
 
-    def create_keyring(self, name):
-        """Create the container, then version 1.
+    def create_keyring(self, name, signing=False):
+        return self._create_keyring(name, signing)
+
+    def _create_keyring(self, name, sign):
+        """Create the container, then version 1 (with a signing key pair
+        when *sign*).
 
         Racing creates are settled like racing rotations: a create goes on
         only if, once its container exists, it sees no other container of
@@ -620,8 +750,10 @@ class BarbicanKeyStore(base.KeyStore):
         self._containers[name] = mine
         key = os.urandom(crypto.KEY_SIZE)
         created = kr.now()
+        seed = signing.new_seed() if sign else None
         try:
-            secret = self._store_version(name, mine, 1, key, PENDING, created)
+            secret = self._store_version(name, mine, 1, key, PENDING, created,
+                                         seed)
             self._set_state(secret, name, 1, crypto.key_id(key), created,
                             kr.KeyState.ACTIVE.value)
         except exceptions.SealedMetaError:
@@ -658,7 +790,9 @@ class BarbicanKeyStore(base.KeyStore):
             key = os.urandom(crypto.KEY_SIZE)
             key_id = crypto.key_id(key)
             created = kr.now()
-            secret = self._store_version(name, container, number, key, PENDING, created)
+            seed = signing.new_seed() if ring.signing else None
+            secret = self._store_version(name, container, number, key, PENDING,
+                                         created, seed)
             # The claim: the container alone (one request, so the window in
             # which two claimants can miss each other stays short). Any other
             # entry of this number is a rival, whatever its state.
@@ -668,7 +802,7 @@ class BarbicanKeyStore(base.KeyStore):
                 # Another rotation claims this number too: step back.
                 self._unlist(container, _entry_name(kr.KeyVersion(
                     number, key_id, kr.KeyState.ACTIVE, created)), secret)
-                self._forget_secret(secret)
+                self._forget_version_secret(secret)
                 continue
             self._set_state(secret, name, number, key_id, created,
                             kr.KeyState.ACTIVE.value)
@@ -703,12 +837,15 @@ class BarbicanKeyStore(base.KeyStore):
                     name="%s:%s:v%d:destroyed" % (self._prefix, name, version),
                     payload="destroyed", payload_content_type="text/plain").store)
             tomb = _uuid(tomb)
-            self._write("recording the destruction of version %d" % version,
-                        self._client.secrets.set_secret_metadata, tomb,
-                        {"keyring": name, "version": str(version),
+            tomb_meta = {"keyring": name, "version": str(version),
                          "key_id": current.key_id.hex(),
                          "created": str(current.created), "state": "destroyed",
-                         "tombstone": "1"})
+                         "tombstone": "1"}
+            if current.public_key is not None:
+                tomb_meta["public_key"] = current.public_key.hex()
+            self._write("recording the destruction of version %d" % version,
+                        self._client.secrets.set_secret_metadata, tomb,
+                        tomb_meta)
             container = self._containers[name]
             self._write("recording the destruction of version %d" % version,
                         self._client.client.post, "containers/%s/secrets" % container,
@@ -721,12 +858,24 @@ class BarbicanKeyStore(base.KeyStore):
                 if not self._is_not_found(exc):
                     raise self._error("removing the consumer of version %d" % version,
                                       exc) from None
+            signing_key = self._signing.get(secret, {}).get("signing_key")
+            if signing_key:
+                # The private key first: once the version secret is gone,
+                # nothing would name it any more.
+                try:
+                    self._km.delete(self._ctx, signing_key, True)
+                except Exception as exc:
+                    if not self._is_not_found(exc):
+                        raise self._error(
+                            "deleting the signing key of version %d" % version,
+                            exc) from None
             self._write("deleting the secret of version %d" % version,
                         self._km.delete, self._ctx, secret, True)
         return self.get_keyring(name).version(version)
 
-    def import_keyring(self, ring, keys):
-        base.check_import(ring, keys)
+    def import_keyring(self, ring, keys, signing_keys=None):
+        signing_keys = signing_keys or {}
+        base.check_import(ring, keys, signing_keys)
         name = ring.name
         uuid, _ = self._container(name, required=False)
         if uuid is not None:
@@ -742,7 +891,8 @@ class BarbicanKeyStore(base.KeyStore):
             if version.state is kr.KeyState.DESTROYED:
                 continue  # no material to carry; see the admin guide
             secret = self._store_version(name, container, version.number,
-                                         keys[version.number], PENDING, version.created)
+                                         keys[version.number], PENDING, version.created,
+                                         signing_keys.get(version.number))
             self._set_state(secret, name, version.number, version.key_id,
                             version.created, version.state.value)
         return self.get_keyring(name)

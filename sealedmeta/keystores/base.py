@@ -5,6 +5,7 @@ import abc
 from sealedmeta import crypto
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
+from sealedmeta import signing
 
 
 class KeyStore(abc.ABC):
@@ -21,8 +22,13 @@ class KeyStore(abc.ABC):
         """Build the store from an oslo.config ``ConfigOpts``."""
 
     @abc.abstractmethod
-    def create_keyring(self, name):
-        """Create keyring *name* with version 1 active; return the KeyRing."""
+    def create_keyring(self, name, signing=False):
+        """Create keyring *name* with version 1 active; return the KeyRing.
+
+        With *signing*, every version of the keyring (this one and those
+        rotation adds) also gets an Ed25519 key pair: its public key in the
+        description, its private key stored like the version key.
+        """
 
     @abc.abstractmethod
     def list_keyrings(self):
@@ -59,20 +65,43 @@ class KeyStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def import_keyring(self, ring, keys):
+    def import_keyring(self, ring, keys, signing_keys=None):
         """Create a keyring exactly as *ring* describes it, with its *keys*.
 
         *keys* maps version number to key bytes for every version that is not
         destroyed. Used to move a keyring between stores, key ids unchanged.
+        *signing_keys* maps version number to Ed25519 seed for every
+        non-destroyed version that has a public key (and no other).
         """
+
+    def get_signing_key(self, name, version):
+        """The 32-byte Ed25519 private seed of an *active* version of a
+        signing keyring (KeyUnavailable otherwise). Stores that keep no
+        signing keys refuse."""
+        raise exceptions.KeyUnavailable(
+            "%r keeps no signing keys" % (self,))
+
+    def export_signing_keys(self, ring):
+        """{version number: 32-byte seed} for every non-destroyed version of
+        *ring* (as :meth:`export_keyring` returned it) that has a public key.
+
+        The parallel of export_keyring's key mapping for
+        :meth:`import_keyring`'s *signing_keys*. Never log them.
+        """
+        if any(v.public_key is not None for v in ring.versions):
+            raise exceptions.KeyStoreError(
+                "%r keeps no signing keys" % (self,))
+        return {}
 
     def close(self):
         """Release sessions or handles; the default has none."""
         return None
 
 
-def check_import(ring, keys):
-    """Refuse an import whose keys do not match the ring's key ids."""
+def check_import(ring, keys, signing_keys=None):
+    """Refuse an import whose keys do not match the ring's key ids, or whose
+    signing keys (version number -> seed) do not match its public keys."""
+    check_signing_import(ring, signing_keys or {})
     for version in ring.versions:
         key = keys.get(version.number)
         if version.state is kr.KeyState.DESTROYED:
@@ -93,4 +122,33 @@ def check_import(ring, keys):
     if extra:
         raise exceptions.KeyStoreError(
             "keys given for versions the keyring does not have: %s"
+            % ", ".join(str(n) for n in sorted(extra)))
+
+
+def check_signing_import(ring, signing_keys):
+    """Every non-destroyed version with a public key needs exactly its
+    private key; nothing else may be given."""
+    for version in ring.versions:
+        seed = signing_keys.get(version.number)
+        if version.state is kr.KeyState.DESTROYED or version.public_key is None:
+            if seed is not None:
+                raise exceptions.KeyStoreError(
+                    "version %d of keyring %r %s; no signing key may be"
+                    " imported for it" % (
+                        version.number, ring.name,
+                        "is destroyed" if version.state is kr.KeyState.DESTROYED
+                        else "has no public key"))
+            continue
+        if seed is None:
+            raise exceptions.KeyStoreError(
+                "no signing key given for version %d of keyring %r"
+                % (version.number, ring.name))
+        if signing.public_key_of(signing.check_seed(seed)) != version.public_key:
+            raise exceptions.KeyStoreError(
+                "the signing key given for version %d of keyring %r does not"
+                " match its public key" % (version.number, ring.name))
+    extra = set(signing_keys) - {v.number for v in ring.versions}
+    if extra:
+        raise exceptions.KeyStoreError(
+            "signing keys given for versions the keyring does not have: %s"
             % ", ".join(str(n) for n in sorted(extra)))

@@ -7,6 +7,8 @@ Layout (see the admin guide)::
       NAME/             0700, one per keyring
         keyring.json    0600, the KeyRing description
         v1.key ...      0600, 32 raw bytes per version
+        v1.sign ...     0600, signing keyrings only: the version's Ed25519
+                        private key (the 32-byte seed)
 
 Every file is replaced atomically and durably, so a crash at any instant
 leaves the previous state or the new one. A repository that group or others
@@ -25,6 +27,7 @@ from sealedmeta import crypto
 from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
+from sealedmeta import signing
 from sealedmeta.keystores import base
 from sealedmeta.keystores.base import check_import
 
@@ -150,6 +153,37 @@ class FileKeyStore(base.KeyStore):
                 "version %d of keyring %r is %s" % (version, name, current.state))
         return self._read_key(name, current)
 
+    def get_signing_key(self, name, version):
+        ring = self.get_keyring(name)
+        current = ring.version(version)
+        if current is None or current.state is not kr.KeyState.ACTIVE:
+            raise exceptions.KeyUnavailable(
+                "version %r of keyring %r is not active; only the active"
+                " version signs" % (version, name))
+        return self._read_signing_key(name, current)
+
+    def export_signing_keys(self, ring):
+        return {v.number: self._read_signing_key(ring.name, v)
+                for v in ring.versions
+                if v.state is not kr.KeyState.DESTROYED
+                and v.public_key is not None}
+
+    def _read_signing_key(self, name, current):
+        version = current.number
+        if current.public_key is None:
+            raise exceptions.KeyUnavailable(
+                "version %d of keyring %r has no signing key" % (version, name))
+        path = os.path.join(self._ring_dir(name), "v%d.sign" % version)
+        self._check_private(path, "file")
+        with open(path, "rb") as handle:
+            seed = handle.read(signing.SEED_SIZE + 1)
+        if (len(seed) != signing.SEED_SIZE
+                or signing.public_key_of(seed) != current.public_key):
+            raise exceptions.KeyStoreError(
+                "signing key file for version %d of keyring %r does not match"
+                " its public key" % (version, name))
+        return seed
+
     def export_keyring(self, name):
         ring = self.get_keyring(name)
         return ring, {v.number: self._read_key(name, v) for v in ring.versions
@@ -172,12 +206,18 @@ class FileKeyStore(base.KeyStore):
     def _write_key(self, directory, number, key):
         atomic.write_file(os.path.join(directory, "v%d.key" % number), key)
 
+    def _write_signing_key(self, directory, number, seed):
+        atomic.write_file(os.path.join(directory, "v%d.sign" % number), seed)
+
     def _write_ring(self, ring):
         directory = self._ring_dir(ring.name)
         atomic.write_file(os.path.join(directory, _STATE),
                           json.dumps(ring.as_dict(), indent=1).encode("utf-8"))
 
-    def create_keyring(self, name):
+    def create_keyring(self, name, signing=False):
+        return self._create(name, signing)
+
+    def _create(self, name, sign):
         directory = self._ring_dir(name)
         with self._locked():
             if os.path.exists(os.path.join(directory, _STATE)):
@@ -186,9 +226,14 @@ class FileKeyStore(base.KeyStore):
             os.makedirs(directory, mode=0o700, exist_ok=True)
             os.chmod(directory, 0o700)
             key = os.urandom(crypto.KEY_SIZE)
-            ring = kr.new_keyring(name, crypto.key_id(key))
-            # Key first, description last: a crash in between leaves no keyring.
+            seed = signing.new_seed() if sign else None
+            ring = kr.new_keyring(
+                name, crypto.key_id(key),
+                public_key=None if seed is None else signing.public_key_of(seed))
+            # Keys first, description last: a crash in between leaves no keyring.
             self._write_key(directory, 1, key)
+            if seed is not None:
+                self._write_signing_key(directory, 1, seed)
             self._write_ring(ring)
             atomic.fsync_dir(self.path)
             return ring
@@ -197,9 +242,14 @@ class FileKeyStore(base.KeyStore):
         with self._locked():
             ring = self.get_keyring(name)
             key = os.urandom(crypto.KEY_SIZE)
-            new_ring, version = kr.rotated(ring, crypto.key_id(key))
-            # The new key is durable before the description names it.
+            seed = signing.new_seed() if ring.signing else None
+            new_ring, version = kr.rotated(
+                ring, crypto.key_id(key),
+                public_key=None if seed is None else signing.public_key_of(seed))
+            # The new keys are durable before the description names them.
             self._write_key(self._ring_dir(name), version.number, key)
+            if seed is not None:
+                self._write_signing_key(self._ring_dir(name), version.number, seed)
             self._write_ring(new_ring)
             return version
 
@@ -211,13 +261,15 @@ class FileKeyStore(base.KeyStore):
             self._sweep(new_ring)
             return new_ring.version(version)
 
-    def import_keyring(self, ring, keys):
+    def import_keyring(self, ring, keys, signing_keys=None):
         """Create *ring* as it is, with *keys* (version number -> key bytes).
 
         Every non-destroyed version needs its key, and each key must match its
-        version's key id, so envelopes sealed elsewhere open here.
+        version's key id, so envelopes sealed elsewhere open here. The same
+        for *signing_keys* (version number -> seed) and public keys.
         """
-        check_import(ring, keys)
+        signing_keys = signing_keys or {}
+        check_import(ring, keys, signing_keys)
         directory = self._ring_dir(ring.name)
         with self._locked():
             if os.path.exists(os.path.join(directory, _STATE)):
@@ -227,6 +279,8 @@ class FileKeyStore(base.KeyStore):
             os.chmod(directory, 0o700)
             for number, key in sorted(keys.items()):
                 self._write_key(directory, number, key)
+            for number, seed in sorted(signing_keys.items()):
+                self._write_signing_key(directory, number, seed)
             self._write_ring(ring)
             atomic.fsync_dir(self.path)
             return ring
@@ -237,10 +291,12 @@ class FileKeyStore(base.KeyStore):
         removed = False
         for version in ring.versions:
             if version.state is kr.KeyState.DESTROYED:
-                try:
-                    os.unlink(os.path.join(directory, "v%d.key" % version.number))
-                    removed = True
-                except FileNotFoundError:
-                    pass
+                for suffix in ("key", "sign"):
+                    try:
+                        os.unlink(os.path.join(
+                            directory, "v%d.%s" % (version.number, suffix)))
+                        removed = True
+                    except FileNotFoundError:
+                        pass
         if removed:
             atomic.fsync_dir(directory)

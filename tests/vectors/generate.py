@@ -6,8 +6,13 @@ library still produces them byte for byte and still opens them. Regenerate
 only on a deliberate, reviewed change of the format (which then needs a new
 format or suite number, and a new file, rather than rewriting this one)::
 
-    python tests/vectors/generate.py          # writes tests/vectors/v1.json
-    python tests/vectors/generate.py --check  # exit 1 if the file differs
+    python tests/vectors/generate.py          # writes v1.json and v1-suite2.json
+    python tests/vectors/generate.py --check  # exit 1 if a file differs
+
+``v1-suite2.json`` holds the suite-2 vector (suite 1 plus an Ed25519
+signature over everything before it, from a fixed 32-byte seed; Ed25519 is
+deterministic, so the bytes are fixed too). It is a separate file so that
+``v1.json`` stays byte for byte what it was.
 
 Every input is fixed (key, salt, nonce, creation time); the envelope is
 composed from the library's own building blocks: envelope.Header,
@@ -26,6 +31,8 @@ from sealedmeta import crypto
 from sealedmeta import envelope
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v1.json")
+SUITE2_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "v1-suite2.json")
 
 INPUTS = [
     {
@@ -75,6 +82,25 @@ INPUTS = [
 ]
 
 
+SUITE2_INPUTS = [
+    {
+        "name": "suite 2: signed cinder-backup, version 3",
+        "key": hashlib.sha256(b"sealedmeta suite 2 vector key").digest(),
+        "signing_seed": hashlib.sha256(b"sealedmeta suite 2 vector seed").digest(),
+        "keyring": "cinder-backup",
+        "key_version": 3,
+        "created": 1750000000,
+        "salt": bytes(range(0x10, 0x30)),
+        "nonce": bytes(range(0x30, 0x3C)),
+        "context": {"backup_id": "0b5c8f2e-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
+                    "volume_id": "5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716"},
+        "metadata": {"version": "1.0.0", "backup_name": "signed",
+                     "glance": {"image_id": "42", "os_distro": "debian"},
+                     "size": 1, "bytes": b"\x00\xff"},
+    },
+]
+
+
 def to_json_value(value):
     if type(value) is bytes:
         return {"$bytes": value.hex()}
@@ -107,6 +133,71 @@ def compose(key, keyring, key_version, created, salt, nonce, context, metadata):
     payload = envelope.encode_payload(metadata)
     ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
     return envelope.assemble(prefix, ciphertext, mac), header_bytes, payload
+
+
+def compose_signed(key, seed, keyring, key_version, created, salt, nonce,
+                   context, metadata):
+    """(envelope bytes, header bytes, payload bytes, signature) of suite 2."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    header = envelope.Header(
+        envelope.FORMAT_VERSION, crypto.SIGNED_SUITE_ID, keyring, key_version,
+        crypto.key_id(key), types.MappingProxyType(dict(sorted(context.items()))),
+        created, salt, nonce)
+    header_bytes = envelope.encode_header(header)
+    prefix = envelope.encode_prefix(header_bytes)
+    info = crypto.info(envelope.FORMAT_VERSION, crypto.SIGNED_SUITE_ID, keyring,
+                       key_version)
+    payload = envelope.encode_payload(metadata)
+    ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
+    unsigned = envelope.assemble(prefix, ciphertext, mac)
+    signature = ed25519.Ed25519PrivateKey.from_private_bytes(seed).sign(unsigned)
+    return unsigned + signature, header_bytes, payload, signature
+
+
+def build_suite2():
+    from sealedmeta import signing
+    vectors = []
+    for spec in SUITE2_INPUTS:
+        raw, header_bytes, payload, signature = compose_signed(
+            spec["key"], spec["signing_seed"], spec["keyring"],
+            spec["key_version"], spec["created"], spec["salt"], spec["nonce"],
+            spec["context"], spec["metadata"])
+        public_key = signing.public_key_of(spec["signing_seed"])
+        vectors.append({
+            "name": spec["name"],
+            "format_version": envelope.FORMAT_VERSION,
+            "suite": crypto.SIGNED_SUITE_ID,
+            "key": spec["key"].hex(),
+            "key_id": crypto.key_id(spec["key"]).hex(),
+            "signing_seed": spec["signing_seed"].hex(),
+            "public_key": public_key.hex(),
+            "public_key_id": signing.public_key_id(public_key).hex(),
+            "keyring": spec["keyring"],
+            "key_version": spec["key_version"],
+            "created": spec["created"],
+            "salt": spec["salt"].hex(),
+            "nonce": spec["nonce"].hex(),
+            "context": spec["context"],
+            "metadata": to_json_value(spec["metadata"]),
+            "header": header_bytes.hex(),
+            "payload": payload.hex(),
+            "signature": signature.hex(),
+            "envelope": raw.hex(),
+            "armor": envelope.armor(raw),
+        })
+    return {
+        "description": "Known-answer vectors of sealedmeta envelope format 1, suite 2"
+                       " (suite 1 with suite byte 2 + Ed25519 over everything before"
+                       " the signature). Generated once by tests/vectors/generate.py;"
+                       " never edit or regenerate to make a test pass. Binary"
+                       " metadata values: {\"$bytes\": hex}.",
+        "vectors": vectors,
+    }
+
+
+def render_suite2():
+    return json.dumps(build_suite2(), indent=1, ensure_ascii=True,
+                      sort_keys=False) + "\n"
 
 
 def build():
@@ -147,15 +238,21 @@ def render():
 
 
 def main(argv):
-    text = render()
+    files = ((PATH, render(), len(INPUTS)),
+             (SUITE2_PATH, render_suite2(), len(SUITE2_INPUTS)))
     if "--check" in argv:
-        with open(PATH, encoding="utf-8") as handle:
-            same = handle.read() == text
-        print("up to date" if same else "DIFFERS from the generator")
-        return 0 if same else 1
-    with open(PATH, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    print("wrote %s (%d vectors)" % (PATH, len(INPUTS)))
+        status = 0
+        for path, text, _ in files:
+            with open(path, encoding="utf-8") as handle:
+                same = handle.read() == text
+            print("%s: %s" % (path, "up to date" if same
+                              else "DIFFERS from the generator"))
+            status = status or (0 if same else 1)
+        return status
+    for path, text, count in files:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print("wrote %s (%d vectors)" % (path, count))
     return 0
 
 
