@@ -14,6 +14,7 @@ The header is a canonical msgpack array, see :class:`Header`.
 """
 
 import base64
+import collections.abc
 import binascii
 import dataclasses
 import re
@@ -189,11 +190,12 @@ def check_keyring_name(name):
 def validated_context(context):
     """*context* validated, as a plain dict in the caller's order."""
     if type(context) is not dict:
-        try:
-            context = dict(context)
-        except (TypeError, ValueError):
+        # Mappings only: dict() would also turn ["ab"] into {"a": "b"}.
+        if not isinstance(context, collections.abc.Mapping):
             raise exceptions.InvalidMetadata(
-                "context must be a mapping of str to str") from None
+                "context must be a mapping of str to str, not %s"
+                % type(context).__name__)
+        context = dict(context)
     _check_context_items(context)
     return context
 
@@ -538,6 +540,10 @@ def is_armored(text):
 def dearmor(text, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
     """Envelope bytes from its armour; strict (no padding, no whitespace)."""
     if isinstance(text, (bytes, bytearray)):
+        # Size first: never decode more than an envelope's worth of input.
+        if len(text) > len(ARMOR_PREFIX) + (max_size * 4 + 2) // 3:
+            raise exceptions.EnvelopeTooLarge(
+                "armoured envelope is over the %d byte limit" % max_size)
         try:
             text = bytes(text).decode("ascii")
         except UnicodeDecodeError:

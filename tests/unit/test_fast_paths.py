@@ -122,9 +122,15 @@ def test_split_gives_the_same_header_as_parse():
 
 @pytest.mark.parametrize("context", [
     {}, {"a": "1"}, {"a": "1", "b": "2"}, {"b": "2", "a": "1"},
-    types.MappingProxyType({"z": "1", "y": "2"}), [("b", "1"), ("a", "2")],
+    types.MappingProxyType({"z": "1", "y": "2"}),
 ])
 def test_sorted_context_matches_check_context(context):
     result = envelope.sorted_context(context)
     assert result == envelope.check_context(context)
     assert list(result) == list(envelope.check_context(context))
+
+
+def test_both_context_checks_refuse_pairs():
+    for check in (envelope.sorted_context, envelope.check_context):
+        with pytest.raises(exceptions.InvalidMetadata):
+            check([("b", "1"), ("a", "2")])

@@ -228,3 +228,16 @@ def test_refusal_happens_before_any_store_access(store, ring, repo):
         with pytest.raises(exceptions.InvalidMetadata):
             sealer.seal(metadata, context)
     assert counting.total == 0
+
+
+def test_context_must_be_a_mapping_not_pairs(sealer):
+    # dict(["ab"]) == {"a": "b"}: a sequence of pairs is not a context.
+    for bad in (["ab"], [("backup_id", "x")], "ab", 7, None):
+        with pytest.raises(exceptions.InvalidMetadata):
+            sealer.seal({}, bad)
+
+
+def test_oversized_bytes_armour_is_too_large_before_decoding():
+    big = b"sealedmeta:" + "\u00e9".encode("utf-8") * 800_000  # 1.6 MB
+    with pytest.raises(exceptions.EnvelopeTooLarge):
+        envelope.dearmor(big, max_size=1024 * 1024)
