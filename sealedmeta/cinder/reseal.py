@@ -28,7 +28,6 @@ backup's prefix.
 import dataclasses
 import json
 import os
-import tempfile
 
 from oslo_config import cfg
 
@@ -40,6 +39,7 @@ from cinder.db import models
 from cinder import exception
 from cinder import objects
 from cinder.objects import fields
+from sealedmeta import atomic
 from sealedmeta import exceptions
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import volume_meta as vm
@@ -52,7 +52,7 @@ ALREADY_SEALED = "already-sealed"
 SKIPPED = "skipped"
 FAILED = "failed"
 
-TEMP_PREFIX = ".sealedmeta-reseal-"
+TEMP_PREFIX = atomic.TEMP_PREFIX  # what scans skip, should a reseal be killed
 
 
 class CannotReseal(Exception):
@@ -187,34 +187,18 @@ def _posix_path(driver, backup):
 def _replace_posix(path, data):
     """Atomic, durable replacement keeping the old file's owner and mode."""
     st = os.stat(path)
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    owner = None
+    if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+        owner = (st.st_uid, st.st_gid)
     try:
-        if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-            try:
-                os.fchown(fd, st.st_uid, st.st_gid)
-            except OSError as exc:
-                raise CannotReseal(
-                    "cannot give the new metadata object the owner of the old one"
-                    " (%s); run reseal as the backup service's user or root"
-                    % exc.strerror) from None
-        os.fchmod(fd, st.st_mode & 0o7777)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        atomic.write_file(path, data, mode=st.st_mode & 0o7777, owner=owner)
+    except PermissionError as exc:
+        if owner is None:
+            raise
+        raise CannotReseal(
+            "cannot give the new metadata object the owner of the old one"
+            " (%s); run reseal as the backup service's user or root"
+            % exc.strerror) from None
 
 
 def write_object(driver, backup, data):

@@ -542,24 +542,14 @@ class BarbicanKeyStore(base.KeyStore):
         taken, ring = self._snapshots.get(name, (None, None))
         if ring is None or time.monotonic() - taken > _SNAPSHOT_REUSE:
             ring = self.get_keyring(name)
-        current = ring.version(version)
-        if current is None:
-            raise exceptions.KeyUnavailable(
-                "keyring %r has no version %r" % (name, version))
-        if current.state not in kr.OPENABLE:
-            raise exceptions.KeyUnavailable(
-                "version %d of keyring %r is %s" % (version, name, current.state))
+        current = base.openable_version(ring, version)
         return self._fetch(name, current)
 
     def get_signing_key(self, name, version):
         taken, ring = self._snapshots.get(name, (None, None))
         if ring is None or time.monotonic() - taken > _SNAPSHOT_REUSE:
             ring = self.get_keyring(name)
-        current = ring.version(version)
-        if current is None or current.state is not kr.KeyState.ACTIVE:
-            raise exceptions.KeyUnavailable(
-                "version %r of keyring %r is not active; only the active"
-                " version signs" % (version, name))
+        current = base.signing_version(ring, version)
         return self._fetch_signing(name, current)
 
     def export_signing_keys(self, ring):

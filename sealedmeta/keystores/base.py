@@ -152,3 +152,28 @@ def check_signing_import(ring, signing_keys):
         raise exceptions.KeyStoreError(
             "signing keys given for versions the keyring does not have: %s"
             % ", ".join(str(n) for n in sorted(extra)))
+
+
+def openable_version(ring, version):
+    """The KeyVersion *version* of *ring* if it may open envelopes.
+
+    KeyUnavailable otherwise: the one rule every store's get_key applies.
+    """
+    current = ring.version(version)
+    if current is None:
+        raise exceptions.KeyUnavailable(
+            "keyring %r has no version %r" % (ring.name, version))
+    if current.state not in kr.OPENABLE:
+        raise exceptions.KeyUnavailable(
+            "version %d of keyring %r is %s" % (version, ring.name, current.state))
+    return current
+
+
+def signing_version(ring, version):
+    """The KeyVersion *version* of *ring* if it may sign (the active one)."""
+    current = ring.version(version)
+    if current is None or current.state is not kr.KeyState.ACTIVE:
+        raise exceptions.KeyUnavailable(
+            "version %r of keyring %r is not active; only the active"
+            " version signs" % (version, ring.name))
+    return current
