@@ -338,6 +338,26 @@ class PublicReport(Report):
     mode = "public"
 
 
+def _scan(paths, carriers, check, progress):
+    """(findings, skipped) of walking *paths*: each file unreadable, skipped
+    by every carrier, or an envelope judged by *check*."""
+    sm_carriers.check_paths(paths)
+    items = list(sm_carriers.iter_paths(paths))
+    findings, skipped = [], []
+    for done, (path, st, problem) in enumerate(items, 1):
+        if problem is not None:
+            findings.append(Finding(path, UNREADABLE, problem))
+        else:
+            item = sm_carriers.examine(path, st, carriers)
+            if item.skipped is not None:
+                skipped.append((path, item.skipped))
+            else:
+                findings.append(check(item))
+        if progress is not None:
+            progress(done, len(items))
+    return findings, skipped
+
+
 class Auditor:
     """Verifies the envelopes under PATHs; never writes."""
 
@@ -364,20 +384,7 @@ class Auditor:
         """The :class:`Report` of *paths*. Raises PathError before reading
         anything when a PATH does not exist, and KeyStoreError when the
         store cannot be read."""
-        sm_carriers.check_paths(paths)
-        items = list(sm_carriers.iter_paths(paths))
-        findings, skipped = [], []
-        for done, (path, st, problem) in enumerate(items, 1):
-            if problem is not None:
-                findings.append(Finding(path, UNREADABLE, problem))
-            else:
-                item = sm_carriers.examine(path, st, self.carriers)
-                if item.skipped is not None:
-                    skipped.append((path, item.skipped))
-                else:
-                    findings.append(self.check(item))
-            if self.progress is not None:
-                self.progress(done, len(items))
+        findings, skipped = _scan(paths, self.carriers, self.check, self.progress)
         return Report(findings, skipped, self.rings.seen())
 
     def check(self, item):
@@ -453,20 +460,7 @@ class PublicAuditor:
     def run(self, paths):
         """The :class:`PublicReport` of *paths* (PathError when a PATH does
         not exist)."""
-        sm_carriers.check_paths(paths)
-        items = list(sm_carriers.iter_paths(paths))
-        findings, skipped = [], []
-        for done, (path, st, problem) in enumerate(items, 1):
-            if problem is not None:
-                findings.append(Finding(path, UNREADABLE, problem))
-            else:
-                item = sm_carriers.examine(path, st, self.carriers)
-                if item.skipped is not None:
-                    skipped.append((path, item.skipped))
-                else:
-                    findings.append(self.check(item))
-            if self.progress is not None:
-                self.progress(done, len(items))
+        findings, skipped = _scan(paths, self.carriers, self.check, self.progress)
         return PublicReport(findings, skipped,
                             {name: self.rings.get(name) for name in self._named})
 

@@ -536,20 +536,20 @@ class BarbicanKeyStore(base.KeyStore):
         self._snapshots[name] = (time.monotonic(), ring)
         return ring
 
-    def get_key(self, name, version):
+    def _recent_keyring(self, name):
         # A Sealer asks for a key right after reading the keyring: reuse that
         # read for a moment instead of reading every version's state again.
         taken, ring = self._snapshots.get(name, (None, None))
         if ring is None or time.monotonic() - taken > _SNAPSHOT_REUSE:
             ring = self.get_keyring(name)
-        current = base.openable_version(ring, version)
+        return ring
+
+    def get_key(self, name, version):
+        current = base.openable_version(self._recent_keyring(name), version)
         return self._fetch(name, current)
 
     def get_signing_key(self, name, version):
-        taken, ring = self._snapshots.get(name, (None, None))
-        if ring is None or time.monotonic() - taken > _SNAPSHOT_REUSE:
-            ring = self.get_keyring(name)
-        current = base.signing_version(ring, version)
+        current = base.signing_version(self._recent_keyring(name), version)
         return self._fetch_signing(name, current)
 
     def export_signing_keys(self, ring):
