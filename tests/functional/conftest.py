@@ -7,8 +7,8 @@ server that cannot start makes every test that needs it fail with the tool's
 output (it prints the end of the server log): nothing is ever skipped.
 
 Both modes are started in parallel, and only when a collected test needs
-them. Helpers the tests use are attributes of the fixtures (this directory
-is not a package, so there is no helper module to import):
+them. Helpers the tests use are attributes of the fixtures; the server handle
+itself lives in ``tests/dev_servers.py``, shared with tests/reliability:
 
 * ``barbican_noauth`` / ``barbican_keystone`` -> :class:`DevOpenStack`;
   ``barbican`` is the same, parametrized over both modes;
@@ -19,7 +19,6 @@ is not a package, so there is no helper module to import):
 """
 
 import base64
-import configparser
 import json
 import os
 import queue
@@ -28,18 +27,20 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import uuid
 
 import pytest
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEV_OPENSTACK = os.path.join(TOP, "tools", "dev-openstack")
+if TOP not in sys.path:  # tests/functional is not a package: reach tests.*
+    sys.path.insert(0, TOP)
+
+from tests.dev_servers import DEV_OPENSTACK  # noqa: E402
+from tests.dev_servers import START_TIMEOUT  # noqa: E402
+from tests.dev_servers import DevOpenStack  # noqa: E402,F401
+from tests.dev_servers import run_tool  # noqa: E402
 MODES = ("noauth", "keystone")
 # Lines of dev-openstack's own readiness probes in the access logs.
-PROBE_AGENT = "sealedmeta-dev-openstack"
-ACCESS_RE = re.compile(r'"(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) ')
-START_TIMEOUT = 300      # seconds for a `start` (includes a one-off venv build)
 AGENT_TIMEOUT = 120      # seconds for one agent request
 
 
@@ -58,149 +59,7 @@ _local_only()
 
 
 def _run_tool(*args, timeout=START_TIMEOUT):
-    """(exit status, combined output) of ``dev-openstack ARGS``."""
-    # sys.executable: dev-openstack needs only the standard library, and the
-    # same Python version keeps the hash of the cached server venv stable.
-    try:
-        proc = subprocess.run([sys.executable, DEV_OPENSTACK] + list(args),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True,
-                              timeout=timeout, cwd=TOP)
-    except subprocess.TimeoutExpired as exc:
-        return -1, "timed out after %ss\n%s" % (timeout, exc.output or "")
-    return proc.returncode, proc.stdout
-
-
-class DevOpenStack:
-    """One scratch directory of ``tools/dev-openstack`` and its servers."""
-
-    def __init__(self, mode, directory):
-        self.mode = mode
-        self.dir = str(directory)
-        self.start_output = None
-
-    # -- files --------------------------------------------------------------
-
-    @property
-    def env(self):
-        """env.json, read afresh (a restart may change it)."""
-        with open(os.path.join(self.dir, "env.json")) as handle:
-            return json.load(handle)
-
-    @property
-    def conf_path(self):
-        return os.path.join(self.dir, "sealedmeta.conf")
-
-    @property
-    def barbican_url(self):
-        return self.env["barbican_url"]
-
-    @property
-    def keystone(self):
-        return self.mode == "keystone"
-
-    def secrets(self):
-        """Every password of env.json: none may ever appear in a message."""
-        env = self.env
-        found = []
-        for key in ("admin", "sealedmeta", "norole", "barbican_service_user"):
-            if env.get(key):
-                found.append(env[key]["password"])
-        return found
-
-    def write_conf(self, path, changes=None, remove=()):
-        """A copy of sealedmeta.conf with ``{(section, option): value}`` set
-        and ``(section, option)`` pairs removed; returns *path*."""
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.optionxform = str
-        parser.read(self.conf_path)
-        for (section, option), value in (changes or {}).items():
-            if not parser.has_section(section):
-                parser.add_section(section)
-            parser.set(section, option, str(value))
-        for section, option in remove:
-            parser.remove_option(section, option)
-        with open(path, "w") as handle:
-            parser.write(handle)
-        os.chmod(path, 0o600)
-        return str(path)
-
-    # -- access logs ------------------------------------------------------
-
-    def access_lines(self, service):
-        """Request lines of DIR/<service>-access.log, probes left out."""
-        path = os.path.join(self.dir, "%s-access.log" % service)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
-        except FileNotFoundError:
-            return []
-        return [line for line in lines
-                if ACCESS_RE.search(line) and PROBE_AGENT not in line]
-
-    def count(self, service):
-        return len(self.access_lines(service))
-
-    def counts(self, settle=0.5):
-        """{service: request lines} after *settle* seconds (lines are
-        written before each response, the wait is only a safety margin)."""
-        if settle:
-            time.sleep(settle)
-        services = ["barbican"] + (["keystone"] if self.keystone else [])
-        return {s: self.count(s) for s in services}
-
-    # -- servers ------------------------------------------------------------
-
-    def stop(self, only=None):
-        args = ["stop", "--dir", self.dir] + (["--only", only] if only else [])
-        status, output = _run_tool(*args, timeout=120)
-        if status != 0:
-            pytest.fail("dev-openstack %s failed (exit %s):\n%s"
-                        % (" ".join(args), status, output), pytrace=False)
-        return output
-
-    def start(self):
-        """Start what is stopped (same DIR, database, port when free)."""
-        before = self.barbican_url if os.path.exists(
-            os.path.join(self.dir, "env.json")) else None
-        args = ["start", "--dir", self.dir]
-        status, output = _run_tool(*args)
-        if status != 0:
-            pytest.fail("dev-openstack %s failed (exit %s):\n%s"
-                        % (" ".join(args), status, output), pytrace=False)
-        after = self.barbican_url
-        if before is not None and after != before:
-            pytest.fail("Barbican came back on another port (%s, was %s): the"
-                        " old one was taken; the running agents cannot follow"
-                        % (after, before), pytrace=False)
-        return output
-
-    def status(self):
-        return _run_tool("status", "--dir", self.dir, timeout=60)
-
-    # -- direct clients (no sealedmeta code) ---------------------------------
-
-    def barbican_client(self, user="sealedmeta"):
-        """python-barbicanclient, straight to this Barbican."""
-        from barbicanclient import client as bc_client
-        from keystoneauth1 import session as ks_session
-        env = self.env
-        if self.keystone:
-            from keystoneauth1 import identity
-            cred = env[user]
-            auth = identity.Password(
-                auth_url=cred["auth_url"], username=cred["username"],
-                password=cred["password"],
-                user_domain_name=cred["user_domain_name"],
-                project_name=cred["project_name"],
-                project_domain_name=cred["project_domain_name"])
-            sess = ks_session.Session(auth=auth)
-            return bc_client.Client(session=sess, endpoint=env["barbican_url"],
-                                    version="v1", microversion="1.1")
-        sess = ks_session.Session(additional_headers=env["noauth_headers"])
-        return bc_client.Client(session=sess, endpoint=env["barbican_url"],
-                                project_id=env["project_id"], version="v1",
-                                microversion="1.1")
+    return run_tool(DEV_OPENSTACK, *args, timeout=timeout)
 
 
 class _Launcher:

@@ -19,24 +19,24 @@ Both Barbican modes start in parallel on first use. With
 left running at the end (for repeated runs by hand).
 """
 
-import configparser
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
 import pytest
 
+from tests.dev_servers import ACCESS_RE  # noqa: F401
+from tests.dev_servers import DEV_OPENSTACK
+from tests.dev_servers import DEV_REDIS
+from tests.dev_servers import PROBE_AGENT  # noqa: F401
+from tests.dev_servers import START_TIMEOUT  # noqa: F401
+from tests.dev_servers import TOP  # noqa: F401
+from tests.dev_servers import DevOpenStack
+from tests.dev_servers import run_tool
 from tests.reliability import figures
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEV_OPENSTACK = os.path.join(TOP, "tools", "dev-openstack")
-DEV_REDIS = os.path.join(TOP, "tools", "dev-redis")
-START_TIMEOUT = 300
-PROBE_AGENT = "sealedmeta-dev-openstack"
-ACCESS_RE = re.compile(r'"(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) ')
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -45,111 +45,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("sealedmeta reliability figures")
         for line in lines:
             terminalreporter.write_line(line)
-
-
-def run_tool(tool, *args, timeout=START_TIMEOUT):
-    """(exit status, combined output) of a tools/ script."""
-    try:
-        proc = subprocess.run([sys.executable, tool] + list(args),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True,
-                              timeout=timeout, cwd=TOP)
-    except subprocess.TimeoutExpired as exc:
-        return -1, "timed out after %ss\n%s" % (timeout, exc.output or "")
-    return proc.returncode, proc.stdout
-
-
-class DevOpenStack:
-    """One scratch directory of tools/dev-openstack and its servers."""
-
-    def __init__(self, mode, directory):
-        self.mode = mode
-        self.dir = str(directory)
-
-    @property
-    def env(self):
-        with open(os.path.join(self.dir, "env.json")) as handle:
-            return json.load(handle)
-
-    @property
-    def conf_path(self):
-        return os.path.join(self.dir, "sealedmeta.conf")
-
-    @property
-    def keystone(self):
-        return self.mode == "keystone"
-
-    @property
-    def barbican_url(self):
-        return self.env["barbican_url"]
-
-    def passwords(self):
-        env = self.env
-        return [env[k]["password"] for k in
-                ("admin", "sealedmeta", "norole", "barbican_service_user")
-                if env.get(k)]
-
-    def write_conf(self, path, changes=None, remove=()):
-        """A copy of sealedmeta.conf with {(section, option): value} set."""
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.optionxform = str
-        parser.read(self.conf_path)
-        for (section, option), value in (changes or {}).items():
-            if not parser.has_section(section):
-                parser.add_section(section)
-            parser.set(section, option, str(value))
-        for section, option in remove:
-            parser.remove_option(section, option)
-        with open(path, "w") as handle:
-            parser.write(handle)
-        os.chmod(path, 0o600)
-        return str(path)
-
-    def access_lines(self, service="barbican"):
-        path = os.path.join(self.dir, "%s-access.log" % service)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
-        except FileNotFoundError:
-            return []
-        return [line for line in lines
-                if ACCESS_RE.search(line) and PROBE_AGENT not in line]
-
-    def start(self):
-        status, output = run_tool(DEV_OPENSTACK, "start", "--dir", self.dir)
-        if status != 0:
-            pytest.fail("dev-openstack start --dir %s failed (exit %s):\n%s"
-                        % (self.dir, status, output), pytrace=False)
-        return output
-
-    def stop(self, only=None):
-        args = ["stop", "--dir", self.dir] + (["--only", only] if only else [])
-        status, output = run_tool(DEV_OPENSTACK, *args, timeout=120)
-        if status != 0:
-            pytest.fail("dev-openstack %s failed (exit %s):\n%s"
-                        % (" ".join(args), status, output), pytrace=False)
-        return output
-
-    def barbican_client(self):
-        """python-barbicanclient straight to this Barbican (no sealedmeta)."""
-        from barbicanclient import client as bc_client
-        from keystoneauth1 import session as ks_session
-        env = self.env
-        if self.keystone:
-            from keystoneauth1 import identity
-            cred = env["sealedmeta"]
-            auth = identity.Password(
-                auth_url=cred["auth_url"], username=cred["username"],
-                password=cred["password"],
-                user_domain_name=cred.get("user_domain_name", "Default"),
-                project_name=cred["project_name"],
-                project_domain_name=cred.get("project_domain_name", "Default"))
-            sess = ks_session.Session(auth=auth)
-        else:
-            sess = ks_session.Session(additional_headers=env["noauth_headers"])
-        return bc_client.Client(session=sess, endpoint=env["barbican_url"],
-                                version="v1", microversion="1.1",
-                                project_id=env.get("project_id"))
 
 
 class _Launcher:

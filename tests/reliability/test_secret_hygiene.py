@@ -336,7 +336,7 @@ def test_file_store_flow_leaks_nothing(tmp_path, keystone_barbican):
     common_flow(flow, ev, name, tmp_path / "tree", collect)
     # keyring copy file -> Barbican (Keystone)
     bk = keystone_barbican
-    ev.passwords.update(bk.passwords())
+    ev.passwords.update(bk.secrets())
     target_log = tmp_path / "copy-target-oslo.log"
     ev.log_files.append(str(target_log))
     target = debug_conf(tmp_path / "to-barbican.conf", target_log, base=bk.conf_path)
@@ -356,7 +356,7 @@ def test_barbican_flow_leaks_nothing(tmp_path, keystone_barbican):
     bk = keystone_barbican
     assert bk.keystone
     ev = Evidence(tmp_path)
-    ev.passwords.update(bk.passwords())
+    ev.passwords.update(bk.secrets())
     ev.passwords.add(WRONG_PASSWORD)
     client = bk.barbican_client()
     oslo_log = tmp_path / "barbican-oslo.log"
