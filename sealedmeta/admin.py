@@ -36,6 +36,23 @@ class DestroyRefused(exceptions.InvalidTransition):
     """``key destroy`` refused: no scan of the backup stores and no force."""
 
 
+class RekeyFailed(exceptions.KeyStoreError):
+    """``rekey`` failed; the message also says what the keyring, read again
+    right after the failure (under the same lock), shows -- a failure can
+    come after the rotation took effect (a connection lost once the store
+    applied the activation).
+
+    *took_effect*: True when a new version is active, False when the
+    previous one still is, None when the keyring could not be read again.
+    *ring*: the KeyRing as read again (None when it could not be).
+    """
+
+    def __init__(self, message, took_effect=None, ring=None):
+        super().__init__(message)
+        self.took_effect = took_effect
+        self.ring = ring
+
+
 @dataclasses.dataclass(frozen=True)
 class RekeyResult:
     keyring: str
@@ -84,11 +101,57 @@ def rekey(store, name, coordinator):
     envelope.check_keyring_name(name)
     with coordinator.lock(name):
         previous = store.get_keyring(name).active  # fresh, under the lock
-        version = store.rotate(name)
+        try:
+            version = store.rotate(name)
+        except Exception as exc:
+            # Still under the lock: whatever the keyring shows now is this
+            # rotation's doing.
+            raise _rekey_failed(store, name, previous, exc) from exc
     LOG.info("rotated keyring %s: version %d (key id %s) active, version %d"
              " decrypt-only", name, version.number, version.key_id.hex(),
              previous.number)
     return RekeyResult(name, version, previous)
+
+
+def _rekey_failed(store, name, previous, exc):
+    """The RekeyFailed of a rotation of *name* that raised *exc*, saying in
+    which state the keyring is (*previous*: its active version before)."""
+    why = (str(exc) if isinstance(exc, exceptions.SealedMetaError)
+           else "unexpected %s" % type(exc).__name__)
+    failed = "rekey of keyring %r failed (%s)" % (name, why)
+    try:
+        ring = store.get_keyring(name)
+    except Exception as again:
+        again = (str(again) if isinstance(again, exceptions.SealedMetaError)
+                 else type(again).__name__)
+        return RekeyFailed(
+            "%s; reading the keyring again failed too (%s), so whether the"
+            " rotation took effect is unknown (version %d was active before):"
+            " check with 'sealedmeta keyring show %s' before running rekey"
+            " again" % (failed, again, previous.number, name))
+    active = ring.active
+    if active.key_id != previous.key_id:
+        former = ring.version(previous.number)
+        return RekeyFailed(
+            "%s; read again, the keyring shows that the rotation to version %d"
+            " did take effect: version %d (key id %s) is active, version %d is"
+            " %s; do not run rekey again" % (
+                failed, active.number, active.number, active.key_id.hex(),
+                previous.number,
+                former.state if former is not None else "gone"),
+            took_effect=True, ring=ring)
+    newer = [v for v in ring.versions if v.number > previous.number]
+    if newer:
+        return RekeyFailed(
+            "%s; read again, the keyring shows that the rotation did not take"
+            " effect: version %d is still active (also listed: %s)" % (
+                failed, previous.number, ", ".join(
+                    "version %d, %s" % (v.number, v.state) for v in newer)),
+            took_effect=False, ring=ring)
+    return RekeyFailed(
+        "%s; read again, the keyring shows that nothing changed: version %d is"
+        " still active" % (failed, previous.number),
+        took_effect=False, ring=ring)
 
 
 def _set_state(store, name, version, state, coordinator):

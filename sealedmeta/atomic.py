@@ -4,6 +4,7 @@ A reader (or a crash at any instant) sees either the old file or the new one,
 never a mix.
 """
 
+import contextlib
 import os
 import tempfile
 
@@ -29,20 +30,22 @@ def write_file(path, data, mode=0o600, durable=True, owner=None):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     try:
-        if owner is not None:
-            os.fchown(fd, owner[0], owner[1])
-        os.fchmod(fd, mode)
+        # The file object owns the descriptor from here on: closed whatever
+        # fails next.
         with os.fdopen(fd, "wb") as handle:
+            if owner is not None:
+                os.fchown(handle.fileno(), owner[0], owner[1])
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        # The write's own error is the one to report, not a failure to
+        # remove the temporary file (which scans skip anyway).
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     if durable:
         fsync_dir(directory)

@@ -10,7 +10,8 @@ Statuses (``STATUSES``)
 
 ``valid``
     authenticated under an openable version (active or decrypt-only) of its
-    keyring, and its context holds every ``--expect`` pair.
+    keyring, its context holds every ``--expect`` pair, and it is the
+    context its file expects (when the carrier knows one).
 ``invalid``
     failed authentication (wrong key, changed bytes, forged header).
 ``malformed``
@@ -22,7 +23,11 @@ Statuses (``STATUSES``)
 ``retired-key`` / ``destroyed-key``
     names a version of its keyring that is retired / destroyed.
 ``context-mismatch``
-    authentic, but its context lacks or differs in an ``--expect`` pair.
+    authentic, but its context lacks or differs in an ``--expect`` pair, or
+    is not the context the file it sits in expects (a carrier that knows it,
+    e.g. a Cinder ``*_metadata`` object's own ``backup_id`` and
+    ``volume_id``: an envelope copied from another backup). The reason names
+    the differing keys (and, for the file's context, both values).
 ``unreadable``
     the file could not be read (I/O error, permission), so whether it holds
     an envelope is unknown.
@@ -102,7 +107,8 @@ suite is ``malformed``); a suite-1 envelope is ``unsigned``; the header's
 ``invalid`` when the file has that key id under another version number);
 the signature is verified over everything before it (``invalid`` when it
 does not verify); then the version's state as the file records it
-(``retired-key`` / ``destroyed-key``) and the ``--expect`` pairs
+(``retired-key`` / ``destroyed-key``) and the context, against the
+``--expect`` pairs and the context the file expects, as above
 (``context-mismatch``).
 
 ``unsigned``
@@ -408,7 +414,7 @@ class Auditor:
         if verdict is None:
             verdict = self._verify(raw, header)
         if verdict is None:
-            verdict = self._expectation(header)
+            verdict = self._expectation(header, item.carried)
         if verdict is not None:
             finding.status, finding.reason = verdict
         return finding
@@ -430,13 +436,24 @@ class Auditor:
             return UNKNOWN_KEY, str(exc)
         return None
 
-    def _expectation(self, header):
+    def _expectation(self, header, carried=None):
+        """CONTEXT_MISMATCH when the (authenticated) context lacks or
+        differs in an ``--expect`` pair, or is not the context the
+        envelope's file expects (:attr:`Carried.expected_context
+        <sealedmeta.carriers.Carried.expected_context>`); else None."""
         context = header.context
+        reasons = []
         differing = sorted(k for k, v in self.expect.items()
                            if context.get(k) != v)
         if differing:
-            return CONTEXT_MISMATCH, (
-                "context differs from --expect in: %s" % ", ".join(differing))
+            reasons.append("context differs from --expect in: %s"
+                           % ", ".join(differing))
+        if carried is not None:
+            mismatch = carried.context_mismatch(context)
+            if mismatch is not None:
+                reasons.append(mismatch)
+        if reasons:
+            return CONTEXT_MISMATCH, "; ".join(reasons)
         return None
 
 
@@ -469,10 +486,11 @@ class PublicAuditor:
             return Finding(item.path, UNREADABLE, item.error)
         if item.malformed is not None:
             return Finding(item.path, MALFORMED, item.malformed)
-        return self.check_bytes(item.path, item.carried.envelope)
+        return self.check_bytes(item.path, item.carried.envelope, item.carried)
 
-    def check_bytes(self, path, raw):
-        """The :class:`Finding` of the raw envelope bytes *raw*."""
+    def check_bytes(self, path, raw, carried=None):
+        """The :class:`Finding` of the raw envelope bytes *raw* (found in
+        the file as *carried*, a :class:`~sealedmeta.carriers.Carried`)."""
         try:
             header, _, _, _, signature = envelope.split(raw, self.max_envelope_size)
         except exceptions.InvalidEnvelope as exc:
@@ -480,12 +498,12 @@ class PublicAuditor:
         finding = Finding(path, VALID, None, header.keyring,
                           header.key_version, header.key_id.hex())
         self._named.add(header.keyring)
-        verdict = self._verdict(raw, header, signature)
+        verdict = self._verdict(raw, header, signature, carried)
         if verdict is not None:
             finding.status, finding.reason = verdict
         return finding
 
-    def _verdict(self, raw, header, signature):
+    def _verdict(self, raw, header, signature, carried):
         if header.suite == crypto.SUITE_ID:
             return UNSIGNED, ("suite 1 envelope: not signed, its origin cannot"
                               " be checked with public keys")
@@ -514,7 +532,7 @@ class PublicAuditor:
         verdict = classify_header(ring, header)
         if verdict is not None:
             return verdict
-        return self._expectation(header)
+        return self._expectation(header, carried)
 
     _expectation = Auditor._expectation
 

@@ -84,9 +84,45 @@ class Carried:
     envelope: bytes           # raw envelope bytes (armour removed)
     data: bytes               # the whole file, as read
     state: object = None      # the carrier's own notes, for replace()
+    #: The context (str -> str) the envelope must have been sealed for,
+    #: exactly, as the carrier knows it from the file it sits in (a Cinder
+    #: metadata object's own backup and volume ids); None when the file does
+    #: not tell. The auditor reports an authentic envelope sealed for
+    #: another context ``context-mismatch``, and :meth:`rewritten` refuses
+    #: to put one back.
+    expected_context: dict = None
+
+    def context_mismatch(self, context):
+        """One line saying how *context* (an envelope header's) differs
+        from :attr:`expected_context`; None when it is that context or
+        nothing is expected."""
+        expected = self.expected_context
+        if expected is None or dict(context) == dict(expected):
+            return None
+        differing = sorted(k for k in set(context) | set(expected)
+                           if context.get(k) != expected.get(k))
+        return "sealed for another context than its file expects (%s): %s" % (
+            self.carrier.name, ", ".join(
+                "%s is %s, not %s" % (key, _shown(context.get(key)),
+                                      _shown(expected.get(key)))
+                for key in differing))
 
     def rewritten(self, new_envelope):
+        """The file's bytes with *new_envelope* in place of this one.
+
+        Raises ContextMismatch, writing nothing, when *new_envelope* is
+        sealed for another context than the file expects."""
+        if self.expected_context is not None:
+            header = envelope.split(new_envelope,
+                                    self.carrier.max_envelope_size)[0]
+            mismatch = self.context_mismatch(header.context)
+            if mismatch is not None:
+                raise exceptions.ContextMismatch(mismatch)
         return self.carrier.replace(self, new_envelope)
+
+
+def _shown(value):
+    return "absent" if value is None else repr(value)
 
 
 def armour_size(max_envelope_size):

@@ -15,12 +15,14 @@ non-blank byte opens a JSON object that names a ``backup_id``. Then:
   made before sealing, or a forgery) is reported ``malformed`` with the
   reason, never skipped, so an audit cannot miss it;
 * the envelope's context must be exactly ``{backup_id, volume_id}`` of the
-  object's own fields: an envelope copied from another backup is reported
-  with the reason. This compares the context the header claims; the auditor
-  then authenticates the header, so a ``valid`` finding means an authentic
+  object's own fields: the carrier gives that as the context it expects
+  (:attr:`~sealedmeta.carriers.Carried.expected_context`). The auditor
+  authenticates the header first, then reports an envelope copied from
+  another backup ``context-mismatch`` with both contexts in the reason, as
+  it does for ``--expect``; so a ``valid`` finding means an authentic
   envelope sealed for the backup the object says it is. (The object's own
   ids are what an offline audit has; Cinder's restore checks against its
-  database.)
+  database.) ``rewrap`` leaves such an object alone and reports it.
 
 Rewriting (``rewrap``) replaces only the armour's characters in the file:
 every other byte stays as it was.
@@ -92,14 +94,11 @@ class CinderMetadataCarrier(carriers.Carrier):
                 "volume_meta is not sealed (a backup made before sealing -- see"
                 " 'sealedmeta cinder reseal' -- or a forgery)")
         raw = envelope.dearmor(armour, self.max_envelope_size)
-        claimed = dict(envelope.parse(raw, self.max_envelope_size).header.context)
-        if claimed != expected:
-            raise exceptions.ContextMismatch(
-                "envelope is sealed for backup %r, volume %r, but the object is of"
-                " backup %r, volume %r (copied from another backup?)"
-                % (claimed.get("backup_id"), claimed.get("volume_id"),
-                   expected["backup_id"], expected["volume_id"]))
-        return carriers.Carried(self, raw, data, state=armour)
+        # Judged once the header is authenticated: an authentic envelope
+        # sealed for another backup is a context mismatch, not a malformed
+        # object.
+        return carriers.Carried(self, raw, data, state=armour,
+                                expected_context=expected)
 
     def replace(self, carried, new_envelope):
         old = carried.state.encode("ascii")

@@ -65,7 +65,12 @@ class KeyringList(lister.Lister):
 
 
 class KeyringShow(lister.Lister):
-    """Show the versions of a keyring (never key material)."""
+    """Show the versions of a keyring (never key material).
+
+    A signing keyring's listing has one more column, public_key_id: the id
+    of each version's Ed25519 public key, as ``keyring create --signing``
+    and the public keys file of ``keyring export-public`` give it.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -74,9 +79,15 @@ class KeyringShow(lister.Lister):
 
     def take_action(self, parsed_args):
         ring = self.app.store.get_keyring(parsed_args.name)
-        return (("version", "key_id", "state", "created"),
-                [(v.number, v.key_id.hex(), v.state.value, iso(v.created))
-                 for v in ring.versions])
+        names = ("version", "key_id", "state", "created")
+        signing = any(v.public_key is not None for v in ring.versions)
+        if signing:
+            names += ("public_key_id",)
+        rows = [(v.number, v.key_id.hex(), v.state.value, iso(v.created))
+                + ((None if v.public_key is None else v.public_key_id.hex(),)
+                   if signing else ())
+                for v in ring.versions]
+        return names, rows
 
 
 class KeyringCopy(show.ShowOne):

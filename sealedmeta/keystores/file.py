@@ -11,8 +11,11 @@ Layout (see the admin guide)::
                         private key (the 32-byte seed)
 
 Every file is replaced atomically and durably, so a crash at any instant
-leaves the previous state or the new one. A repository that group or others
-can read is refused rather than used.
+leaves the previous state or the new one. A write that fails (disk full,
+file too large, read-only file system, ...) raises KeyStoreError naming the
+keyring and the operation, and leaves the keyring as it was: the files the
+change had already written (the new version's keys) are removed again. A
+repository that group or others can read is refused rather than used.
 """
 
 import contextlib
@@ -193,16 +196,87 @@ class FileKeyStore(base.KeyStore):
 
     # -- changing ---------------------------------------------------------
 
-    def _write_key(self, directory, number, key):
-        atomic.write_file(os.path.join(directory, "v%d.key" % number), key)
+    @contextlib.contextmanager
+    def _changing(self, name, what, before):
+        """Run the writes of one change to keyring *name*; *before* is the
+        KeyRing as it was (None: it did not exist).
 
-    def _write_signing_key(self, directory, number, seed):
-        atomic.write_file(os.path.join(directory, "v%d.sign" % number), seed)
+        The body appends to the yielded list every file it writes and the
+        keyring's directory if it made it. When the body fails, what it
+        wrote that the description on disk does not name is removed again,
+        and an OSError (disk full, file too large, read-only, denied...)
+        becomes a KeyStoreError that says *what* failed and the state the
+        keyring is left in -- never a key.
+        """
+        written = []
+        try:
+            yield written
+        except BaseException as exc:
+            state = self._undo(name, before, written)
+            if not isinstance(exc, OSError):
+                raise
+            raise exceptions.KeyStoreError(
+                "cannot %s in key repository %s: %s; %s"
+                % (what, self.path, exc.strerror or exc, state)) from None
 
-    def _write_ring(self, ring):
-        directory = self._ring_dir(ring.name)
-        atomic.write_file(os.path.join(directory, _STATE),
+    def _undo(self, name, before, written):
+        """Remove the files in *written* (and a directory made) that the
+        keyring description on disk does not name; what state it is in."""
+        if not written:
+            return "nothing was changed"
+        try:
+            now = self.get_keyring(name)
+        except exceptions.NoSuchKeyring:
+            now = None
+        except exceptions.KeyStoreError as exc:
+            return ("its description cannot be read back (%s), so it may have"
+                    " changed: check it with 'sealedmeta keyring show %s'"
+                    % (exc, name))
+        named = {_STATE}  # replaced atomically: the old one, or the new
+        for version in now.versions if now is not None else ():
+            if version.state is not kr.KeyState.DESTROYED:
+                named.update("v%d.%s" % (version.number, suffix)
+                             for suffix in ("key", "sign"))
+        left = []
+        for path in reversed(written):
+            try:
+                if os.path.isdir(path):
+                    if now is None:
+                        os.rmdir(path)
+                elif os.path.basename(path) not in named:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                left.append("%s (%s)" % (path, exc.strerror))
+        with contextlib.suppress(OSError):
+            atomic.fsync_dir(os.path.dirname(written[0]))
+        if now != before:
+            return ("the change was written but not completed: check the"
+                    " keyring with 'sealedmeta keyring show %s'" % name)
+        if left:
+            return ("the keyring is unchanged, but files it does not use could"
+                    " not be removed: %s" % ", ".join(left))
+        return "nothing was changed"
+
+    def _write_key(self, written, directory, number, key):
+        written.append(os.path.join(directory, "v%d.key" % number))
+        atomic.write_file(written[-1], key)
+
+    def _write_signing_key(self, written, directory, number, seed):
+        written.append(os.path.join(directory, "v%d.sign" % number))
+        atomic.write_file(written[-1], seed)
+
+    def _write_ring(self, written, ring):
+        written.append(os.path.join(self._ring_dir(ring.name), _STATE))
+        atomic.write_file(written[-1],
                           json.dumps(ring.as_dict(), indent=1).encode("utf-8"))
+
+    def _make_ring_dir(self, written, directory):
+        if not os.path.lexists(directory):
+            written.append(directory)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
 
     def create_keyring(self, name, signing=False):
         return self._create(name, signing)
@@ -213,19 +287,21 @@ class FileKeyStore(base.KeyStore):
             if os.path.exists(os.path.join(directory, _STATE)):
                 raise exceptions.KeyringExists(
                     "keyring %r already exists in %s" % (name, self.path))
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            os.chmod(directory, 0o700)
             key = os.urandom(crypto.KEY_SIZE)
             seed = signing.new_seed() if sign else None
             ring = kr.new_keyring(
                 name, crypto.key_id(key),
                 public_key=None if seed is None else signing.public_key_of(seed))
-            # Keys first, description last: a crash in between leaves no keyring.
-            self._write_key(directory, 1, key)
-            if seed is not None:
-                self._write_signing_key(directory, 1, seed)
-            self._write_ring(ring)
-            atomic.fsync_dir(self.path)
+            with self._changing(name, "create keyring %r" % name,
+                                None) as written:
+                self._make_ring_dir(written, directory)
+                # Keys first, description last: a crash in between leaves no
+                # keyring.
+                self._write_key(written, directory, 1, key)
+                if seed is not None:
+                    self._write_signing_key(written, directory, 1, seed)
+                self._write_ring(written, ring)
+                atomic.fsync_dir(self.path)
             return ring
 
     def rotate(self, name):
@@ -236,20 +312,32 @@ class FileKeyStore(base.KeyStore):
             new_ring, version = kr.rotated(
                 ring, crypto.key_id(key),
                 public_key=None if seed is None else signing.public_key_of(seed))
-            # The new keys are durable before the description names them.
-            self._write_key(self._ring_dir(name), version.number, key)
-            if seed is not None:
-                self._write_signing_key(self._ring_dir(name), version.number, seed)
-            self._write_ring(new_ring)
+            directory = self._ring_dir(name)
+            with self._changing(name, "rotate keyring %r" % name,
+                                ring) as written:
+                # The new keys are durable before the description names them.
+                self._write_key(written, directory, version.number, key)
+                if seed is not None:
+                    self._write_signing_key(written, directory, version.number,
+                                            seed)
+                self._write_ring(written, new_ring)
             return version
+
+    _VERBS = {kr.KeyState.RETIRED: "retire",
+              kr.KeyState.DECRYPT_ONLY: "reinstate",
+              kr.KeyState.DESTROYED: "destroy"}
 
     def set_state(self, name, version, state):
         with self._locked():
             ring = self.get_keyring(name)
             new_ring = kr.transitioned(ring, version, state)
-            self._write_ring(new_ring)
+            updated = new_ring.version(version)
+            what = "%s version %d of keyring %r" % (
+                self._VERBS.get(updated.state, "change"), version, name)
+            with self._changing(name, what, ring) as written:
+                self._write_ring(written, new_ring)
             self._sweep(new_ring)
-            return new_ring.version(version)
+            return updated
 
     def import_keyring(self, ring, keys, signing_keys=None):
         """Create *ring* as it is, with *keys* (version number -> key bytes).
@@ -265,28 +353,35 @@ class FileKeyStore(base.KeyStore):
             if os.path.exists(os.path.join(directory, _STATE)):
                 raise exceptions.KeyringExists(
                     "keyring %r already exists in %s" % (ring.name, self.path))
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            os.chmod(directory, 0o700)
-            for number, key in sorted(keys.items()):
-                self._write_key(directory, number, key)
-            for number, seed in sorted(signing_keys.items()):
-                self._write_signing_key(directory, number, seed)
-            self._write_ring(ring)
-            atomic.fsync_dir(self.path)
+            with self._changing(ring.name, "import keyring %r" % ring.name,
+                                None) as written:
+                self._make_ring_dir(written, directory)
+                for number, key in sorted(keys.items()):
+                    self._write_key(written, directory, number, key)
+                for number, seed in sorted(signing_keys.items()):
+                    self._write_signing_key(written, directory, number, seed)
+                self._write_ring(written, ring)
+                atomic.fsync_dir(self.path)
             return ring
 
     def _sweep(self, ring):
         """Remove the material of destroyed versions (also after a crash)."""
         directory = self._ring_dir(ring.name)
         removed = False
-        for version in ring.versions:
-            if version.state is kr.KeyState.DESTROYED:
-                for suffix in ("key", "sign"):
-                    try:
-                        os.unlink(os.path.join(
-                            directory, "v%d.%s" % (version.number, suffix)))
-                        removed = True
-                    except FileNotFoundError:
-                        pass
-        if removed:
-            atomic.fsync_dir(directory)
+        try:
+            for version in ring.versions:
+                if version.state is kr.KeyState.DESTROYED:
+                    for suffix in ("key", "sign"):
+                        try:
+                            os.unlink(os.path.join(
+                                directory, "v%d.%s" % (version.number, suffix)))
+                            removed = True
+                        except FileNotFoundError:
+                            pass
+            if removed:
+                atomic.fsync_dir(directory)
+        except OSError as exc:
+            raise exceptions.KeyStoreError(
+                "keyring %r: the key material of its destroyed versions could"
+                " not be removed from %s (%s); remove their v*.key and v*.sign"
+                " files by hand" % (ring.name, directory, exc.strerror)) from None

@@ -64,20 +64,64 @@ def test_verify_finds_every_sealed_metadata_object(cloud, keys, capsys):
     assert report["summary"]["skipped"] == 2 * (5 + 1)
 
 
-def test_verify_checks_the_context_against_the_objects_own_ids(cloud, keys, capsys):
-    src = cloud.volume(glance=helpers.GLANCE)
-    victim, donor = cloud.backup(src), cloud.backup(src)
+def copy_envelope(cloud, donor, victim):
+    """Put the envelope of backup *donor* into *victim*'s metadata object."""
     obj = cloud.read_object(victim)
     obj["volume_meta"] = cloud.read_object(donor)["volume_meta"]
     cloud.write_object(victim, obj)
+
+
+def test_verify_checks_the_context_against_the_objects_own_ids(cloud, keys, capsys):
+    src = cloud.volume(glance=helpers.GLANCE)
+    victim, donor = cloud.backup(src), cloud.backup(src)
+    copy_envelope(cloud, donor, victim)
 
     code, report, found = verify(capsys, keys)
 
     assert code == 1
     assert found[_meta_name(donor)]["status"] == "valid"
     bad = found[_meta_name(victim)]
-    assert bad["status"] != "valid"
-    assert donor.id in bad["reason"] and victim.id in bad["reason"]
+    assert bad["status"] == "context-mismatch"
+    assert bad["reason"] == (
+        "sealed for another context than its file expects (cinder-metadata):"
+        " backup_id is %r, not %r" % (donor.id, victim.id))
+    assert (bad["keyring"], bad["version"]) == ("cinder-backup", 1)
+    assert report["summary"]["counts"]["context-mismatch"] == 1
+    assert report["summary"]["counts"]["malformed"] == 0
+
+
+def test_verify_reports_a_copy_from_another_volumes_backup(cloud, keys, capsys):
+    victim = cloud.backup(cloud.volume(glance=helpers.GLANCE))
+    donor = cloud.backup(cloud.volume(glance=helpers.GLANCE))
+    copy_envelope(cloud, donor, victim)
+
+    code, report, found = verify(capsys, keys)
+
+    assert code == 1
+    bad = found[_meta_name(victim)]
+    assert bad["status"] == "context-mismatch"
+    assert bad["reason"] == (
+        "sealed for another context than its file expects (cinder-metadata):"
+        " backup_id is %r, not %r, volume_id is %r, not %r"
+        % (donor.id, victim.id, donor.volume_id, victim.volume_id))
+
+
+def test_rewrap_leaves_a_copied_envelope_alone(cloud, keys, capsys):
+    src = cloud.volume(glance=helpers.GLANCE)
+    victim, donor = cloud.backup(src), cloud.backup(src)
+    copy_envelope(cloud, donor, victim)
+    before = cloud.raw_object(victim)
+    keys.rotate("cinder-backup")
+
+    code, out, err = run_cli(capsys, "--key-repository", keys.path, "rewrap",
+                             CONF.backup_posix_path, "-f", "json")
+
+    assert code == 1
+    summary = json.loads(out)
+    assert (summary["rewrapped"], summary["failed"]) == (1, 1)
+    assert "backup_id is %r, not %r" % (donor.id, victim.id) in (
+        summary["failures"][0]["reason"])
+    assert cloud.raw_object(victim) == before
 
 
 def test_verify_reports_a_flipped_bit_and_an_unsealed_object(cloud, keys, capsys):
@@ -131,6 +175,23 @@ def test_rewrap_after_rotation_changes_only_the_armour(cloud, keys, capsys):
     cloud.restore(backup, target)
     assert cloud.glance(target) == helpers.GLANCE
     assert cloud.data(target) == cloud.data(src)
+
+
+def test_carrier_states_the_objects_own_ids_as_the_expected_context(
+        cloud, keys):
+    src = cloud.volume(glance=helpers.GLANCE)
+    backup = cloud.backup(src)
+    carrier = cinder_carrier.CinderMetadataCarrier()
+    carried = carrier.extract("/b/x_metadata", cloud.raw_object(backup))
+    assert carried.expected_context == {"backup_id": backup.id,
+                                        "volume_id": src}
+    # Also when another backup's envelope sits in it: judged after
+    # authentication (context-mismatch), not refused as malformed here.
+    obj = cloud.read_object(backup)
+    obj["volume_meta"] = cloud.read_object(cloud.backup(src))["volume_meta"]
+    carried = carrier.extract("/b/x_metadata", json.dumps(obj).encode())
+    assert carried.expected_context == {"backup_id": backup.id,
+                                        "volume_id": src}
 
 
 def test_carrier_sniffs_only_cinder_metadata_objects():

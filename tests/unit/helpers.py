@@ -3,6 +3,8 @@
 import collections
 import math
 import os
+import resource
+import signal
 import stat
 import types
 
@@ -158,3 +160,13 @@ def snapshot(root):
 def temp_files(root):
     return [os.path.join(d, f) for d, _, files in os.walk(root)
             for f in files if f.startswith(".tmp-")]
+
+
+def file_size_limit(limit):
+    """A ``preexec_fn`` for a child process in which writing a regular file
+    past *limit* bytes fails with EFBIG ("File too large") -- a real failing
+    write, for root too (unlike permission bits)."""
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec

@@ -10,9 +10,14 @@ from sealedmeta import Sealer
 from sealedmeta import armor
 from sealedmeta import audit
 from sealedmeta import carriers
+from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import public
+from sealedmeta import rewrap
+from sealedmeta.cinder import carrier as cinder_carrier
 
 from tests import sm_cli
+from tests.unit.helpers import forge
 
 RING = "cinder-backup"
 
@@ -198,3 +203,109 @@ def test_keyring_cache_refreshes_on_unknown_key_id(tmp_path, store, ring):
     store.rotate(RING)
     (tmp_path / "b").write_bytes(sealer.seal({}, {"backup_id": "b"}))
     assert auditor.run([str(tmp_path / "b")]).all_valid
+
+
+# -- carriers that know the context an envelope must have --------------------
+
+def cinder_object(path, backup_id, volume_id, armour):
+    """A Cinder ``*_metadata`` object as the chunked drivers write it."""
+    path.write_text(json.dumps({
+        "backup_id": backup_id, "volume_id": volume_id, "version": "1.0.0",
+        "backup_name": None, "volume_meta": armour, "objects": []},
+        sort_keys=True, indent=2))
+
+
+@pytest.fixture
+def copied(tmp_path, store, ring):
+    """backups/: donor_metadata sealed for its own ids; victim_metadata
+    (backup b-victim) holding the donor's envelope (backup b-donor)."""
+    sealer = Sealer(store, keyring=RING)
+    root = tmp_path / "backups"
+    root.mkdir()
+    donor = armor(sealer.seal({"glance": "x"},
+                              {"backup_id": "b-donor", "volume_id": "v-1"}))
+    cinder_object(root / "donor_metadata", "b-donor", "v-1", donor)
+    cinder_object(root / "victim_metadata", "b-victim", "v-1", donor)
+    return root
+
+
+CINDER_CARRIERS = [cinder_carrier.CinderMetadataCarrier(),
+                   carriers.RawCarrier()]
+
+
+def test_envelope_copied_to_another_cinder_object_is_a_context_mismatch(
+        copied, store):
+    report = audit.Auditor(store, carriers=CINDER_CARRIERS).run([str(copied)])
+    found = {os.path.basename(f.path): f for f in report.findings}
+    assert found["donor_metadata"].status == "valid"
+    victim = found["victim_metadata"]
+    assert victim.status == "context-mismatch"
+    assert victim.reason == (
+        "sealed for another context than its file expects (cinder-metadata):"
+        " backup_id is 'b-donor', not 'b-victim'")
+    # Authentic under a known version: counted under it like any envelope.
+    assert (victim.keyring, victim.version) == (RING, 1)
+    data = report.as_dict()
+    assert data["format"] == 1
+    assert data["summary"]["counts"]["context-mismatch"] == 1
+    assert data["summary"]["counts"]["malformed"] == 0
+    assert data["versions"][0]["counts"]["context-mismatch"] == 1
+
+
+def test_expect_and_the_files_context_are_one_check(copied, store):
+    report = audit.Auditor(store, expect={"volume_id": "v-2"},
+                           carriers=CINDER_CARRIERS).run([str(copied)])
+    reasons = {os.path.basename(f.path): (f.status, f.reason)
+               for f in report.findings}
+    assert reasons == {
+        "donor_metadata": ("context-mismatch",
+                           "context differs from --expect in: volume_id"),
+        "victim_metadata": ("context-mismatch",
+                            "context differs from --expect in: volume_id;"
+                            " sealed for another context than its file"
+                            " expects (cinder-metadata): backup_id is"
+                            " 'b-donor', not 'b-victim'"),
+    }
+
+
+def test_forged_context_is_invalid_not_a_mismatch(copied, store):
+    """The header rewritten to the object's own ids: authentication fails
+    first, so the file's context never makes it look authentic."""
+    victim = copied / "victim_metadata"
+    obj = json.loads(victim.read_text())
+    forged = forge(envelope.dearmor(obj["volume_meta"]),
+                   context={"backup_id": "b-victim", "volume_id": "v-1"})
+    cinder_object(victim, "b-victim", "v-1", armor(forged))
+    report = audit.Auditor(store, carriers=CINDER_CARRIERS).run([str(victim)])
+    assert [f.status for f in report.findings] == ["invalid"]
+
+
+def test_public_mode_reports_a_copied_envelope_as_a_context_mismatch(tmp_path):
+    store = FileKeyStore(str(tmp_path / "keys"))
+    store.create_keyring(RING, signing=True)
+    signed = armor(Sealer(store, keyring=RING).seal(
+        {}, {"backup_id": "b-donor", "volume_id": "v-1"}))
+    root = tmp_path / "backups"
+    root.mkdir()
+    cinder_object(root / "victim_metadata", "b-victim", "v-1", signed)
+    rings = public.parse(public.dumps([store.get_keyring(RING)]))
+    report = audit.public_audit(rings, [str(root)], carriers=CINDER_CARRIERS)
+    data = report.as_dict()
+    assert (data["format"], data["mode"]) == (2, "public")
+    assert [(e["status"], e["reason"]) for e in data["envelopes"]] == [
+        ("context-mismatch",
+         "sealed for another context than its file expects (cinder-metadata):"
+         " backup_id is 'b-donor', not 'b-victim'")]
+
+
+def test_rewrap_leaves_a_copied_envelope_alone(copied, store):
+    store.rotate(RING)
+    victim = copied / "victim_metadata"
+    before = victim.read_bytes()
+    summary = rewrap.Rewrapper(store, carriers=CINDER_CARRIERS).run([str(copied)])
+    outcomes = {os.path.basename(o.path): o for o in summary.outcomes}
+    assert outcomes["donor_metadata"].status == "rewrapped"
+    assert outcomes["victim_metadata"].status == "failed"
+    assert ("backup_id is 'b-donor', not 'b-victim'"
+            in outcomes["victim_metadata"].reason)
+    assert victim.read_bytes() == before

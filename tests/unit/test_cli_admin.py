@@ -17,6 +17,7 @@ from sealedmeta import inspect
 from sealedmeta import keyring as kr
 
 from tests import sm_cli
+from tests.unit.helpers import file_size_limit
 
 RING = "kr"
 
@@ -127,6 +128,34 @@ def test_store_unreachable(env):
         code, out, err = env.run(*argv)
         assert code == 1 and "refusing key repository" in one_line(err)
     assert env.digest() == before
+
+
+def test_failed_key_store_write_is_one_line(env):
+    """The disk refuses the key store's writes (EFBIG under a file size
+    limit): every change is one line naming the keyring and the operation,
+    exit 1, no output, nothing changed."""
+    before = env.digest()
+    for argv, text in (
+            (["keyring", "create", "new-ring"], "cannot create keyring 'new-ring'"),
+            (["rekey", RING], "cannot rotate keyring 'kr'"),
+            # rekey reads the keyring again and says what it found
+            (["rekey", RING], "the keyring shows that nothing changed:"
+                              " version 2 is still active"),
+            (["key", "retire", RING, "1"], "cannot retire version 1 of keyring 'kr'"),
+            (["key", "destroy", RING, "1", "--force"], None)):
+        if text is None:  # destroy needs a retired version
+            env.store.set_state(RING, 1, "retired")
+            before = env.digest()
+            text = "cannot destroy version 1 of keyring 'kr'"
+        proc = sm_cli.start(argv + ["-f", "json"], env.tmp, env.repo,
+                            preexec_fn=file_size_limit(64))
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        line = one_line(err.decode())
+        assert text in line and "File too large" in line, line
+        assert out == b""
+        assert env.digest() == before
+    assert env.store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
 
 
 def test_destroy_refusals(env):

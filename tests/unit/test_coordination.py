@@ -8,6 +8,7 @@ import time
 import pytest
 from oslo_config import cfg
 
+from sealedmeta import FileKeyStore
 from sealedmeta import admin
 from sealedmeta import conf as sm_conf
 from sealedmeta import coordination
@@ -169,6 +170,72 @@ def test_rekey_locks_then_rereads_then_rotates(store, ring):
     assert (result.previous.number, result.version.number) == (1, 2)
     states = {v.number: v.state for v in store.get_keyring(RING).versions}
     assert states == {1: kr.KeyState.DECRYPT_ONLY, 2: kr.KeyState.ACTIVE}
+
+
+class DroppingStore(FileKeyStore):
+    """A real file store whose rotate() fails the way a lost connection
+    does: *when* "after" -- once the rotation's activation write took
+    effect (the answer is lost), "before" -- before it writes anything.
+    With *unreadable_after*, reading the keyring fails too once it has."""
+
+    def __init__(self, path, when, unreadable_after=False):
+        super().__init__(path)
+        self.when = when
+        self.unreadable_after = unreadable_after
+        self.dropped = False
+
+    def rotate(self, name):
+        if self.when == "after":
+            super().rotate(name)
+        self.dropped = True
+        raise exceptions.KeyStoreError("connection to the key store lost")
+
+    def get_keyring(self, name):
+        if self.dropped and self.unreadable_after:
+            raise exceptions.KeyStoreError("key store unreachable")
+        return super().get_keyring(name)
+
+
+def test_rekey_that_failed_after_taking_effect_says_so(store, ring, coord):
+    store.rotate(RING)
+    dropping = DroppingStore(store.path, "after")
+    with pytest.raises(exceptions.KeyStoreError) as info:
+        admin.rekey(dropping, RING, coord)
+    ring_now = store.get_keyring(RING)
+    assert ring_now.active.number == 3
+    assert str(info.value) == (
+        "rekey of keyring 'cinder-backup' failed (connection to the key store"
+        " lost); read again, the keyring shows that the rotation to version 3"
+        " did take effect: version 3 (key id %s) is active, version 2 is"
+        " decrypt-only; do not run rekey again" % ring_now.active.key_id.hex())
+    assert info.value.took_effect is True and info.value.ring == ring_now
+
+
+def test_rekey_that_failed_before_writing_says_nothing_changed(store, ring,
+                                                               coord):
+    store.rotate(RING)
+    before = store.get_keyring(RING)
+    with pytest.raises(exceptions.KeyStoreError) as info:
+        admin.rekey(DroppingStore(store.path, "before"), RING, coord)
+    assert str(info.value) == (
+        "rekey of keyring 'cinder-backup' failed (connection to the key store"
+        " lost); read again, the keyring shows that nothing changed: version 2"
+        " is still active")
+    assert info.value.took_effect is False and info.value.ring == before
+    assert store.get_keyring(RING) == before
+
+
+def test_rekey_that_failed_and_cannot_reread_says_unknown(store, ring, coord):
+    dropping = DroppingStore(store.path, "after", unreadable_after=True)
+    with pytest.raises(exceptions.KeyStoreError) as info:
+        admin.rekey(dropping, RING, coord)
+    assert str(info.value) == (
+        "rekey of keyring 'cinder-backup' failed (connection to the key store"
+        " lost); reading the keyring again failed too (key store unreachable),"
+        " so whether the rotation took effect is unknown (version 1 was active"
+        " before): check with 'sealedmeta keyring show cinder-backup' before"
+        " running rekey again")
+    assert info.value.took_effect is None and info.value.ring is None
 
 
 def test_state_changes_lock_then_reread(store, ring):

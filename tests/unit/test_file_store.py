@@ -2,8 +2,11 @@
 
 import json
 import os
+import re
 import shutil
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +17,7 @@ from sealedmeta import crypto
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 
+from tests.unit.helpers import file_size_limit
 from tests.unit.helpers import snapshot
 from tests.unit.helpers import temp_files
 
@@ -281,15 +285,182 @@ def test_failed_write_leaves_the_old_file_and_no_temp(store, repo, monkeypatch):
     def failing_replace(src, dst):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(atomic.os, "replace", failing_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(exceptions.KeyStoreError,
+                       match="cannot rotate keyring 'cinder-backup' in key"
+                             " repository .*: No space left on device; nothing"
+                             " was changed"):
         store.rotate(NAME)
     monkeypatch.undo()
     assert temp_files(repo) == []
     with open(state_path, "rb") as handle:
         assert handle.read() == old_bytes
     assert store.get_keyring(NAME) == before
+    assert sorted(os.listdir(ring_dir(repo))) == ["keyring.json", "v1.key"]
     # the store still works afterwards
     assert store.rotate(NAME).number == 2
+
+
+# A change run in a child process whose writes of regular files fail past a
+# size limit (EFBIG, whoever runs it): prints what the store raised.
+_CHANGE_CHILD = """
+import json, sys
+from sealedmeta import FileKeyStore
+request = json.loads(sys.stdin.read())
+store = FileKeyStore(request["repo"])
+name = request["name"]
+try:
+    if request["op"] == "create":
+        store.create_keyring(name, signing=request["signing"])
+    elif request["op"] == "rotate":
+        store.rotate(name)
+    elif request["op"] == "set_state":
+        store.set_state(name, request["version"], request["state"])
+    else:
+        source = FileKeyStore(request["source"])
+        ring, keys = source.export_keyring(name)
+        store.import_keyring(ring, keys, source.export_signing_keys(ring))
+except Exception as exc:
+    print(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
+else:
+    print(json.dumps({"type": None}))
+"""
+
+
+def change_with_file_size_limit(limit, **request):
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHANGE_CHILD], input=json.dumps(request).encode(),
+        capture_output=True, timeout=60, preexec_fn=file_size_limit(limit))
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(proc.stdout)
+
+
+def _retired(store, signing=False):
+    store.create_keyring(NAME, signing=signing)
+    store.rotate(NAME)
+    store.set_state(NAME, 1, "retired")
+
+
+# (id, setup, request, size limit, what the error names). Key files are 32
+# bytes and descriptions well over 64: at 64 bytes the keys of a change are
+# written and the description that would name them is not; at 16 the first
+# key cannot be written.
+WRITE_FAILURES = [
+    ("create", lambda s: None, dict(op="create", name="new-ring", signing=False),
+     64, "cannot create keyring 'new-ring'"),
+    ("create-signing", lambda s: None,
+     dict(op="create", name="new-ring", signing=True), 64,
+     "cannot create keyring 'new-ring'"),
+    ("create-first-key", lambda s: None,
+     dict(op="create", name="new-ring", signing=True), 16,
+     "cannot create keyring 'new-ring'"),
+    ("rotate", lambda s: s.create_keyring(NAME), dict(op="rotate", name=NAME),
+     64, "cannot rotate keyring 'cinder-backup'"),
+    ("rotate-signing", lambda s: s.create_keyring(NAME, signing=True),
+     dict(op="rotate", name=NAME), 64, "cannot rotate keyring 'cinder-backup'"),
+    ("retire", lambda s: (s.create_keyring(NAME), s.rotate(NAME)),
+     dict(op="set_state", name=NAME, version=1, state="retired"), 64,
+     "cannot retire version 1 of keyring 'cinder-backup'"),
+    ("reinstate", _retired,
+     dict(op="set_state", name=NAME, version=1, state="decrypt-only"), 64,
+     "cannot reinstate version 1 of keyring 'cinder-backup'"),
+    ("destroy", lambda s: _retired(s, signing=True),
+     dict(op="set_state", name=NAME, version=1, state="destroyed"), 64,
+     "cannot destroy version 1 of keyring 'cinder-backup'"),
+    ("import", None, dict(op="import", name=NAME), 64,
+     "cannot import keyring 'cinder-backup'"),
+]
+
+
+@pytest.mark.parametrize("setup,request_,limit,what",
+                         [case[1:] for case in WRITE_FAILURES],
+                         ids=[case[0] for case in WRITE_FAILURES])
+def test_failed_write_is_a_store_error_and_changes_nothing(
+        tmp_path, store, repo, setup, request_, limit, what):
+    """A write that really fails (EFBIG) during any change: one KeyStoreError
+    naming the keyring and the operation, never a key, and the repository
+    exactly as it was: no key file of the change left, no temporary file."""
+    store.create_keyring("other")  # the repository and its lock exist
+    secrets = []
+    if setup is None:  # import: from another repository
+        source = FileKeyStore(str(tmp_path / "source"))
+        _retired(source, signing=True)
+        source.set_state(NAME, 1, "destroyed")
+        request_ = dict(request_, source=source.path)
+        stores = (store, source)
+    else:
+        setup(store)
+        stores = (store,)
+    for each in stores:
+        for name in each.list_keyrings():
+            ring, keys = each.export_keyring(name)
+            secrets += list(keys.values())
+            secrets += list(each.export_signing_keys(ring).values())
+    last = {name: store.get_keyring(name).versions[-1].number
+            for name in store.list_keyrings()}
+    before = snapshot(repo)
+    got = change_with_file_size_limit(limit, repo=repo, **request_)
+    assert got["type"] == "KeyStoreError", got
+    message = got["message"]
+    assert message.startswith(what + " in key repository %s: " % repo), message
+    assert message.endswith(": File too large; nothing was changed"), message
+    assert not re.search("[0-9a-f]{32}", message)
+    for secret in secrets:
+        assert secret.hex() not in message and repr(secret) not in message
+    assert temp_files(repo) == []
+    assert snapshot(repo) == before
+    # Nothing left in the way: the same change goes through afterwards.
+    if request_["op"] == "create":
+        store.create_keyring(request_["name"], signing=request_["signing"])
+    elif request_["op"] == "rotate":
+        assert store.rotate(NAME).number == last[NAME] + 1
+    elif request_["op"] == "set_state":
+        assert store.set_state(NAME, 1, request_["state"]).state.value == (
+            request_["state"])
+    else:
+        source = FileKeyStore(request_["source"])
+        ring, keys = source.export_keyring(NAME)
+        assert store.import_keyring(ring, keys,
+                                    source.export_signing_keys(ring)) == ring
+
+
+def test_change_in_place_but_not_synced_keeps_its_keys(store, repo,
+                                                      monkeypatch):
+    """The new description replaced the old one, then syncing the directory
+    failed: the change took effect, so the new version's key stays, and the
+    error says the change was written."""
+    store.create_keyring(NAME)
+    sync_dir = atomic.fsync_dir
+
+    def failing_fsync_dir(path):
+        with open(os.path.join(ring_dir(repo), "keyring.json")) as handle:
+            if len(json.load(handle)["versions"]) == 2:
+                raise OSError(5, "Input/output error")
+        sync_dir(path)
+    monkeypatch.setattr(atomic, "fsync_dir", failing_fsync_dir)
+    with pytest.raises(exceptions.KeyStoreError,
+                       match="cannot rotate keyring 'cinder-backup' in key"
+                             " repository .*: Input/output error; the change"
+                             " was written but not completed: check the"
+                             " keyring with 'sealedmeta keyring show"
+                             " cinder-backup'"):
+        store.rotate(NAME)
+    monkeypatch.undo()
+    assert store.get_keyring(NAME).active.number == 2
+    sealer = Sealer(store, keyring=NAME)
+    assert sealer.open(sealer.seal({"a": 1}, {"b": "c"}), {"b": "c"}) == {"a": 1}
+
+
+def test_destroyed_material_that_cannot_be_removed_is_reported(store, repo):
+    """The description says destroyed, but the key file cannot go: said
+    plainly (a store error naming the keyring), not left unnoticed."""
+    _retired(store)
+    os.unlink(key_path(repo, 1))
+    os.mkdir(key_path(repo, 1))  # unlink() of a directory fails, even for root
+    with pytest.raises(exceptions.KeyStoreError,
+                       match="keyring 'cinder-backup': the key material of its"
+                             " destroyed versions could not be removed from"):
+        store.set_state(NAME, 1, "destroyed")
+    assert store.get_keyring(NAME).version(1).state is kr.KeyState.DESTROYED
 
 
 def test_atomic_write_file(tmp_path):

@@ -465,6 +465,44 @@ def _run(tmp_path, *args):
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
 
 
+def test_cli_keyring_show_gives_the_public_key_ids(tmp_path):
+    """keyring show lists each signing version's public key id, the same id
+    keyring create --signing prints and the public keys file carries."""
+    repo = str(tmp_path / "keys")
+    rc, out, err = _run(tmp_path, "--key-repository", repo, "keyring", "create",
+                        "sr", "--signing", "-f", "json")
+    assert rc == 0, err
+    created = json.loads(out)["public_key_id"]
+    store = FileKeyStore(repo)
+    store.rotate("sr")
+    store.set_state("sr", 1, "retired")
+    store.set_state("sr", 1, "destroyed")
+    rc, out, err = _run(tmp_path, "--key-repository", repo, "keyring", "show",
+                        "sr", "-f", "json")
+    assert rc == 0, err
+    shown = json.loads(out)
+    rc, _, err = _run(tmp_path, "--key-repository", repo, "keyring",
+                      "export-public", "sr", "-o", "pub.json")
+    assert rc == 0, err
+    exported = json.loads((tmp_path / "pub.json").read_text())
+    assert [(r["version"], r["state"], r["public_key_id"]) for r in shown] == [
+        (v["version"], v["state"], v["public_key_id"])
+        for v in exported["keyrings"][0]["versions"]]
+    assert shown[0]["public_key_id"] == created
+    assert shown[0]["public_key_id"] != shown[1]["public_key_id"]
+    rc, out, err = _run(tmp_path, "--key-repository", repo, "keyring", "show",
+                        "sr")
+    assert rc == 0 and "public_key_id" in out and created in out, err
+    # A keyring without signatures keeps its columns.
+    rc, _, err = _run(tmp_path, "--key-repository", repo, "keyring", "create",
+                      "pl")
+    rc, out, err = _run(tmp_path, "--key-repository", repo, "keyring", "show",
+                        "pl", "-f", "json")
+    assert rc == 0, err
+    assert sorted(json.loads(out)[0]) == ["created", "key_id", "state",
+                                          "version"]
+
+
 def test_cli_public_verification_needs_no_key_store(tmp_path):
     repo = str(tmp_path / "keys")
     rc, out, err = _run(tmp_path, "--key-repository", repo, "keyring", "create",
