@@ -56,6 +56,14 @@ _KEYRING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _CONTEXT_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
 _SCALARS = frozenset((str, bytes, int, float, bool, type(None)))
 _PREFIX = MAGIC + bytes((FORMAT_VERSION,))
+_ARRAY9 = bytes((0x90 | HEADER_FIELDS,))  # msgpack fixarray of nine
+# The header's last three fields when the creation time is 2^16 .. 2^32-1
+# (every time from 1970-01-01 18:12 UTC to 2106): uint32, bin8 salt, bin8
+# nonce, each in its shortest form. See split_known.
+_UINT32 = 0xce
+_SALT_BIN8 = bytes((0xc4, SALT_SIZE))
+_NONCE_BIN8 = bytes((0xc4, NONCE_SIZE))
+_TAIL_SIZE = 5 + 2 + SALT_SIZE + 2 + NONCE_SIZE
 
 # Names that passed the regular expressions above, so that the hot paths
 # (every seal and open checks a context and parses a keyring name) match
@@ -261,6 +269,44 @@ def encode_header_fields(format_version, suite, keyring, key_version, key_id,
                                 key_id, context, created, salt, nonce])
 
 
+def header_head(format_version, suite, keyring, key_version, key_id):
+    """Canonical bytes every header of one key version and suite starts
+    with: the array marker of nine fields, then the first five fields.
+
+    With :func:`encode_prefix_after` it gives the bytes of
+    :func:`encode_header_fields`: a sealer encodes the constant part once
+    per version.
+    """
+    if (format_version != FORMAT_VERSION or type(suite) is not int
+            or not 0 <= suite <= 255 or type(key_version) is not int
+            or not 1 <= key_version <= MAX_KEY_VERSION
+            or type(key_id) is not bytes or len(key_id) != KEY_ID_SIZE):
+        raise exceptions.InvalidMetadata(
+            "no valid header names format %r, suite %r, key version %r and a"
+            " %s key id" % (format_version, suite, key_version,
+                            type(key_id).__name__))
+    return _ARRAY9 + _header_packer.pack(
+        [format_version, suite, check_keyring_name(keyring), key_version,
+         key_id])[1:]
+
+
+def encode_prefix_after(head, context, created, salt, nonce):
+    """:func:`encode_prefix` of the header that starts with *head* (see
+    :func:`header_head`) and ends with these four fields; *context* must
+    already be checked and sorted by key."""
+    header_bytes = head + _header_packer.pack([context, created, salt,
+                                               nonce])[1:]
+    if len(header_bytes) > MAX_HEADER_SIZE:
+        return encode_prefix(header_bytes)  # raises, saying why
+    return _PREFIX + len(header_bytes).to_bytes(2, "big") + header_bytes
+
+
+def encode_context(context):
+    """Canonical bytes of a checked context, sorted by key, as the header
+    holds it."""
+    return _header_packer.pack(context)
+
+
 def encode_header(header):
     """Canonical bytes of a :class:`Header`."""
     return encode_header_fields(
@@ -411,6 +457,53 @@ def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
     end = size - SIGNATURE_SIZE
     return (fields, data[:header_end], data[header_end:end - MAC_SIZE],
             data[end - MAC_SIZE:end], data[end:])
+
+
+def split_known(data, heads, context_bytes,
+                max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """:func:`split_fields` for the envelopes a reader expects, by bytes.
+
+    *heads* maps :func:`header_head` bytes to whatever the caller wants
+    back for them (a key version); *context_bytes* is
+    :func:`encode_context` of the context the caller expects. When *data*
+    is an envelope whose header is one of *heads*, then *context_bytes*,
+    then a creation time in 2^16 .. 2^32-1 and the salt and nonce, returns
+    ``(value, salt, nonce, authenticated, ciphertext, mac, signature)``;
+    for anything else, None, and the caller takes :func:`split_fields`,
+    which accepts or refuses with the reason.
+
+    Whatever this accepts, split_fields accepts with the same fields: the
+    header is then byte for byte the canonical encoding of fields that
+    were checked when *heads* and *context_bytes* were made, and the last
+    three are the only encodings of their values. Comparing bytes replaces
+    decoding, checking and re-encoding the header.
+    """
+    size = len(data)
+    if size > max_size or not data.startswith(_PREFIX) or size < _FIXED:
+        return None
+    end = _FIXED + ((data[_FIXED - 2] << 8) | data[_FIXED - 1])
+    tail = end - _TAIL_SIZE
+    context_start = tail - len(context_bytes)
+    if (end > _FIXED + MAX_HEADER_SIZE or context_start <= _FIXED
+            or size < end + TAG_SIZE + MAC_SIZE + 1):
+        return None
+    value = heads.get(data[_FIXED:context_start])
+    if (value is None or data[tail] != _UINT32
+            or not data[tail + 1] | data[tail + 2]  # under 2^16: not shortest
+            or not data.startswith(context_bytes, context_start)
+            or not data.startswith(_SALT_BIN8, tail + 5)
+            or not data.startswith(_NONCE_BIN8, end - NONCE_SIZE - 2)):
+        return None
+    salt = data[tail + 7:tail + 7 + SALT_SIZE]
+    nonce = data[end - NONCE_SIZE:end]
+    if data[_FIXED + 2] != SIGNED_SUITE:
+        return (value, salt, nonce, data[:end], data[end:-MAC_SIZE],
+                data[-MAC_SIZE:], None)
+    if size < end + TAG_SIZE + MAC_SIZE + SIGNATURE_SIZE + 1:
+        return None
+    cut = size - SIGNATURE_SIZE
+    return (value, salt, nonce, data[:end], data[end:cut - MAC_SIZE],
+            data[cut - MAC_SIZE:cut], data[cut:])
 
 
 def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
