@@ -94,6 +94,7 @@ class CinderMetadataCarrier(carriers.Carrier):
                 "volume_meta is not sealed (a backup made before sealing -- see"
                 " 'sealedmeta cinder reseal' -- or a forgery)")
         raw = envelope.dearmor(armour, self.max_envelope_size)
+        envelope.split(raw, self.max_envelope_size)  # malformed: say so here
         # Judged once the header is authenticated: an authentic envelope
         # sealed for another backup is a context mismatch, not a malformed
         # object.
