@@ -12,8 +12,10 @@ from sealedmeta.cmd import common
 
 LOG = logging.getLogger(__name__)
 
+# sealedmeta is installed from a clone (it is not on PyPI): name the extra
+# as docs/source/cinder.rst installs it.
 NO_CINDER = ("'sealedmeta cinder reseal' needs the cinder package in this"
-             " environment (pip install 'sealedmeta[cinder]')")
+             " environment (in a clone of sealedmeta: pip install '.[cinder]')")
 
 
 def load_cinder_conf(files):

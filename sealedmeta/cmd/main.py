@@ -40,12 +40,19 @@ class SealedMetaApp(app.App):
     # and our own one-line errors.
     QUIET_LOGGERS = ("barbicanclient", "castellan", "keystoneauth", "stevedore",
                      "tooz", "urllib3", "oslo_config")
+    # Libraries that log at ERROR what the key store turns into one message
+    # of its own: barbicanclient logs every 4xx answer ("4xx Client error:
+    # Forbidden ..."), so a refusal would print two lines, or one for a 404
+    # the store expects. Shown again with -v -v.
+    SILENT_LOGGERS = ("barbicanclient",)
 
     def configure_logging(self):
         super().configure_logging()
         if self.options.verbose_level < 2:
             for name in self.QUIET_LOGGERS:
                 logging.getLogger(name).setLevel(logging.WARNING)
+            for name in self.SILENT_LOGGERS:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
 
     def build_option_parser(self, description, version, argparse_kwargs=None):
         parser = super().build_option_parser(description, version,
@@ -99,12 +106,19 @@ class SealedMetaApp(app.App):
                                             keyring=keyring)
 
 
+def quiet_library_warnings():
+    """Libraries (eventlet under Cinder, tooz, ...) warn about their own
+    deprecations on stderr; the console is for results and our errors."""
+    warnings.simplefilter("ignore", DeprecationWarning)
+    # eventlet's EventletDeprecationWarning (imported through tooz and
+    # futurist wherever Cinder is installed) is not a DeprecationWarning.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if "--debug" not in argv:
-        # Libraries (eventlet under Cinder, tooz, ...) warn about their own
-        # deprecations on stderr; the console is for results and our errors.
-        warnings.simplefilter("ignore", DeprecationWarning)
+        quiet_library_warnings()
     return SealedMetaApp().run(argv)
 
 

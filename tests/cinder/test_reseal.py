@@ -252,4 +252,5 @@ def test_reseal_without_cinder_installed_fails_with_one_clear_line(tmp_path):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == ["sealedmeta: 'sealedmeta cinder reseal' needs the cinder package in"
-                     " this environment (pip install 'sealedmeta[cinder]')"]
+                     " this environment (in a clone of sealedmeta: pip install"
+                     " '.[cinder]')"]
