@@ -74,28 +74,18 @@ _good_context_keys = set()
 _good_keyring_names = set()
 
 
-class _Packer:
-    """A reusable msgpack packer (``msgpack.packb`` allocates a fresh buffer
-    on every call). One caller at a time; a concurrent caller packs with a
-    new packer of the same options, so the bytes never depend on the
-    thread."""
+class _Packers(threading.local):
+    """Reusable msgpack packers, one of each kind per thread
+    (``msgpack.packb`` makes a new packer and buffer on every call). A
+    packer is never entered twice at once: each thread has its own, and
+    packing the exact types the format allows runs no Python code."""
 
-    def __init__(self, **options):
-        self._options = options
-        self._packer = msgpack.Packer(**options)
-        self._lock = threading.Lock()
-
-    def pack(self, obj):
-        if self._lock.acquire(False):
-            try:
-                return self._packer.pack(obj)
-            finally:
-                self._lock.release()
-        return msgpack.packb(obj, **self._options)
+    def __init__(self):
+        self.header = msgpack.Packer(use_bin_type=True)
+        self.payload = msgpack.Packer(use_bin_type=True, strict_types=True)
 
 
-_header_packer = _Packer(use_bin_type=True)
-_payload_packer = _Packer(use_bin_type=True, strict_types=True)
+_packers = _Packers()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +255,7 @@ def encode_header_fields(format_version, suite, keyring, key_version, key_id,
 
     *context* must already be sorted by key (check_context returns it so).
     """
-    return _header_packer.pack([format_version, suite, keyring, key_version,
+    return _packers.header.pack([format_version, suite, keyring, key_version,
                                 key_id, context, created, salt, nonce])
 
 
@@ -285,7 +275,7 @@ def header_head(format_version, suite, keyring, key_version, key_id):
             "no valid header names format %r, suite %r, key version %r and a"
             " %s key id" % (format_version, suite, key_version,
                             type(key_id).__name__))
-    return _ARRAY9 + _header_packer.pack(
+    return _ARRAY9 + _packers.header.pack(
         [format_version, suite, check_keyring_name(keyring), key_version,
          key_id])[1:]
 
@@ -294,7 +284,7 @@ def encode_prefix_after(head, context, created, salt, nonce):
     """:func:`encode_prefix` of the header that starts with *head* (see
     :func:`header_head`) and ends with these four fields; *context* must
     already be checked and sorted by key."""
-    header_bytes = head + _header_packer.pack([context, created, salt,
+    header_bytes = head + _packers.header.pack([context, created, salt,
                                                nonce])[1:]
     if len(header_bytes) > MAX_HEADER_SIZE:
         return encode_prefix(header_bytes)  # raises, saying why
@@ -304,7 +294,7 @@ def encode_prefix_after(head, context, created, salt, nonce):
 def encode_context(context):
     """Canonical bytes of a checked context, sorted by key, as the header
     holds it."""
-    return _header_packer.pack(context)
+    return _packers.header.pack(context)
 
 
 def encode_header(header):
@@ -357,7 +347,7 @@ def _check_header_fields(fields, header_bytes):
     # Canonical form: the context sorted by key, and the fields, re-encoded
     # in msgpack's shortest form, give back the exact bytes read. A
     # duplicate context key collapses in the dict, so it fails here too.
-    if not in_order or _header_packer.pack(fields) != header_bytes:
+    if not in_order or _packers.header.pack(fields) != header_bytes:
         raise _malformed("header is not in canonical encoding")
 
 
@@ -552,7 +542,7 @@ def check_metadata(metadata):
 def encode_payload(metadata):
     """msgpack bytes of already checked metadata."""
     try:
-        return _payload_packer.pack(metadata)
+        return _packers.payload.pack(metadata)
     except (OverflowError, ValueError, TypeError) as exc:
         raise exceptions.InvalidMetadata(
             "metadata cannot be encoded: %s" % exc) from None
@@ -578,7 +568,7 @@ def decode_payload(data):
         # Without a per-map hook a duplicate key collapses in its dict.
         # Re-encoding the result gives back the exact bytes only when every
         # map had distinct keys (the bytes then are the encoding of dicts).
-        accepted = type(value) is dict and _payload_packer.pack(value) == data
+        accepted = type(value) is dict and _packers.payload.pack(value) == data
         if accepted:
             # The decoded values are of msgpack's own types, so what is
             # left to check is that map keys are str (not bytes) and the

@@ -309,3 +309,36 @@ def test_open_answers_the_same_by_either_path(tmp_path, monkeypatch, signing):
     assert ("ok", {"a": "b", "n": [1, 2.5, None]}) in fast
     assert any(answer[0] == "error" and answer[1] is exceptions.KeyUnavailable
                for answer in fast)
+
+
+def test_threads_encode_the_same_bytes(tmp_path):
+    """Each thread packs with packers of its own: the bytes of a payload and
+    a header never depend on which thread made them, however they overlap."""
+    import threading
+    from sealedmeta import FileKeyStore
+    from sealedmeta import Sealer
+    store = FileKeyStore(str(tmp_path / "keys"))
+    store.create_keyring("r")
+    sealer = Sealer(store, keyring="r")
+    metadata = {"image_id": "i" * 40, "n": list(range(50)), "d": {"k": b"v"}}
+    fields = [1, 1, "r", 3, b"k" * 16, {"a": "b"}, 1700000000, b"s" * 32,
+              b"n" * 12]
+    expected = (envelope.encode_payload(metadata),
+                envelope.encode_header_fields(*fields))
+    failures = []
+
+    def work(n):
+        for i in range(300):
+            context = {"backup_id": "b%d-%d" % (n, i)}
+            got = (envelope.encode_payload(metadata),
+                   envelope.encode_header_fields(*fields))
+            if got != expected or sealer.open(
+                    sealer.seal(metadata, context), context) != metadata:
+                failures.append((n, i))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
