@@ -123,8 +123,8 @@ def test_armor_round_trip(data):
        created=st.integers(0, envelope.MAX_CREATED),
        salt=st.binary(min_size=32, max_size=32),
        nonce=st.binary(min_size=12, max_size=12),
-       suite=st.integers(0, 255),
-       body=st.binary(min_size=49, max_size=200))
+       suite=st.one_of(st.sampled_from([1, 2]), st.integers(0, 255)),
+       body=st.binary(min_size=113, max_size=260))
 def test_header_encode_parse_round_trip(keyring, version, key_id, context,
                                         created, salt, nonce, suite, body):
     header = envelope.Header(1, suite, keyring, version, key_id,
@@ -134,8 +134,11 @@ def test_header_encode_parse_round_trip(keyring, version, key_id, context,
     parsed = envelope.parse(prefix + body)
     assert parsed.header.as_dict() == header.as_dict()
     assert parsed.authenticated == prefix
-    assert parsed.ciphertext == body[:-32]
-    assert parsed.mac == body[-32:]
+    # Suite 2 ends with a 64-byte signature after the MAC.
+    end = len(body) - (64 if suite == 2 else 0)
+    assert parsed.ciphertext == body[:end - 32]
+    assert parsed.mac == body[end - 32:end]
+    assert parsed.signature == (body[end:] if suite == 2 else None)
     assert sealedmeta.inspect(sealedmeta.armor(prefix + body)) == parsed.header
 
 
