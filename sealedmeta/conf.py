@@ -28,6 +28,15 @@ sealedmeta_opts = [
                     "another agent is used for sealing after at most this "
                     "long; it is used for opening at once (an unknown key id "
                     "triggers a refresh)."),
+    cfg.IntOpt("stale_grace", default=0, min=0,
+               help="Seconds past cache_ttl for which a process keeps "
+                    "sealing and opening with the keyring it read last when "
+                    "the key store cannot be read (unreachable, refusing), "
+                    "logging a warning and trying the store again at most "
+                    "every refresh_interval. 0 (the default) fails at once. "
+                    "A rotation, retirement or destruction made meanwhile "
+                    "reaches this process only when the store answers "
+                    "again; keys it has not used yet still need the store."),
     cfg.FloatOpt("refresh_interval", default=2.0, min=0,
                  help="Minimum seconds between two refreshes caused by "
                       "envelopes naming an unknown key, so forged envelopes "

@@ -20,6 +20,7 @@ suite byte, authenticated by the MAC and the AEAD, keeps a key holder's
 reader from being fooled about which construction was used.
 """
 
+import logging
 import os
 import threading
 import time
@@ -31,17 +32,21 @@ from sealedmeta import keyring as kr
 from sealedmeta import keystores
 from sealedmeta import signing
 
+LOG = logging.getLogger(__name__)
+
 
 class Sealer:
 
     def __init__(self, store, keyring="cinder-backup", cache_ttl=300,
                  refresh_interval=2.0,
                  max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
-                 clock=time.monotonic):
+                 clock=time.monotonic, stale_grace=0):
         self.store = store
         self.keyring = envelope.check_keyring_name(keyring)
         self.cache_ttl = cache_ttl
         self.refresh_interval = refresh_interval
+        self.stale_grace = stale_grace
+        self._failed_at = None  # when reading the keyring last failed
         self.max_envelope_size = max_envelope_size
         self._clock = clock
         self._lock = threading.RLock()
@@ -66,7 +71,8 @@ class Sealer:
                    keyring=keyring or group.keyring,
                    cache_ttl=group.cache_ttl,
                    refresh_interval=group.refresh_interval,
-                   max_envelope_size=group.max_envelope_size)
+                   max_envelope_size=group.max_envelope_size,
+                   stale_grace=group.stale_grace)
 
     def __repr__(self):
         return "Sealer(%r, keyring=%r)" % (self.store, self.keyring)
@@ -83,13 +89,46 @@ class Sealer:
             self._signers = {k: v for k, v in self._signers.items()
                              if k == active}
             self._ring, self._loaded_at = ring, self._clock()
+            self._failed_at = None
             return ring
 
     def _current(self):
         ring = self._ring
         if ring is None or self._clock() - self._loaded_at >= self.cache_ttl:
-            ring = self.refresh()
+            ring = self._refresh_or_stale()
         return ring
+
+    def _refresh_or_stale(self):
+        """A fresh read of the keyring; or, while the key store cannot be
+        read and for at most ``stale_grace`` seconds past ``cache_ttl``,
+        the keyring read last (with a warning). A keyring that no longer
+        exists is never served stale."""
+        with self._lock:
+            ring, now = self._ring, self._clock()
+            if ring is not None:
+                age = now - self._loaded_at
+                if age < self.cache_ttl:
+                    return ring  # another thread read it meanwhile
+                usable = age < self.cache_ttl + self.stale_grace
+                if (usable and self._failed_at is not None
+                        and now - self._failed_at < self.refresh_interval):
+                    # The store failed a moment ago: do not make every seal
+                    # wait on it again.
+                    return ring
+            try:
+                return self.refresh()
+            except exceptions.NoSuchKeyring:
+                raise
+            except exceptions.KeyStoreError as exc:
+                if ring is None or not usable:
+                    raise
+                self._failed_at = now
+                LOG.warning(
+                    "cannot read keyring %s from the key store (%s); going on"
+                    " with the copy read %.0f s ago, for at most %.0f s more"
+                    " (stale_grace)", self.keyring, exc, age,
+                    self.cache_ttl + self.stale_grace - age)
+                return ring
 
     def _active_version(self):
         ring = self._current()

@@ -223,3 +223,104 @@ def test_sealer_from_a_fresh_store_object_each_call(store, ring):
     a = Sealer(FileKeyStore(store.path), keyring=NAME)
     b = Sealer(FileKeyStore(store.path), keyring=NAME)
     assert b.open(a.seal({"x": "y"}, CTX), CTX) == {"x": "y"}
+
+
+# -- key store down once the TTL is over: strict, or stale for a grace ------
+
+class Outage:
+    """Proxy over a real key store that fails every call while ``down``
+    (as an unreachable Barbican does: KeyStoreError), or raises *error*."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.down = False
+        self.error = exceptions.KeyStoreError("cannot reach the key store")
+        self.calls = 0
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+
+        def call(*args, **kwargs):
+            self.calls += 1
+            if self.down:
+                raise self.error
+            return attr(*args, **kwargs)
+        return call
+
+
+def test_key_store_down_after_the_ttl_fails_at_once_by_default(store, ring,
+                                                                clock):
+    outage = Outage(store)
+    sealer = make(outage, clock)
+    sealed = sealer.seal({"n": 1}, CTX)
+    outage.down = True
+    clock.advance(TTL - 1)
+    assert sealer.open(sealer.seal({"n": 2}, CTX), CTX) == {"n": 2}
+    clock.advance(1)
+    for attempt in (lambda: sealer.seal({}, CTX),
+                    lambda: sealer.open(sealed, CTX)):
+        with pytest.raises(exceptions.KeyStoreError, match="cannot reach"):
+            attempt()
+
+
+def test_stale_grace_keeps_sealing_and_opening_while_the_store_is_down(
+        store, ring, clock, caplog):
+    outage = Outage(store)
+    sealer = make(outage, clock, stale_grace=600)
+    sealed = sealer.seal({"n": 1}, CTX)
+    outage.down = True
+    clock.advance(TTL + 10)
+    calls = outage.calls
+    with caplog.at_level("WARNING", logger="sealedmeta.sealer"):
+        for n in range(20):
+            assert sealer.open(sealer.seal({"n": n}, CTX), CTX) == {"n": n}
+    assert sealer.open(sealed, CTX) == {"n": 1}
+    # One attempt to read the store, then none within refresh_interval.
+    assert outage.calls == calls + 1
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "stale_grace" in warnings[0]
+    assert "cannot reach the key store" in warnings[0]
+    key = store.get_key(NAME, 1)
+    assert key.hex() not in warnings[0] and repr(key) not in warnings[0]
+    # Tried again after refresh_interval; still down, still served.
+    clock.advance(INTERVAL)
+    sealer.seal({}, CTX)
+    assert outage.calls == calls + 2
+    # Past cache_ttl + stale_grace since the last good read: refused.
+    clock.advance(TTL + 600)
+    with pytest.raises(exceptions.KeyStoreError, match="cannot reach"):
+        sealer.seal({}, CTX)
+    with pytest.raises(exceptions.KeyStoreError):
+        sealer.open(sealed, CTX)
+
+
+def test_stale_grace_ends_when_the_store_answers_again(store, ring, clock):
+    outage = Outage(store)
+    sealer = make(outage, clock, stale_grace=600)
+    sealer.seal({}, CTX)
+    outage.down = True
+    clock.advance(TTL)
+    assert sealer.open(sealer.seal({}, CTX), CTX) == {}  # stale, version 1
+    store.rotate(NAME)
+    outage.down = False
+    clock.advance(INTERVAL)
+    assert sealedmeta.inspect(sealer.seal({}, CTX)).key_version == 2
+
+
+def test_a_keyring_that_is_gone_is_never_served_stale(store, ring, clock):
+    outage = Outage(store)
+    sealer = make(outage, clock, stale_grace=600)
+    sealer.seal({}, CTX)
+    outage.down = True
+    outage.error = exceptions.NoSuchKeyring("no keyring %r" % NAME)
+    clock.advance(TTL)
+    with pytest.raises(exceptions.NoSuchKeyring):
+        sealer.seal({}, CTX)
+
+
+def test_stale_grace_needs_a_first_read(store, ring, clock):
+    outage = Outage(store)
+    outage.down = True
+    sealer = make(outage, clock, stale_grace=600)
+    with pytest.raises(exceptions.KeyStoreError, match="cannot reach"):
+        sealer.seal({}, CTX)
