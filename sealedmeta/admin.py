@@ -53,11 +53,29 @@ class RekeyFailed(exceptions.KeyStoreError):
         self.ring = ring
 
 
+class DestroyFailed(exceptions.KeyStoreError):
+    """``key destroy`` failed; the message also says what the keyring, read
+    again right after the failure (under the same lock), shows.
+
+    *destroyed*: True when the version reads as destroyed (no envelope opens
+    under it, but some of its material may be left: destroying it again
+    finishes the job), False when it is still retired (nothing changed),
+    None when the keyring could not be read again.
+    """
+
+    def __init__(self, message, destroyed=None):
+        super().__init__(message)
+        self.destroyed = destroyed
+
+
 @dataclasses.dataclass(frozen=True)
 class RekeyResult:
     keyring: str
     version: kr.KeyVersion        # the new active version
     previous: kr.KeyVersion       # the former active, now decrypt-only
+    # What the store held that no version used (left by interrupted
+    # rotations), as base.Leftover records; those old enough were removed.
+    leftovers: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +85,9 @@ class DestroyResult:
     scanned: int                  # envelopes examined by the scan (or None)
     in_use: int                   # of them, under this version (forced)
     forced: bool
+    # The version was already destroyed: this call finished an earlier
+    # destroy (True if that one had left material behind).
+    finished: bool = None
 
 
 def _number(version):
@@ -107,10 +128,39 @@ def rekey(store, name, coordinator):
             # Still under the lock: whatever the keyring shows now is this
             # rotation's doing.
             raise _rekey_failed(store, name, previous, exc) from exc
+        # Still under the lock, once the rotation stands: remove what
+        # interrupted rotations left (old enough to be safe, see the store).
+        try:
+            leftovers, failure = tuple(store.leftovers(name, remove=True)), None
+        except Exception as exc:
+            leftovers, failure = (), exc
     LOG.info("rotated keyring %s: version %d (key id %s) active, version %d"
              " decrypt-only", name, version.number, version.key_id.hex(),
              previous.number)
-    return RekeyResult(name, version, previous)
+    _report_leftovers(name, leftovers, failure)
+    return RekeyResult(name, version, previous, leftovers)
+
+
+def _report_leftovers(name, found, failure):
+    """Log what rekey's clean-up did; its failure never fails the rotation."""
+    if failure is not None:
+        LOG.warning("keyring %s: could not look for secrets left by interrupted"
+                    " rotations (%s); the next rekey tries again", name,
+                    failure if isinstance(failure, exceptions.SealedMetaError)
+                    else type(failure).__name__)
+        return
+    removed = [f for f in found if f.action == "removed"]
+    if removed:
+        LOG.info("keyring %s: removed %d secret%s left by interrupted"
+                 " rotations: %s", name, len(removed),
+                 "" if len(removed) == 1 else "s",
+                 ", ".join("%s (%s, %s)" % (f.name, f.kind, f.ref)
+                           for f in removed))
+    kept = len(found) - len(removed)
+    if kept:
+        LOG.info("keyring %s: %d more secret%s no version uses; see"
+                 " 'sealedmeta keyring show %s --leftovers'", name, kept,
+                 "" if kept == 1 else "s", name)
 
 
 def _rekey_failed(store, name, previous, exc):
@@ -186,12 +236,20 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     read -- is found. Without *scan* it is refused (:class:`DestroyRefused`)
     unless *force*; *force* also overrides what the scan found. The active
     version is never destroyed (it must be rotated, then retired, first).
+
+    A destroy that failed half-way (:class:`DestroyFailed`, ``destroyed``
+    True) is finished by calling this again: for a version already
+    destroyed no scan is needed, and the store removes whatever the earlier
+    run left (:meth:`~sealedmeta.keystores.base.KeyStore.finish_destroy`).
     """
     envelope.check_keyring_name(name)
     _number(version)
+    ring = store.get_keyring(name)
+    current = ring.version(version)
+    if current is not None and current.state is kr.KeyState.DESTROYED:
+        return _finish_destroy(store, name, version, coordinator, force)
     # Fail fast on what the current state already forbids...
-    target = kr.check_transition(store.get_keyring(name), version,
-                                 kr.KeyState.DESTROYED)
+    target = kr.check_transition(ring, version, kr.KeyState.DESTROYED)
     scanned = in_use = None
     if scan:
         # A retired version seals nothing and rewrap cannot open it, so no
@@ -234,10 +292,59 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
             raise exceptions.InvalidTransition(
                 "version %d of keyring %r changed during the scan; run again"
                 % (version, name))
-        updated = store.set_state(name, version, kr.KeyState.DESTROYED)
+        try:
+            updated = store.set_state(name, version, kr.KeyState.DESTROYED)
+        except Exception as exc:
+            raise _destroy_failed(store, name, version, exc) from exc
     if in_use:
         LOG.warning("destroyed version %d of keyring %s although %d envelopes"
                     " under it were found (forced)", version, name, in_use)
     else:
         LOG.info("destroyed version %d of keyring %s", version, name)
     return DestroyResult(name, updated, scanned, in_use or 0, bool(force))
+
+
+def _finish_destroy(store, name, version, coordinator, force):
+    """destroy of a version already destroyed: finish what an earlier,
+    interrupted destroy left (no scan needed: the decision is made, and no
+    envelope opens under the version any more)."""
+    with coordinator.lock(name):
+        try:
+            updated, left = store.finish_destroy(name, version)
+        except exceptions.InvalidTransition:
+            raise
+        except Exception as exc:
+            raise _destroy_failed(store, name, version, exc) from exc
+    if left:
+        LOG.info("finished destroying version %d of keyring %s (an earlier"
+                 " destroy had been interrupted)", version, name)
+    else:
+        LOG.info("version %d of keyring %s was already destroyed; nothing was"
+                 " left", version, name)
+    return DestroyResult(name, updated, None, 0, bool(force), finished=left)
+
+
+def _destroy_failed(store, name, version, exc):
+    """The DestroyFailed of a destroy of *version* that raised *exc*, saying
+    in which state the keyring is."""
+    why = (str(exc) if isinstance(exc, exceptions.SealedMetaError)
+           else "unexpected %s" % type(exc).__name__)
+    failed = "destroy of version %d of keyring %r failed (%s)" % (version, name, why)
+    again = "run 'sealedmeta key destroy %s %d' again" % (name, version)
+    try:
+        current = store.get_keyring(name).version(version)
+    except Exception as reread:
+        reread = (str(reread) if isinstance(reread, exceptions.SealedMetaError)
+                  else type(reread).__name__)
+        return DestroyFailed(
+            "%s; reading the keyring again failed too (%s): check with"
+            " 'sealedmeta keyring show %s', then %s" % (failed, reread, name, again))
+    if current is not None and current.state is kr.KeyState.DESTROYED:
+        return DestroyFailed(
+            "%s; read again, the keyring shows version %d destroyed (no envelope"
+            " opens under it) but its key material may be left in the key"
+            " store: %s to finish" % (failed, version, again), destroyed=True)
+    return DestroyFailed(
+        "%s; read again, the keyring shows version %d still %s: nothing"
+        " changed" % (failed, version, current.state if current else "gone"),
+        destroyed=False)

@@ -15,6 +15,16 @@ redis / etcd shared by every agent. When the backend cannot be reached, or
 the lock is not granted within ``[coordination] lock_timeout`` seconds,
 :class:`CoordinationError` is raised and nothing is changed: a state change
 is never made without the lock.
+
+The wait is bounded even when the backend dies during it: tooz's redis
+driver retries a lost connection for about a minute, and a file lock on a
+hung file system blocks in the kernel, so every call into tooz runs in a
+thread of its own that the caller stops waiting for after ``lock_timeout``
+plus :data:`ANSWER_MARGIN` seconds (a networked backend is also probed
+every :data:`PROBE_INTERVAL` seconds while the caller waits, so its death
+is reported at once). An acquisition that was given up counts as not held,
+whatever it does later: if it still gets the lock, that thread releases it
+straight away.
 """
 
 import contextlib
@@ -22,6 +32,8 @@ import importlib.util
 import logging
 import os
 import socket
+import threading
+import time
 import urllib.parse
 import uuid
 
@@ -38,6 +50,11 @@ LOCK_PREFIX = "sealedmeta-keyring-"
 # times with redis-py's own back-off (about a minute); a quick probe first
 # turns a dead backend into one clear error at once.
 PROBE_TIMEOUT = 5.0
+# Seconds beyond lock_timeout an acquisition may take (the backend's last
+# answer) before it is given up; also the bound of a start, release or stop.
+ANSWER_MARGIN = 2.0
+# Seconds between two probes of a networked backend while waiting for a lock.
+PROBE_INTERVAL = 1.0
 
 _DEFAULT_PORTS = {
     "redis": 6379, "etcd3+http": 2379, "etcd3+https": 2379, "zookeeper": 2181,
@@ -69,6 +86,55 @@ def redact(url):
 
 def lock_name(keyring):
     return LOCK_PREFIX + envelope.check_keyring_name(keyring)
+
+
+class _Call:
+    """``fn()`` in a daemon thread that the caller may stop waiting for.
+
+    If the caller gives up (:meth:`abandon`) before ``fn`` returns, a result
+    that still comes is handed to *late* (in that thread) instead: an
+    acquisition given up releases the lock it gets after all.
+    """
+
+    def __init__(self, fn, what, late=None):
+        self._fn = fn
+        self._late = late
+        self._guard = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self.result = self.error = None
+        threading.Thread(target=self._run, daemon=True,
+                         name="sealedmeta-coordination-%s" % what).start()
+
+    def _run(self):
+        try:
+            result, error = self._fn(), None
+        except Exception as exc:
+            result, error = None, exc
+        with self._guard:
+            self.result, self.error = result, error
+            self._done.set()
+            late = self._abandoned
+        if late and error is None and self._late is not None:
+            try:
+                self._late(result)
+            except Exception as exc:  # nobody is waiting; just say so
+                LOG.warning("coordination: cleaning up after an abandoned call"
+                            " failed: %s", type(exc).__name__)
+
+    def wait(self, timeout):
+        """True once ``fn`` has returned or raised."""
+        return self._done.wait(max(0.0, timeout))
+
+    def abandon(self):
+        """Stop waiting. True if ``fn`` had finished after all (then its
+        outcome is in :attr:`result` / :attr:`error` and *late* is not
+        called); False if it had not (and never will be waited for)."""
+        with self._guard:
+            if self._done.is_set():
+                return True
+            self._abandoned = True
+            return False
 
 
 class Coordinator:
@@ -116,7 +182,7 @@ class Coordinator:
         from importlib import metadata
         try:
             parts = urllib.parse.urlsplit(self.backend_url)
-            port = parts.port
+            self._address()   # parses the port too
         except ValueError as exc:
             raise CoordinationError(
                 "bad coordination backend URL %s: %s"
@@ -133,17 +199,60 @@ class Coordinator:
                 "coordination backend %s needs the 'redis' Python package:"
                 " pip install 'sealedmeta[redis]'; no keyring state was changed"
                 % redact(self.backend_url))
-        port = port or _DEFAULT_PORTS.get(parts.scheme)
-        if parts.hostname and port:
+        self._probe(PROBE_TIMEOUT)
+
+    def _address(self):
+        """(host, port) of a networked backend; None for file:// and the
+        like. ValueError for a bad port."""
+        parts = urllib.parse.urlsplit(self.backend_url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        return (parts.hostname, port) if parts.hostname and port else None
+
+    def _probe(self, timeout):
+        """CoordinationError unless a networked backend accepts a TCP
+        connection within *timeout* seconds."""
+        address = self._address()
+        if address is None:
+            return
+        try:
+            socket.create_connection(address, timeout=max(0.05, timeout)).close()
+        except OSError as exc:
+            raise CoordinationError(
+                "coordination backend %s is unreachable (%s:%d: %s); no"
+                " keyring state was changed"
+                % (redact(self.backend_url), address[0], address[1],
+                   exc.strerror or exc)) from None
+
+    def _bounded(self, what, fn, seconds, late=None, probe=False,
+                 before_change=True):
+        """``fn()``'s outcome, waiting at most *seconds* for it.
+
+        CoordinationError when it does not come in time (and, with *probe*,
+        as soon as a probe finds the backend gone); *late* then gets the
+        result if one still comes. Exceptions of ``fn`` are raised as they
+        are. *before_change*: the error says no keyring state was changed.
+        """
+        deadline = time.monotonic() + seconds
+        call = _Call(fn, what, late)
+        while True:
+            left = deadline - time.monotonic()
+            if call.wait(min(left, PROBE_INTERVAL) if probe else left):
+                break
             try:
-                socket.create_connection((parts.hostname, port),
-                                         timeout=PROBE_TIMEOUT).close()
-            except OSError as exc:
-                raise CoordinationError(
-                    "coordination backend %s is unreachable (%s:%d: %s); no"
-                    " keyring state was changed"
-                    % (redact(self.backend_url), parts.hostname, port,
-                       exc.strerror or exc)) from None
+                if time.monotonic() >= deadline:
+                    raise CoordinationError(
+                        "coordination backend %s did not answer within %gs"
+                        " (%s)%s" % (redact(self.backend_url), seconds, what,
+                                     "; no keyring state was changed"
+                                     if before_change else ""))
+                self._probe(min(PROBE_TIMEOUT, deadline - time.monotonic()))
+            except CoordinationError:
+                if call.abandon():
+                    break   # it finished meanwhile: take its outcome
+                raise
+        if call.error is not None:
+            raise call.error
+        return call.result
 
     def _start(self):
         if self._driver is not None:
@@ -162,11 +271,21 @@ class Coordinator:
         finally:
             quiet.setLevel(level)
         try:
-            driver.start(start_heart=False)
+            self._bounded("connecting", lambda: driver.start(start_heart=False),
+                          PROBE_TIMEOUT + ANSWER_MARGIN,
+                          late=lambda _: self._stop_driver(driver))
         except (tooz.ToozError, OSError) as exc:
             raise self._fail("is unreachable", exc) from None
         self._driver = driver
         return driver
+
+    def _stop_driver(self, driver):
+        try:
+            self._bounded("stopping", driver.stop, PROBE_TIMEOUT + ANSWER_MARGIN,
+                          before_change=False)
+        except Exception as exc:  # nothing left to protect; just say so
+            LOG.warning("stopping coordination backend %s failed: %s",
+                        redact(self.backend_url), exc)
 
     def stop(self):
         driver, self._driver = self._driver, None
@@ -178,15 +297,16 @@ class Coordinator:
             # tooz would retry for about a minute; its locks expire anyway.
             LOG.warning("not stopping coordination backend cleanly: %s", exc)
             return
-        try:
-            driver.stop()
-        except Exception as exc:  # nothing left to protect; just say so
-            LOG.warning("stopping coordination backend %s failed: %s",
-                        redact(self.backend_url), exc)
+        self._stop_driver(driver)
 
     @contextlib.contextmanager
     def lock(self, keyring):
-        """Hold keyring *keyring*'s lock for the ``with`` body."""
+        """Hold keyring *keyring*'s lock for the ``with`` body.
+
+        Gives up with CoordinationError within about ``lock_timeout`` +
+        :data:`ANSWER_MARGIN` seconds, also when the backend dies during the
+        wait (see the module's documentation).
+        """
         import tooz
         name = lock_name(keyring)
         if self._driver is not None:
@@ -194,7 +314,14 @@ class Coordinator:
         driver = self._start()
         try:
             lock = driver.get_lock(name.encode("utf-8"))
-            acquired = lock.acquire(blocking=True, timeout=self.lock_timeout)
+            # The lock counts as held only if the acquisition said so before
+            # it was given up; one that succeeds later is released at once.
+            acquired = self._bounded(
+                "waiting for the lock of keyring %r" % keyring,
+                lambda: lock.acquire(blocking=True, timeout=self.lock_timeout),
+                self.lock_timeout + ANSWER_MARGIN,
+                late=lambda got: got and self._release(lock, name),
+                probe=True)
         except (tooz.ToozError, OSError) as exc:
             raise self._fail("is unreachable", exc) from None
         if not acquired:
@@ -206,13 +333,18 @@ class Coordinator:
         try:
             yield
         finally:
-            try:
-                lock.release()
-            except (tooz.ToozError, OSError) as exc:
-                # The change (if any) is done; a lock we failed to release
-                # expires (redis) or dies with the process (file).
-                LOG.warning("releasing lock %s on %s failed: %s", name,
-                            redact(self.backend_url), exc)
+            self._release(lock, name)
+
+    def _release(self, lock, name):
+        import tooz
+        try:
+            self._bounded("releasing the lock", lock.release,
+                          PROBE_TIMEOUT + ANSWER_MARGIN, before_change=False)
+        except (tooz.ToozError, OSError, CoordinationError) as exc:
+            # The change (if any) is done; a lock we failed to release
+            # expires (redis) or dies with the process (file).
+            LOG.warning("releasing lock %s on %s failed: %s", name,
+                        redact(self.backend_url), exc)
 
 
 class NoCoordination:

@@ -70,14 +70,29 @@ class KeyringShow(lister.Lister):
     A signing keyring's listing has one more column, public_key_id: the id
     of each version's Ed25519 public key, as ``keyring create --signing``
     and the public keys file of ``keyring export-public`` give it.
+
+    With --leftovers, list instead what the key store holds for the keyring
+    that no version uses: secrets left by interrupted rotations or destroys
+    (Barbican), and what happens to them. Nothing is changed; ``rekey``
+    removes those that are safe to remove.
     """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME")
+        parser.add_argument("--leftovers", action="store_true",
+                            help="List the key store's secrets of this keyring"
+                                 " that no version uses (left by interrupted"
+                                 " rotations or destroys) instead.")
         return parser
 
     def take_action(self, parsed_args):
+        if parsed_args.leftovers:
+            found = self.app.store.leftovers(parsed_args.name)
+            return (("version", "kind", "name", "ref", "age_seconds", "action"),
+                    [(f.version, f.kind, f.name, f.ref,
+                      None if f.age is None else int(f.age), f.action)
+                     for f in found])
         ring = self.app.store.get_keyring(parsed_args.name)
         names = ("version", "key_id", "state", "created")
         signing = any(v.public_key is not None for v in ring.versions)

@@ -1,11 +1,26 @@
 """The KeyStore interface every backend implements."""
 
 import abc
+import dataclasses
 
 from sealedmeta import crypto
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta import signing
+
+
+@dataclasses.dataclass(frozen=True)
+class Leftover:
+    """Something a key store holds for a keyring that no version uses, left
+    by an interrupted rotation or destroy (see :meth:`KeyStore.leftovers`).
+    A description only: never key material."""
+
+    ref: str          # the store's reference to it (Barbican: the secret's uuid)
+    name: str         # its name in the store (None if unknown)
+    kind: str         # e.g. "pending version", "signing key", "tombstone"
+    version: int      # the version number it was made for
+    age: float        # seconds since it was created (None if unknown)
+    action: str       # "removed", "removable", or "kept: <why>"
 
 
 class KeyStore(abc.ABC):
@@ -92,6 +107,30 @@ class KeyStore(abc.ABC):
             raise exceptions.KeyStoreError(
                 "%r keeps no signing keys" % (self,))
         return {}
+
+    def finish_destroy(self, name, version):
+        """Finish destroying *version*, which is already destroyed: remove
+        what a destroy cut half-way left of its material (repeatable).
+
+        Returns (the KeyVersion, True if anything was left). Stores whose
+        destroy leaves nothing behind (the file store sweeps the material of
+        destroyed versions on every change) have nothing to finish.
+        """
+        current = self.get_keyring(name).version(version)
+        if current is None or current.state is not kr.KeyState.DESTROYED:
+            raise exceptions.InvalidTransition(
+                "version %r of keyring %r is not destroyed" % (version, name))
+        return current, False
+
+    def leftovers(self, name, remove=False, min_age=None):
+        """What the store holds for keyring *name* that no version uses
+        (left by interrupted rotations or destroys), as :class:`Leftover`
+        records. With *remove*, those that are safe to remove and at least
+        *min_age* seconds old (None: the store's own safe age) are removed.
+        Stores whose changes leave nothing behind report nothing.
+        """
+        self.get_keyring(name)   # NoSuchKeyring as everywhere
+        return []
 
     def close(self):
         """Release sessions or handles; the default has none."""

@@ -4,8 +4,10 @@ output, nothing is skipped)."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -15,6 +17,7 @@ if TOP not in sys.path:  # tests/functional is not a package: reach tests.sm_cli
     sys.path.insert(0, TOP)
 
 from sealedmeta import FileKeyStore  # noqa: E402
+from sealedmeta import admin  # noqa: E402
 from sealedmeta import coordination  # noqa: E402
 from sealedmeta import keyring as kr  # noqa: E402
 
@@ -139,3 +142,69 @@ def test_redis_down_refuses_state_changes(tmp_path):
     assert store.list_keyrings() == [RING]
     assert before.active.number == 3
     assert before.version(1).state is kr.KeyState.DECRYPT_ONLY
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_lock_wait_gives_up_when_redis_dies(tmp_path, how):
+    """redis-server is SIGKILLed (gone: connections refused) or SIGSTOPped
+    (hung: connections accepted, never answered) while rekey waits for a
+    lock another member holds. The wait ends with one clear error within
+    lock_timeout plus a generous margin (tooz's redis driver alone retries
+    for about a minute), and the keyring is unchanged. A hung redis that
+    comes back does not leave the given-up acquisition holding the lock."""
+    lock_timeout = 10
+    bound = lock_timeout + 15   # "gives up instead of hanging", not a speed test
+    server = RedisServer(tmp_path / "redis").start()
+    with open(os.path.join(server.dir, "redis.pid")) as handle:
+        pid = int(handle.read())
+    repo = tmp_path / "keys"
+    store = FileKeyStore(str(repo))
+    store.create_keyring(RING)
+    before = store.get_keyring(RING)
+    holder = coordination.Coordinator(server.url, lock_timeout=5)
+    waiter = coordination.Coordinator(server.url, lock_timeout=lock_timeout)
+    outcome = {}
+
+    def rekey():
+        try:
+            outcome["result"] = admin.rekey(store, RING, waiter)
+        except coordination.CoordinationError as exc:
+            outcome["error"] = str(exc)
+        outcome["at"] = time.monotonic()
+
+    try:
+        with holder.lock(RING):
+            thread = threading.Thread(target=rekey, daemon=True)
+            thread.start()
+            time.sleep(2.0)           # connected, waiting for the lock
+            assert thread.is_alive(), outcome
+            os.kill(pid, getattr(signal, how))
+            killed = time.monotonic()
+            thread.join(bound + 60)   # never hang the suite
+            hanging = thread.is_alive()
+            if how == "SIGSTOP":
+                os.kill(pid, signal.SIGCONT)
+        if how == "SIGSTOP" and not hanging:
+            # Back: the lock is free for another member (the given-up
+            # acquisition, if it got it, let it go).
+            other = coordination.Coordinator(server.url, lock_timeout=lock_timeout)
+            with other.lock(RING):
+                pass
+            other.stop()
+    finally:
+        if how == "SIGSTOP":
+            os.kill(pid, signal.SIGCONT)
+        server.stop()                 # the tool's own cleanup
+        holder.stop()
+    assert not hanging, "still waiting %ds after redis died" % (bound + 60)
+    gave_up = outcome["at"] - killed
+    print("\nredis %s during the wait: refused after %.2fs (lock_timeout"
+          " %ds): %s" % (how, gave_up, lock_timeout, outcome.get("error")))
+    assert "result" not in outcome
+    message = outcome["error"]
+    assert "\n" not in message
+    assert message.startswith("coordination backend %s " % server.url), message
+    assert message.endswith("; no keyring state was changed"), message
+    assert gave_up < bound, gave_up
+    assert store.get_keyring(RING) == before
+    waiter.stop()

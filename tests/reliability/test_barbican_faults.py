@@ -16,9 +16,10 @@ Shown, with the attempts counted at the proxy:
   succeeds;
 * after every fault, the same process (same store object, same Sealer)
   recovers by itself once Barbican answers again;
-* redis stopped while ``rekey`` waits for the keyring's lock: refusal, no
-  state written in Barbican; redis stopped while ``rekey`` holds the lock
-  mid-rotation: the rotation is either complete or absent, never half done.
+* redis stopped while ``rekey`` waits for the keyring's lock: refusal
+  within ``lock_timeout`` plus a margin, no state written in Barbican; redis
+  stopped while ``rekey`` holds the lock mid-rotation: the rotation is
+  either complete or absent, never half done.
 """
 
 import json
@@ -278,9 +279,9 @@ def test_redis_stopped_while_rekey_waits_for_the_lock(keystone_barbican,
     holder.stop()
     err = err.decode()
     assert proc.returncode == 1, (proc.returncode, err)
-    # Refused, but not within lock_timeout: tooz's redis driver retries the
-    # lost connection for about a minute (reported as a finding).
-    assert waited < 120, waited
+    # Refused within lock_timeout plus a generous margin (tooz's redis
+    # driver alone would retry the lost connection for about a minute).
+    assert waited < LOCK_TIMEOUT + 15, waited
     assert "coordination backend" in err and "no keyring state was changed" in err, err
     assert container_state(client, name) == before
     assert secret_count(client, name) == secrets_before

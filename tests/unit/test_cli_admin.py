@@ -277,6 +277,24 @@ def test_key_lifecycle(env):
     assert not (env.repo / RING / "v1.key").exists()
     code, out, err = env.run("key", "reinstate", RING, "1")
     assert code == 1 and "cannot go from destroyed" in one_line(err)
+    # Destroying again (how an interrupted destroy is finished) is harmless,
+    # needs no scan, and says there was nothing left.
+    before = env.digest()
+    code, out, err = env.run("key", "destroy", RING, "1", "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["state"] == "destroyed"
+    assert err == ("sealedmeta: version 1 of keyring kr was already destroyed;"
+                   " nothing was left\n")
+    assert env.digest() == before
+
+
+def test_keyring_show_leftovers(env):
+    """The file store leaves nothing behind: an empty listing, and the
+    versions listing is unchanged by the option's existence."""
+    code, out, err = env.run("keyring", "show", RING, "--leftovers", "-f", "json")
+    assert (code, json.loads(out)) == (0, []), err
+    code, out, err = env.run("keyring", "show", "nosuch", "--leftovers")
+    assert code == 1 and "no keyring 'nosuch'" in one_line(err)
 
 
 def test_keyring_create_takes_the_lock(env):

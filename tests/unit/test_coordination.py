@@ -1,7 +1,10 @@
 """sealedmeta.coordination and sealedmeta.admin over the file:// backend."""
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -132,6 +135,82 @@ def test_file_backend_that_cannot_be_created(tmp_path):
             pass
 
 
+# Generous: the point is "gives up instead of hanging", not its speed.
+GIVE_UP_BOUND = 15.0
+
+HOLD_SRC = """
+import sys
+from sealedmeta import coordination
+c = coordination.Coordinator(sys.argv[1], lock_timeout=5)
+with c.lock(sys.argv[2]):
+    print("held")
+c.stop()
+"""
+
+
+def _coordination_threads():
+    return [t for t in threading.enumerate()
+            if t.name.startswith("sealedmeta-coordination")]
+
+
+def test_file_backend_that_stops_answering_is_given_up(tmp_path, store, ring):
+    """A file lock on a hung file system blocks in the kernel: here the lock
+    file is a FIFO, whose open() blocks until a reader comes. rekey gives up
+    with one clear error within lock_timeout (plus a margin) and changes
+    nothing. When the acquisition it gave up finally gets the lock, the lock
+    is released at once (it counts as not held): another process gets it."""
+    locks = tmp_path / "locks"
+    url = "file://%s" % locks
+    coord = coordination.Coordinator(url, lock_timeout=1)
+    with coord.lock(RING):      # the backend works
+        pass
+    fifo = str(locks / coordination.lock_name(RING))
+    os.unlink(fifo)
+    os.mkfifo(fifo)
+    before = store.get_keyring(RING)
+    outcome = {}
+
+    def rekey():
+        t0 = time.monotonic()
+        try:
+            admin.rekey(store, RING, coord)
+            outcome["rotated"] = True
+        except coordination.CoordinationError as exc:
+            outcome["error"] = str(exc)
+        outcome["seconds"] = time.monotonic() - t0
+
+    waiter = threading.Thread(target=rekey, daemon=True)
+    waiter.start()
+    waiter.join(coord.lock_timeout + GIVE_UP_BOUND)
+    hanging = waiter.is_alive()
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # unblocks the open()
+    try:
+        assert not hanging, "rekey still waiting %gs after lock_timeout" % (
+            GIVE_UP_BOUND)
+        print("\nfile backend not answering: rekey gave up after %.2fs"
+              " (lock_timeout %gs)" % (outcome["seconds"], coord.lock_timeout))
+        assert outcome == {"error": (
+            "coordination backend %s did not answer within %gs (waiting for"
+            " the lock of keyring %r); no keyring state was changed"
+            % (url, coord.lock_timeout + coordination.ANSWER_MARGIN, RING)),
+            "seconds": outcome["seconds"]}
+        assert store.get_keyring(RING) == before
+        # The given-up acquisition goes through now, and lets go at once.
+        deadline = time.monotonic() + 10
+        while _coordination_threads() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _coordination_threads()
+        proc = subprocess.run([sys.executable, "-c", HOLD_SRC, url, RING],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+        assert (proc.returncode, proc.stdout) == (0, "held\n"), proc.stderr
+    finally:
+        os.close(reader)
+    os.unlink(fifo)
+    assert admin.rekey(store, RING, coord).version.number == 2
+    coord.stop()
+
+
 def test_redact_hides_the_password():
     assert coordination.redact("redis://u:secret@h:1?db=2") == "redis://u:***@h:1?db=2"
     assert coordination.redact("redis://h:1") == "redis://h:1"
@@ -166,7 +245,8 @@ def test_default_backend_url_is_next_to_the_key_repository(tmp_path):
 def test_rekey_locks_then_rereads_then_rotates(store, ring):
     rec = Recorder(store)
     result = admin.rekey(rec, RING, rec)
-    assert rec.events == ["lock", "get_keyring", "rotate", "unlock"]
+    # What interrupted rotations left is removed under the same lock.
+    assert rec.events == ["lock", "get_keyring", "rotate", "leftovers", "unlock"]
     assert (result.previous.number, result.version.number) == (1, 2)
     states = {v.number: v.state for v in store.get_keyring(RING).versions}
     assert states == {1: kr.KeyState.DECRYPT_ONLY, 2: kr.KeyState.ACTIVE}
@@ -236,6 +316,121 @@ def test_rekey_that_failed_and_cannot_reread_says_unknown(store, ring, coord):
         " before): check with 'sealedmeta keyring show cinder-backup' before"
         " running rekey again")
     assert info.value.took_effect is None and info.value.ring is None
+
+
+class HalfDestroyingStore(DroppingStore):
+    """A DroppingStore whose destroy (not its rotation) fails the way a cut
+    connection does: *when* "after" -- once the version reads destroyed
+    (material left), "before" -- before anything changed. finish_destroy
+    records its calls."""
+
+    def __init__(self, path, when, unreadable_after=False):
+        super().__init__(path, when, unreadable_after)
+        self.finished = []
+
+    def set_state(self, name, version, state):
+        if state != "destroyed":
+            return super().set_state(name, version, state)
+        if self.when == "after":
+            super().set_state(name, version, state)
+        self.dropped = True
+        raise exceptions.KeyStoreError("connection to the key store lost")
+
+    def finish_destroy(self, name, version):
+        self.finished.append(version)
+        return self.get_keyring(name).version(version), True
+
+
+@pytest.mark.parametrize("when,unreadable,destroyed,tail", [
+    ("after", False, True,
+     "read again, the keyring shows version 1 destroyed (no envelope opens"
+     " under it) but its key material may be left in the key store: run"
+     " 'sealedmeta key destroy cinder-backup 1' again to finish"),
+    ("before", False, False,
+     "read again, the keyring shows version 1 still retired: nothing changed"),
+    ("after", True, None,
+     "reading the keyring again failed too (key store unreachable): check"
+     " with 'sealedmeta keyring show cinder-backup', then run 'sealedmeta key"
+     " destroy cinder-backup 1' again"),
+])
+def test_destroy_that_failed_says_in_which_state_it_left_the_version(
+        store, ring, coord, when, unreadable, destroyed, tail):
+    store.rotate(RING)
+    store.set_state(RING, 1, "retired")
+    before = store.get_keyring(RING)
+    failing = HalfDestroyingStore(store.path, when, unreadable)
+    with pytest.raises(admin.DestroyFailed) as info:
+        admin.destroy(failing, RING, 1, coord, force=True)
+    assert str(info.value) == (
+        "destroy of version 1 of keyring 'cinder-backup' failed (connection to"
+        " the key store lost); " + tail)
+    assert info.value.destroyed is destroyed
+    assert isinstance(info.value, exceptions.KeyStoreError)
+    if when == "before":
+        assert store.get_keyring(RING) == before
+        return
+    # Again: no scan needed, the store is asked to finish, under the lock.
+    rec = Recorder(HalfDestroyingStore(store.path, when))
+    result = admin.destroy(rec, RING, 1, rec)
+    assert rec.events == ["get_keyring", "lock", "finish_destroy", "unlock"]
+    assert rec.store.finished == [1]
+    assert (result.version.state, result.finished, result.scanned) == (
+        kr.KeyState.DESTROYED, True, None)
+
+
+def test_destroy_of_a_destroyed_version_finishes_and_is_idempotent(store, ring,
+                                                                   coord):
+    store.rotate(RING)
+    store.set_state(RING, 1, "retired")
+    first = admin.destroy(store, RING, 1, coord, force=True)
+    assert first.finished is None
+    for _ in range(2):
+        again = admin.destroy(store, RING, 1, coord)   # no scan, no force
+        assert (again.version, again.finished) == (first.version, False)
+    with pytest.raises(exceptions.InvalidTransition, match="is not destroyed"):
+        store.finish_destroy(RING, 2)
+
+
+def test_rekey_removes_leftovers_under_the_lock_and_never_fails_for_them(
+        store, ring, coord, caplog):
+    from sealedmeta.keystores import base
+
+    class Leaving(FileKeyStore):
+        def __init__(self, path, result):
+            super().__init__(path)
+            self.result = result
+            self.calls = []
+
+        def leftovers(self, name, remove=False, min_age=None):
+            self.calls.append((name, remove, min_age))
+            if isinstance(self.result, Exception):
+                raise self.result
+            return self.result
+
+    found = [base.Leftover("u1", "p:cinder-backup:v3", "pending version", 3,
+                           7200.0, "removed"),
+             base.Leftover("u2", "p:cinder-backup:v3:sign", "signing key", 3,
+                           7200.0, "removed"),
+             base.Leftover("u3", "p:cinder-backup:v4", "pending version", 4,
+                           5.0, "kept: younger than 3600s")]
+    caplog.set_level("INFO", logger="sealedmeta.admin")
+    leaving = Leaving(store.path, found)
+    result = admin.rekey(leaving, RING, coord)
+    assert leaving.calls == [(RING, True, None)]
+    assert result.leftovers == tuple(found) and result.version.number == 2
+    assert ("keyring cinder-backup: removed 2 secrets left by interrupted"
+            " rotations: p:cinder-backup:v3 (pending version, u1),"
+            " p:cinder-backup:v3:sign (signing key, u2)") in caplog.text
+    assert ("keyring cinder-backup: 1 more secret no version uses; see"
+            " 'sealedmeta keyring show cinder-backup --leftovers'") in caplog.text
+    # Looking for leftovers fails: the rotation stands, a warning says so.
+    failing = Leaving(store.path, exceptions.KeyStoreError("Barbican is down"))
+    result = admin.rekey(failing, RING, coord)
+    assert result.version.number == 3 and result.leftovers == ()
+    assert store.get_keyring(RING).active.number == 3
+    assert ("keyring cinder-backup: could not look for secrets left by"
+            " interrupted rotations (Barbican is down); the next rekey tries"
+            " again") in caplog.text
 
 
 def test_state_changes_lock_then_reread(store, ring):
