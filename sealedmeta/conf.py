@@ -60,7 +60,11 @@ coordination_opts = [
                     "host only."),
     cfg.FloatOpt("lock_timeout", default=30.0, min=0,
                  help="Seconds to wait for a keyring's lock before refusing "
-                      "the state change."),
+                      "the state change. The wait ends within this plus 2 "
+                      "seconds even if the backend dies or stops answering "
+                      "during it; a networked backend is probed every second "
+                      "while waiting, so one that goes away is reported at "
+                      "once."),
 ]
 
 
