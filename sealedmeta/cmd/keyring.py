@@ -1,6 +1,7 @@
 """``sealedmeta keyring create|list|show``."""
 
 import datetime
+import logging
 
 from cliff import command
 from cliff import lister
@@ -11,6 +12,8 @@ from sealedmeta import coordination
 from sealedmeta import exceptions
 from sealedmeta import public
 from sealedmeta.cmd import common
+
+LOG = logging.getLogger(__name__)
 
 
 def iso(ts):
@@ -89,6 +92,9 @@ class KeyringShow(lister.Lister):
     def take_action(self, parsed_args):
         if parsed_args.leftovers:
             found = self.app.store.leftovers(parsed_args.name)
+            if not found:  # an empty table prints nothing: say so
+                LOG.info("keyring %s: the key store holds nothing left over",
+                         parsed_args.name)
             return (("version", "kind", "name", "ref", "age_seconds", "action"),
                     [(f.version, f.kind, f.name, f.ref,
                       None if f.age is None else int(f.age), f.action)
@@ -111,7 +117,9 @@ class KeyringCopy(show.ShowOne):
     Envelopes sealed against the source open against the destination. The
     source is the store of the global options; the destination is described
     by its own configuration file (e.g. one with keystore = barbican).
-    Destroyed versions have no key left to copy and are not carried over.
+    Destroyed versions have no key left to copy: they are carried over as
+    destroyed (number, key id, public key), so ``verify`` against the
+    destination still reports envelopes under them as ``destroyed-key``.
     """
 
     def get_parser(self, prog_name):

@@ -293,6 +293,10 @@ def test_keyring_show_leftovers(env):
     versions listing is unchanged by the option's existence."""
     code, out, err = env.run("keyring", "show", RING, "--leftovers", "-f", "json")
     assert (code, json.loads(out)) == (0, []), err
+    # The empty table prints nothing; the console says why.
+    code, out, err = env.run("keyring", "show", RING, "--leftovers")
+    assert (code, out.strip()) == (0, ""), err
+    assert "the key store holds nothing left over" in one_line(err)
     code, out, err = env.run("keyring", "show", "nosuch", "--leftovers")
     assert code == 1 and "no keyring 'nosuch'" in one_line(err)
 
