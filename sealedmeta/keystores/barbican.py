@@ -349,7 +349,7 @@ class BarbicanKeyStore(base.KeyStore):
                     " password, project_name and the user and project domains")
         elif isinstance(exc, ks_exc.Forbidden) or status == 403:
             hint = ("access denied (403); the service user needs the member"
-                    " (or creator) role on its project")
+                    " role on its project")
         elif status == 404 or isinstance(exc, (ks_exc.NotFound,
                                                 castellan_exc.ManagedObjectNotFoundError)):
             hint = "not found (404)"
@@ -1139,7 +1139,11 @@ class BarbicanKeyStore(base.KeyStore):
         self._containers[name] = container
         for version in ring.versions:
             if version.state is kr.KeyState.DESTROYED:
-                continue  # no material to carry; see the admin guide
+                # No material to carry: listed as a tombstone, as a destroy
+                # made here leaves it, so envelopes under it are still
+                # known to be under a destroyed key.
+                self._list_tombstone(name, version)
+                continue
             secret = self._store_version(name, container, version.number,
                                          keys[version.number], PENDING, version.created,
                                          signing_keys.get(version.number))

@@ -7,6 +7,7 @@ check, and never carries a password or a token.
 
 import socket
 import time
+import uuid
 
 import pytest
 
@@ -98,9 +99,60 @@ def test_user_without_role_is_a_clear_403(barbican_keystone, open_store,
         ("key_manager", "password"): norole["password"]})
     message, _ = _refused(open_store, conf, keyring_ks)
     print("\n" + message)
-    assert "403" in message and "role" in message
+    _assert_needs_member(message, bk)
+
+
+def _assert_needs_member(message, bk):
+    assert "403" in message and "needs the member role" in message, message
+    # creator alone is not enough (see below): never suggested.
+    assert "creator" not in message, message
     assert bk.barbican_url in message
     _assert_clean(message, bk)
+
+
+@pytest.fixture
+def creator_only(barbican_keystone):
+    """(username, password) of a new user whose only role on the keyrings'
+    project is ``creator``, made with Keystone's admin API; removed after."""
+    from keystoneauth1 import identity
+    from keystoneauth1 import session as ks_session
+    env = barbican_keystone.env
+    admin = env["admin"]
+    sess = ks_session.Session(auth=identity.Password(
+        auth_url=admin["auth_url"], username=admin["username"],
+        password=admin["password"], user_domain_name=admin["user_domain_name"],
+        system_scope="all"))
+    api = admin["auth_url"].rstrip("/")
+    roles = sess.get(api + "/roles?name=creator").json()["roles"]
+    if roles:
+        role = roles[0]["id"]
+    else:
+        role = sess.post(api + "/roles", json={
+            "role": {"name": "creator"}}).json()["role"]["id"]
+    name, password = "creator-%s" % uuid.uuid4().hex[:8], uuid.uuid4().hex
+    user = sess.post(api + "/users", json={"user": {
+        "name": name, "password": password, "domain_id": "default",
+        "enabled": True}}).json()["user"]["id"]
+    sess.put(api + "/projects/%s/users/%s/roles/%s" % (
+        env["project_id"], user, role))
+    yield name, password
+    sess.delete(api + "/users/%s" % user)
+
+
+def test_creator_role_alone_is_a_clear_403(barbican_keystone, open_store,
+                                           keyring_ks, creator_only, tmp_path):
+    """With only ``creator`` Barbican refuses to list containers, so no
+    keyring can be read: the message asks for ``member``."""
+    bk = barbican_keystone
+    username, password = creator_only
+    conf = bk.write_conf(tmp_path / "c.conf", {
+        ("key_manager", "username"): username,
+        ("key_manager", "password"): password})
+    message, _ = _refused(open_store, conf, keyring_ks)
+    print("\n" + message)
+    assert "listing containers" in message, message
+    _assert_needs_member(message, bk)
+    assert password not in message
 
 
 def test_barbican_endpoint_on_a_closed_port_fails_fast(barbican, open_store,

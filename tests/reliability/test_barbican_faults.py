@@ -16,6 +16,11 @@ Shown, with the attempts counted at the proxy:
   succeeds;
 * after every fault, the same process (same store object, same Sealer)
   recovers by itself once Barbican answers again;
+* Barbican unreachable once ``cache_ttl`` is over: with ``stale_grace`` 0
+  seal and open fail at once; with ``stale_grace`` they go on with the
+  keyring read last (one warning per failed read, no secret in it, at most
+  one read per ``refresh_interval``) until the grace is over, and read the
+  keyring again (a rotation made meanwhile) once Barbican answers;
 * redis stopped while ``rekey`` waits for the keyring's lock: refusal
   within ``lock_timeout`` plus a margin, no state written in Barbican; redis
   stopped while ``rekey`` holds the lock mid-rotation: the rotation is
@@ -27,6 +32,7 @@ import time
 
 import pytest
 
+import sealedmeta
 from sealedmeta import Sealer
 from sealedmeta import coordination
 from sealedmeta import exceptions
@@ -38,6 +44,7 @@ from tests.reliability import crashkit
 from tests.reliability import figures
 from tests.reliability.conftest import unique_name
 from tests.reliability.proxy import FaultProxy
+from tests.reliability.test_secret_hygiene import Evidence
 
 CTX = {"backup_id": "b-faults", "volume_id": "v-faults"}
 META = {"glance": {"billing": "B-1"}}
@@ -224,6 +231,129 @@ def test_connection_dropped_then_recovery(setup):
     assert sealer.open(envelope, CTX) == META
     figures.record("Barbican connection dropped", attempts=attempts,
                    message=message)
+
+
+# -- Barbican unreachable past cache_ttl: strict, or stale for a grace -------
+
+STALE_TTL = 1          # [sealedmeta] cache_ttl (s)
+STALE_INTERVAL = 1.0   # refresh_interval (s): at most one store read that long
+STALE_GRACE = 4        # stale_grace (s)
+
+
+def test_barbican_down_past_the_ttl_strict_or_stale_grace(
+        setup, keystone_barbican, caplog, tmp_path):
+    """A real clock, Barbican (behind Keystone) made unreachable through the
+    proxy once two Sealers over the same store have read the keyring.
+
+    With stale_grace=0 seal and open fail once cache_ttl is over; with
+    stale_grace they go on with the keyring read last (a warning per failed
+    read, no secret in it), reading the store at most once per
+    refresh_interval, and fail once the grace is over too. A rotation made
+    meanwhile straight against Barbican is seen by both once the proxy lets
+    traffic through again."""
+    direct, proxy, proxied, name, envelope = setup
+    made = dict(cache_ttl=STALE_TTL, refresh_interval=STALE_INTERVAL)
+    strict = Sealer(proxied, name, **made)
+    graced = Sealer(proxied, name, stale_grace=STALE_GRACE, **made)
+    read_at = {}
+    for sealer in (strict, graced):
+        before = time.monotonic()
+        assert sealer.open(sealer.seal(META, CTX), CTX) == META
+        assert sealer.open(envelope, CTX) == META
+        read_at[sealer] = (before, time.monotonic())  # the keyring read within
+
+    proxy.add("drop")                    # Barbican unreachable from now on
+    assert direct.rotate(name).number == 2   # not seen through the proxy
+    time.sleep(max(0.0, max(r[1] for r in read_at.values()) + STALE_TTL + 0.05
+                   - time.monotonic()))
+
+    # stale_grace=0: one clear error as soon as the TTL is over.
+    t0 = time.monotonic()
+    for call in (lambda: strict.seal(META, CTX),
+                 lambda: strict.open(envelope, CTX)):
+        with pytest.raises(exceptions.KeyStoreError) as info:
+            call()
+        strict_message = one_clear_line(info.value, proxy.url, "reading keyring",
+                                        "cannot connect")
+    strict_s = (time.monotonic() - t0) / 2
+
+    # stale_grace: the copy read last is served until cache_ttl + stale_grace.
+    grace_ends = read_at[graced][0] + STALE_TTL + STALE_GRACE
+    loop_start = time.monotonic()
+    seconds = {"seal": [], "open": []}
+    sealed = []
+    with caplog.at_level("WARNING", logger="sealedmeta.sealer"):
+        # Seal, open it, open the old one, ...; each started within the grace.
+        while time.monotonic() < grace_ends - 0.3:
+            t = time.monotonic()
+            if len(sealed) == len(seconds["open"]) // 2:
+                sealed.append(graced.seal(META, CTX))
+                op = "seal"
+            else:
+                data = sealed[-1] if len(seconds["open"]) % 2 == 0 else envelope
+                assert graced.open(data, CTX) == META
+                op = "open"
+            seconds[op].append(time.monotonic() - t)
+            time.sleep(0.005)
+    loop_s = time.monotonic() - loop_start
+    assert seconds["open"] and {
+        sealedmeta.inspect(raw).key_version for raw in sealed} == {1}
+    dropped = proxy.entries(action="drop", since=loop_start)
+    attempts, spare = divmod(len(dropped), RETRIES + 1)
+    assert spare == 0 and attempts >= 1, len(dropped)
+    # At most one read of the store per refresh_interval, and only the calls
+    # that made one waited on the network (a read takes at least the
+    # retries' backoff).
+    assert attempts <= loop_s / STALE_INTERVAL + 1, (attempts, loop_s)
+    every = seconds["seal"] + seconds["open"]
+    waited = [s for s in every if s >= sum(BACKOFF) / 2]
+    assert len(waited) <= attempts, (waited, attempts)
+    assert len(every) >= 3 * len(waited), (len(every), len(waited))
+    served = sorted(s for s in seconds["seal"] if s < sum(BACKOFF) / 2)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "sealedmeta.sealer"]
+    assert len(warnings) == attempts, warnings
+    # No key (any form), password or token in them.
+    evidence = Evidence(tmp_path)
+    evidence.keys.update((key, "barbican")
+                         for key in direct.export_keyring(name)[1].values())
+    evidence.passwords.update(keystone_barbican.secrets())
+    evidence.tokens.add(proxied._session.get_token())
+    for warning in warnings:
+        assert "stale_grace" in warning and name in warning, warning
+        assert "\n" not in warning and proxy.url in warning, warning
+        evidence.add("stale_grace warning", warning)
+    found, needles = evidence.hits()
+    assert needles >= 3 and found == [], found
+
+    # Past the grace: refused like the strict one.
+    time.sleep(max(0.0, read_at[graced][1] + STALE_TTL + STALE_GRACE + 0.05
+                   - time.monotonic()))
+    for call in (lambda: graced.seal(META, CTX),
+                 lambda: graced.open(envelope, CTX)):
+        with pytest.raises(exceptions.KeyStoreError) as info:
+            call()
+        one_clear_line(info.value, proxy.url, "reading keyring")
+
+    # Traffic passes again: both read the keyring and seal under version 2.
+    proxy.clear()
+    for sealer in (strict, graced):
+        raw = sealer.seal(META, CTX)
+        assert sealedmeta.inspect(raw).key_version == 2
+        assert Sealer(direct, name).open(raw, CTX) == META
+        assert sealer.open(envelope, CTX) == META
+    figures.record(
+        "Barbican down past cache_ttl (stale_grace)",
+        cache_ttl_s=STALE_TTL, refresh_interval_s=STALE_INTERVAL,
+        stale_grace_s=STALE_GRACE, strict_failure_s=round(strict_s, 2),
+        stale_s=round(loop_s, 2), stale_seals=len(seconds["seal"]),
+        stale_opens=len(seconds["open"]), store_reads=attempts,
+        calls_that_waited=len(waited),
+        waited_s=[round(s, 2) for s in waited],
+        share_of_time_waiting=round(sum(waited) / loop_s, 2),
+        served_seal_median_us=round(served[len(served) // 2] * 1e6),
+        served_seal_max_us=round(served[-1] * 1e6),
+        message=strict_message)
 
 
 # -- redis going away during rekey --------------------------------------------
