@@ -122,7 +122,9 @@ class Sealer:
             except exceptions.KeyStoreError as exc:
                 if ring is None or not usable:
                     raise
-                self._failed_at = now
+                # When the attempt ended (it may have waited on timeouts):
+                # callers queued on the lock meanwhile are served the copy.
+                self._failed_at = self._clock()
                 LOG.warning(
                     "cannot read keyring %s from the key store (%s); going on"
                     " with the copy read %.0f s ago, for at most %.0f s more"

@@ -231,11 +231,12 @@ class Outage:
     """Proxy over a real key store that fails every call while ``down``
     (as an unreachable Barbican does: KeyStoreError), or raises *error*."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, clock=None, slow=0.0):
         self._inner = inner
         self.down = False
         self.error = exceptions.KeyStoreError("cannot reach the key store")
         self.calls = 0
+        self._clock, self._slow = clock, slow  # a failure takes *slow* s
 
     def __getattr__(self, name):
         attr = getattr(self._inner, name)
@@ -243,6 +244,8 @@ class Outage:
         def call(*args, **kwargs):
             self.calls += 1
             if self.down:
+                if self._clock is not None:
+                    self._clock.advance(self._slow)
                 raise self.error
             return attr(*args, **kwargs)
         return call
@@ -324,3 +327,18 @@ def test_stale_grace_needs_a_first_read(store, ring, clock):
     sealer = make(outage, clock, stale_grace=600)
     with pytest.raises(exceptions.KeyStoreError, match="cannot reach"):
         sealer.seal({}, CTX)
+
+
+def test_a_slow_failure_is_not_retried_at_once(store, ring, clock):
+    """A failed read that took longer than refresh_interval (timeouts,
+    retries) is not attempted again by the very next call: the interval
+    counts from when the attempt ended."""
+    outage = Outage(store, clock=clock, slow=3 * INTERVAL)
+    sealer = make(outage, clock, stale_grace=600)
+    sealer.seal({}, CTX)
+    outage.down = True
+    clock.advance(TTL)
+    calls = outage.calls
+    for _ in range(5):
+        assert sealer.open(sealer.seal({}, CTX), CTX) == {}
+    assert outage.calls == calls + 1
