@@ -21,12 +21,38 @@ replacements is ever pending.
 Crash safety and resumption: each file is replaced by one rename, so a
 ``kill -9`` at any instant leaves every file either the old, valid envelope
 or the new, valid one (at worst a few stray ``.tmp-*`` files, at most one
-per writer thread, which scans skip).
+per writer thread, which scans skip and a later rewrap removes, below).
 The old version stays decrypt-only until an operator retires it, so both
 open. A rerun skips what is already current and finishes the job: the files
 themselves are the journal, and running it twice changes nothing the second
 time. A file changed by someone else while it was being rewrapped is left
 alone and reported as failed (run again).
+
+Temporary files of interrupted writes: a file the walk meets is removed,
+and reported (:data:`REMOVED`, ``removed_temp_files``), when it is *stale*:
+
+* a regular file (``lstat``: never a symbolic link, a directory or anything
+  else) with one link;
+* named exactly as :func:`sealedmeta.atomic.write_file` names its temporary
+  files: :data:`sealedmeta.atomic.TEMP_PREFIX` and the 8 characters of
+  :func:`tempfile.mkstemp` (``[a-z0-9_]``), nothing more;
+* last modified at least ``temp_age`` seconds ago (default
+  :data:`DEFAULT_TEMP_AGE`, one hour; at least :data:`MIN_TEMP_AGE`).
+
+Such a file is what a killed rewrap, ``cinder reseal`` or key store write
+left behind: the write that creates one renames it away milliseconds later,
+after one fsync. The age is what tells it from the temporary file of a
+write still under way in another process (a concurrent rewrap or reseal);
+the hour leaves room for a slow disk and for the clock of a network file
+system's server being behind this host's. Should a too short ``temp_age``
+still catch a write under way, that write fails (its rename finds no file)
+and its file keeps the envelope it had: a file reported failed, never a
+lost one. Any other ``.tmp-*`` file (younger, of another shape, a link, a
+directory) is left alone and listed as skipped, as before. Removal is one
+``os.unlink`` of the name, after a fresh ``lstat``; a file gone meanwhile
+(another rewrap removed it) is skipped, a file that cannot be removed is
+skipped with the reason, and neither fails the run. Each directory where
+files were removed is fsynced once, at the end of a durable run.
 """
 
 import collections
@@ -34,6 +60,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
+import re
 import stat
 import time
 
@@ -50,10 +77,24 @@ REWRAPPED = "rewrapped"
 CURRENT = "current"
 SKIPPED = "skipped"
 FAILED = "failed"
-OUTCOMES = (REWRAPPED, CURRENT, SKIPPED, FAILED)
+REMOVED = "removed"  # a stale temporary file of an interrupted write
+OUTCOMES = (REWRAPPED, CURRENT, SKIPPED, FAILED, REMOVED)
 
 # Writer threads of a durable run (each mostly waits in fsync).
 DEFAULT_IO_WORKERS = 8
+
+# Seconds since its last change after which a temporary file of an
+# interrupted write is removed (see the module's documentation), and the
+# least value accepted.
+DEFAULT_TEMP_AGE = 3600
+MIN_TEMP_AGE = 60
+
+# The name of a temporary file of atomic.write_file: its prefix, then the 8
+# characters tempfile.mkstemp draws (no suffix is given).
+_TEMP_NAME = re.compile(re.escape(atomic.TEMP_PREFIX) + r"[a-z0-9_]{8}\Z")
+# How the skip reason of a stale temporary file that could not be removed
+# starts.
+CANNOT_REMOVE = "stale temporary file of an interrupted write; cannot remove it"
 
 
 @dataclasses.dataclass
@@ -92,16 +133,27 @@ class Summary:
                          for o in self.of(FAILED)],
             "skipped_files": [{"path": o.path, "reason": o.reason}
                               for o in self.of(SKIPPED)],
+            "removed_temp": self.count(REMOVED),
+            "removed_temp_files": [{"path": o.path, "reason": o.reason}
+                                   for o in self.of(REMOVED)],
         }
 
 
 class Rewrapper:
-    """Rewraps the envelopes under PATHs (of one keyring, or of all)."""
+    """Rewraps the envelopes under PATHs (of one keyring, or of all).
+
+    *temp_age*: seconds after which a temporary file of an interrupted
+    write is removed (at least :data:`MIN_TEMP_AGE`; None: never).
+    """
 
     def __init__(self, store, keyring=None,
                  max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
                  carriers=None, progress=None, durable=True, sealer_factory=None,
-                 io_workers=DEFAULT_IO_WORKERS):
+                 io_workers=DEFAULT_IO_WORKERS, temp_age=DEFAULT_TEMP_AGE):
+        if temp_age is not None and not temp_age >= MIN_TEMP_AGE:
+            raise ValueError("temp_age must be at least %d seconds, not %r"
+                             % (MIN_TEMP_AGE, temp_age))
+        self.temp_age = temp_age
         self.store = store
         self.keyring = (envelope.check_keyring_name(keyring)
                         if keyring is not None else None)
@@ -148,6 +200,9 @@ class Rewrapper:
                 "no keyring %r in the key store" % self.keyring)
         items = list(sm_carriers.iter_paths(paths))
         outcomes = []
+        # Directories where temporary files were removed; the Outcomes of
+        # those that could not be.
+        cleaned, unremovable = set(), []
         total = len(items)
         pool = None
         if self.io_workers > 1:
@@ -176,6 +231,12 @@ class Rewrapper:
             for path, st, problem in items:
                 if problem is not None:
                     outcome, write = Outcome(path, FAILED, problem), None
+                elif self._stale_temp(path, st):
+                    outcome, write = self._remove_temp(path, st), None
+                    if outcome.status == REMOVED:
+                        cleaned.add(os.path.dirname(os.path.abspath(path)))
+                    elif (outcome.reason or "").startswith(CANNOT_REMOVE):
+                        unremovable.append(outcome)
                 else:
                     outcome, write = self._prepare(
                         sm_carriers.examine(path, st, self.carriers))
@@ -194,12 +255,63 @@ class Rewrapper:
                 # dropped (those files keep their old, valid envelope) and
                 # the ones under way are finished before returning.
                 pool.shutdown(wait=True, cancel_futures=True)
+            self._removed(outcomes, cleaned, unremovable)
         active = {name: ring.active.number for name, ring in self._rings.items()}
         return Summary(outcomes, active)
 
+    def _stale_temp(self, path, st):
+        """Whether *st* (an lstat) is of a stale temporary file."""
+        return (self.temp_age is not None and stat.S_ISREG(st.st_mode)
+                and st.st_nlink == 1
+                and _TEMP_NAME.match(os.path.basename(path)) is not None
+                and time.time() - st.st_mtime >= self.temp_age)
+
+    def _remove_temp(self, path, st):
+        """The Outcome of removing the stale temporary file *path*."""
+        kept = "temporary file of an interrupted write"
+        try:
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or (
+                    not self._stale_temp(path, now)):
+                # Replaced or written meanwhile: not the file judged stale.
+                return self._prepare(sm_carriers.examine(
+                    path, now, self.carriers))[0]
+            os.unlink(path)
+        except FileNotFoundError:
+            return Outcome(path, SKIPPED, kept + ", gone before it was removed")
+        except OSError as exc:
+            return Outcome(path, SKIPPED, "%s: %s" % (
+                CANNOT_REMOVE, exc.strerror or exc))
+        return Outcome(path, REMOVED, "%s, last written %d s ago" % (
+            kept, time.time() - now.st_mtime))
+
+    def _removed(self, outcomes, cleaned, unremovable):
+        """Make the removals of temporary files durable, and say so."""
+        if self.durable:
+            for directory in sorted(cleaned):
+                try:
+                    atomic.fsync_dir(directory)
+                except OSError as exc:
+                    LOG.warning("cannot fsync directory %s after removing"
+                                " temporary files: %s", directory,
+                                exc.strerror or exc)
+        removed = [o for o in outcomes if o.status == REMOVED]
+        if removed:
+            LOG.info("removed %d temporary file%s left by interrupted writes"
+                     " (last written %d s ago or more; first: %s)",
+                     len(removed), "" if len(removed) == 1 else "s",
+                     self.temp_age, removed[0].path)
+        if unremovable:
+            LOG.warning("%d stale temporary file%s could not be removed"
+                        " (first: %s: %s)", len(unremovable),
+                        "" if len(unremovable) == 1 else "s",
+                        unremovable[0].path, unremovable[0].reason)
+
     @staticmethod
     def _log(outcome):
-        if outcome.status == REWRAPPED:
+        if outcome.status == REMOVED:
+            LOG.debug("removed %s: %s", outcome.path, outcome.reason)
+        elif outcome.status == REWRAPPED:
             LOG.debug("rewrapped %s: %s version %d -> %d", outcome.path,
                       outcome.keyring, outcome.from_version,
                       outcome.to_version)

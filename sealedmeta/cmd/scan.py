@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 from cliff import columns
 from cliff import command
@@ -35,14 +36,28 @@ def summary_fields(summary):
     """(names, values) of a rewrap Summary for a ShowOne."""
     data = summary.as_dict()
     names = ("rewrapped", "already_current", "skipped", "failed",
-             "active_versions", "failures", "skipped_files")
+             "active_versions", "failures", "skipped_files", "removed_temp",
+             "removed_temp_files")
     values = (data["rewrapped"], data["already_current"], data["skipped"],
               data["failed"], Mapping(data["active_versions"]),
-              Entries(data["failures"]), Entries(data["skipped_files"]))
+              Entries(data["failures"]), Entries(data["skipped_files"]),
+              data["removed_temp"], Entries(data["removed_temp_files"]))
     return names, values
 
 
-def run_rewrap(app, paths, keyring=None):
+_SECONDS = re.compile(r"[0-9]{1,10}\Z")
+
+
+def parse_temp_age(text):
+    """Seconds of ``--temp-age``; one clear error otherwise."""
+    if not _SECONDS.match(text or "") or int(text) < sm_rewrap.MIN_TEMP_AGE:
+        raise common.CommandError(
+            "bad --temp-age %r: expected a number of seconds, at least %d"
+            % (text, sm_rewrap.MIN_TEMP_AGE))
+    return int(text)
+
+
+def run_rewrap(app, paths, keyring=None, temp_age=sm_rewrap.DEFAULT_TEMP_AGE):
     """Rewrap *paths* for a command of *app*, with a progress bar on a
     terminal; returns the Summary."""
     bar = progress.for_stream(app.stderr, "rewrap")
@@ -50,7 +65,7 @@ def run_rewrap(app, paths, keyring=None):
         return sm_rewrap.Rewrapper(
             app.store, keyring=keyring,
             max_envelope_size=app.conf.sealedmeta.max_envelope_size,
-            progress=bar).run(paths)
+            progress=bar, temp_age=temp_age).run(paths)
     finally:
         bar.close()
 
@@ -71,6 +86,12 @@ class Rewrap(show.ShowOne):
     Directories are walked. Each file is replaced atomically; an interrupted
     run leaves every envelope valid and is finished by running it again.
     Exit status 1 when any file failed.
+
+    A killed run can leave temporary files (.tmp- and 8 characters) next to
+    the files it was replacing. Those found last written at least
+    --temp-age seconds ago are removed and listed in removed_temp_files;
+    younger ones may belong to a write under way in another rewrap or
+    reseal and are listed as skipped.
     """
 
     def get_parser(self, prog_name):
@@ -78,6 +99,16 @@ class Rewrap(show.ShowOne):
         parser.add_argument("--keyring", metavar="NAME", default=None,
                             help="Only rewrap envelopes of this keyring (others"
                                  " are skipped). Default: every keyring.")
+        parser.add_argument("--temp-age", metavar="SECONDS",
+                            default=str(sm_rewrap.DEFAULT_TEMP_AGE),
+                            help="Remove the temporary files of interrupted"
+                                 " writes (.tmp- and 8 characters: regular"
+                                 " files, never links or directories) last"
+                                 " written at least SECONDS ago; younger ones"
+                                 " are listed as skipped. Default: %d (one"
+                                 " hour); at least %d."
+                                 % (sm_rewrap.DEFAULT_TEMP_AGE,
+                                    sm_rewrap.MIN_TEMP_AGE))
         parser.add_argument("paths", metavar="PATH", nargs="+",
                             help="Envelope file or directory of them.")
         return parser
@@ -88,10 +119,12 @@ class Rewrap(show.ShowOne):
         return self.exit_code
 
     def take_action(self, parsed_args):
-        summary = run_rewrap(self.app, parsed_args.paths, parsed_args.keyring)
+        temp_age = parse_temp_age(parsed_args.temp_age)
+        summary = run_rewrap(self.app, parsed_args.paths, parsed_args.keyring,
+                             temp_age)
         self.exit_code = report_failures(summary)
-        if not any(o.status != sm_rewrap.SKIPPED or o.keyring
-                   for o in summary.outcomes):
+        if not any(o.status not in (sm_rewrap.SKIPPED, sm_rewrap.REMOVED)
+                   or o.keyring for o in summary.outcomes):
             LOG.warning("no envelope found under %s", ", ".join(parsed_args.paths))
         return summary_fields(summary)
 

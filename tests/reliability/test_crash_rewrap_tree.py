@@ -6,7 +6,9 @@ The keyring is rotated every other attempt; each attempt starts the real
 ``sealedmeta rewrap TREE`` and SIGKILLs it at a random moment of its
 expected run. After every kill every file still has its form, and opens with
 its context (old version or new). At the end a rerun leaves everything under
-the active version, a second rerun changes nothing, and ``verify`` passes.
+the active version, a second rerun changes nothing, and ``verify`` passes;
+then, their times set back past the least ``--temp-age``, the temporary
+files the kills left are removed by one more rewrap, and only they.
 (tests/unit/test_rewrap_sigkill.py does the same with 20 kills over 2,000
 envelopes.)
 """
@@ -19,6 +21,7 @@ from sealedmeta import FileKeyStore
 from sealedmeta import Sealer
 from sealedmeta import armor
 from sealedmeta import envelope
+from sealedmeta import rewrap
 
 from tests import sm_cli
 from tests.reliability import crashkit
@@ -157,3 +160,18 @@ def test_sigkill_rewrap_tree_50_times(tmp_path):
     assert code == 0, err
     assert json.loads(out)["summary"]["counts"]["valid"] == TOTAL
     assert os.listdir(tree)
+
+    leftovers = sorted(crashkit.temp_files(tree))
+    then = time.time() - 2 * rewrap.MIN_TEMP_AGE
+    for path in leftovers:
+        os.utime(path, (then, then))
+    code, out, err = sm_cli.run(["rewrap", str(tree), "--temp-age",
+                                 str(rewrap.MIN_TEMP_AGE), "-f", "json"],
+                                tmp_path, repo)
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["already_current"], data["removed_temp"]) == (
+        TOTAL, len(leftovers)), result
+    assert sorted(e["path"] for e in data["removed_temp_files"]) == leftovers
+    assert crashkit.temp_files(tree) == []
+    assert check_all(opener, expected) == {active: TOTAL}

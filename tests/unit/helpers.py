@@ -6,8 +6,11 @@ import os
 import resource
 import signal
 import stat
+import tempfile
+import time
 import types
 
+from sealedmeta import atomic
 from sealedmeta import crypto
 from sealedmeta import envelope
 
@@ -160,6 +163,23 @@ def snapshot(root):
 def temp_files(root):
     return [os.path.join(d, f) for d, _, files in os.walk(root)
             for f in files if f.startswith(".tmp-")]
+
+
+def temp_file(directory, age, data=b"partial"):
+    """A temporary file made as atomic.write_file makes one (mkstemp, same
+    prefix), last written *age* seconds ago; its path."""
+    fd, path = tempfile.mkstemp(prefix=atomic.TEMP_PREFIX, dir=str(directory))
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    set_age(path, age)
+    return path
+
+
+def set_age(path, age):
+    """Set the times of *path* (a link itself, not followed) *age* seconds
+    into the past."""
+    then = time.time() - age
+    os.utime(path, (then, then), follow_symlinks=False)
 
 
 def file_size_limit(limit):

@@ -18,8 +18,11 @@ from sealedmeta import keyring as kr
 
 from tests import sm_cli
 from tests.unit.helpers import file_size_limit
+from tests.unit.helpers import temp_file
+from tests.unit.helpers import temp_files
 
 RING = "kr"
+HOUR = 3600
 
 
 @pytest.fixture
@@ -75,6 +78,9 @@ BAD = [
      " Input/output error)"),
     (["rewrap", "--keyring", "nosuch", "{data}"], 1, "no keyring 'nosuch'"),
     (["rewrap", "--keyring", "bad name!", "{data}"], 1, "invalid keyring name"),
+    (["rewrap", "--temp-age", "59", "{data}"], 1,
+     "bad --temp-age '59': expected a number of seconds, at least 60"),
+    (["rewrap", "--temp-age", "1h", "{data}"], 1, "bad --temp-age '1h'"),
     (["verify", "{tmp}/missing"], 2, "verify cannot run: {tmp}/missing: no such file"),
     (["verify", "{junk}"], 1, "no envelope found under"),
     (["verify", "/proc/self/mem"], 1, "1 of 1 envelopes are not valid (unreadable 1)"),
@@ -204,11 +210,13 @@ def test_rekey_prints_the_new_version(env):
 
 
 def test_rekey_with_rewrap(env):
+    stale = temp_file(env.data / "sub", 2 * HOUR)
     code, out, err = env.run("rekey", RING, "--rewrap", str(env.data), "-f", "json")
     assert code == 0, err
     data = json.loads(out)
     assert (data["version"], data["rewrapped"], data["already_current"],
-            data["failed"]) == (3, 6, 0, 0)
+            data["failed"], data["removed_temp"]) == (3, 6, 0, 0, 1)
+    assert [e["path"] for e in data["removed_temp_files"]] == [stale]
     assert data["active_versions"] == {RING: 3}
     opener = Sealer(env.store, keyring=RING)
     for path, context in env.contexts.items():
@@ -428,6 +436,33 @@ def test_progress_bar_only_on_a_terminal(env):
     env.store.rotate(RING)
     code, out, err = env.run("rewrap", str(env.data), "-f", "json")
     assert (code, err) == (0, "")  # not a terminal: quiet
+
+
+def test_rewrap_removes_stale_temp_files(env):
+    """Temporary files left by killed writes: those older than --temp-age
+    go, with one line saying so; younger ones stay, skipped; verify still
+    only reads."""
+    stale = sorted([temp_file(env.data, 2 * HOUR), temp_file(env.data / "sub", 61)])
+    young = temp_file(env.data / "sub", 0)
+    code, out, err = env.run("rewrap", str(env.data), "-f", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["rewrapped"], data["skipped"], data["removed_temp"]) == (4, 2, 1)
+    assert [e["path"] for e in data["removed_temp_files"]] == stale[:1]
+    assert ("removed 1 temporary file left by interrupted writes (last written"
+            " 3600 s ago or more; first: %s)" % stale[0]) in one_line(err)
+    assert sorted(e["path"] for e in data["skipped_files"]) == sorted(
+        [stale[1], young])
+    digest = env.digest()
+    code, out, err = env.run("verify", str(env.data), "-f", "json")
+    assert (code, err) == (0, "")
+    assert env.digest() == digest
+    code, out, err = env.run("rewrap", str(env.data), "--temp-age", "60",
+                             "-f", "value", "-c", "removed_temp", "-c",
+                             "already_current")
+    assert (code, out.split()) == (0, ["6", "1"]), err
+    assert "removed 1 temporary file" in one_line(err)
+    assert temp_files(env.data) == [young]
 
 
 def test_help_lists_the_new_commands(env):

@@ -16,6 +16,8 @@ from sealedmeta import inspect
 from sealedmeta import rewrap
 
 from tests import sm_cli
+from tests.unit.helpers import set_age
+from tests.unit.helpers import temp_file
 
 RING = "cinder-backup"
 
@@ -265,3 +267,147 @@ def test_oversized_envelope_file_is_malformed(tmp_path):
     path.write_bytes(envelope.MAGIC + b"\x01" + b"\x00" * 5000)
     item = carriers.examine(str(path), os.lstat(path), [carrier])
     assert item.malformed and "limit" in item.malformed
+
+
+# -- temporary files of interrupted writes -----------------------------------
+
+HOUR = 3600
+TEMP_REASON = "temporary file of an interrupted write"
+
+
+def entries(data, key):
+    return {e["path"]: e["reason"] for e in data[key]}
+
+
+def test_stale_temp_files_are_removed_and_reported(tmp_path, store, ring):
+    sealer = Sealer(store, keyring=RING)
+    root = tmp_path / "t"
+    expected = seal_tree(root, sealer)
+    (root / "sub").mkdir()
+    partial = sealer.seal({"x": 1}, {"backup_id": "p"})[:40]
+    stale = sorted([temp_file(root, 2 * HOUR, partial),
+                    temp_file(root / "sub", rewrap.DEFAULT_TEMP_AGE + 5)])
+    young = sorted([temp_file(root, 0),
+                    temp_file(root / "sub", rewrap.DEFAULT_TEMP_AGE - 30)])
+    store.rotate(RING)
+
+    summary = rewrap.rewrap(store, [str(root)])
+    assert summary.ok
+    data = summary.as_dict()
+    assert (data["rewrapped"], data["skipped"], data["failed"],
+            data["removed_temp"]) == (6, 2, 0, 2)
+    removed = entries(data, "removed_temp_files")
+    assert sorted(removed) == stale
+    assert all(r.startswith(TEMP_REASON + ", last written ") for r in removed.values())
+    assert [o.path for o in summary.of(rewrap.REMOVED)] == stale
+    assert not [p for p in stale if os.path.lexists(p)]
+    # Younger ones may be a write under way elsewhere: kept, skipped as ever.
+    assert entries(data, "skipped_files") == {p: TEMP_REASON for p in young}
+    assert all(os.path.exists(p) for p in young)
+    opener = Sealer(store, keyring=RING)
+    for path, context in expected.items():
+        raw = open(path, "rb").read()
+        assert inspect(raw).key_version == 2
+        opener.open(raw, context)
+
+    # At the least age, the older of the young ones goes too.
+    summary = rewrap.Rewrapper(store, temp_age=rewrap.MIN_TEMP_AGE).run([str(root)])
+    data = summary.as_dict()
+    assert (data["already_current"], data["removed_temp"]) == (6, 1)
+    assert list(entries(data, "removed_temp_files")) == [young[1]]
+    assert entries(data, "skipped_files") == {young[0]: TEMP_REASON}
+    assert os.path.exists(young[0]) and not os.path.exists(young[1])
+
+
+def test_only_stale_regular_temp_files_of_mkstemp_names_are_removed(
+        tmp_path, store, ring):
+    """Links, directories, hard-linked files and names write_file never
+    makes are left as they are, however old."""
+    sealer = Sealer(store, keyring=RING)
+    root = tmp_path / "t"
+    seal_tree(root, sealer, count=2)
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"not ours")
+    links = {".tmp-linkabcd": "e0", ".tmp-dangl_ng": str(tmp_path / "nowhere"),
+             ".tmp-outsidel": str(outside)}
+    for name, target in links.items():
+        os.symlink(target, root / name)
+    directory = root / ".tmp-dir_abcd"
+    directory.mkdir()
+    inner = directory / "inner"
+    inner.write_bytes(sealer.seal({}, {"backup_id": "inner"}))
+    os.link(outside, root / ".tmp-hardlink")
+    other_shapes = [".tmp-abc123", ".tmp-ABCDEFGH", ".tmp-abcdefgh.bak",
+                    ".tmp-abcdefghi", ".tmp-abcd-fgh", "x.tmp-abcdefgh"]
+    for name in other_shapes:
+        (root / name).write_bytes(b"partial")
+    for name in list(links) + other_shapes + [".tmp-hardlink", ".tmp-dir_abcd"]:
+        set_age(root / name, 2 * HOUR)
+    store.rotate(RING)
+    before = {name: os.lstat(root / name) for name in os.listdir(root)
+              if ".tmp-" in name}
+
+    summary = rewrap.Rewrapper(store, temp_age=rewrap.MIN_TEMP_AGE).run([str(root)])
+    assert summary.ok
+    data = summary.as_dict()
+    assert (data["removed_temp"], data["removed_temp_files"]) == (0, [])
+    assert sorted(os.listdir(root)) == sorted(list(before) + ["e0", "e1"])
+    for name, st in before.items():
+        now = os.lstat(root / name)
+        assert (now.st_ino, now.st_mode) == (st.st_ino, st.st_mode), name
+    assert {name: os.readlink(root / name) for name in links} == links
+    assert outside.read_bytes() == b"not ours"
+    skipped = {os.path.basename(p): r for p, r in entries(data, "skipped_files").items()}
+    assert skipped == dict(
+        {name: "symbolic link, not followed" for name in links},
+        **{name: TEMP_REASON for name in other_shapes[:-1] + [".tmp-hardlink"]},
+        **{"x.tmp-abcdefgh": "not an envelope"})
+    # A directory so named is walked as any other.
+    assert inspect(inner.read_bytes()).key_version == 2
+
+
+def test_temp_files_changed_or_removed_meanwhile_do_not_fail_the_run(
+        tmp_path, store, ring):
+    """Another rewrap removes the stale temporary files this one has seen
+    in its walk but not reached yet, and one is written again meanwhile."""
+    sealer = Sealer(store, keyring=RING)
+    root = tmp_path / "t"
+    seal_tree(root, sealer, count=3)
+    (root / "z").mkdir()  # walked after root's own files
+    gone = sorted(temp_file(root / "z", 2 * HOUR) for _ in range(3))
+    rewritten = temp_file(root / "z", 2 * HOUR)
+    store.rotate(RING)
+    concurrent = []
+
+    def progress(done, total):
+        if done == 1:
+            set_age(rewritten, 0)
+            concurrent.append(rewrap.Rewrapper(store).run([str(root)]))
+
+    summary = rewrap.Rewrapper(store, progress=progress, durable=False).run(
+        [str(root)])
+    assert summary.ok, summary.as_dict()
+    data = summary.as_dict()
+    assert (data["rewrapped"], data["already_current"], data["removed_temp"],
+            data["failed"]) == (1, 2, 0, 0)
+    assert entries(data, "skipped_files") == dict(
+        {p: TEMP_REASON + ", gone before it was removed" for p in gone},
+        **{rewritten: TEMP_REASON})
+    other = concurrent[0].as_dict()
+    assert (other["rewrapped"], other["removed_temp"]) == (2, 3)
+    assert sorted(entries(other, "removed_temp_files")) == gone
+    assert os.listdir(root / "z") == [os.path.basename(rewritten)]
+
+
+def test_temp_age_bounds(tmp_path, store, ring):
+    root = tmp_path / "t"
+    seal_tree(root, Sealer(store, keyring=RING), count=1)
+    stale = temp_file(root, 2 * HOUR)
+    for age in (0, rewrap.MIN_TEMP_AGE - 1, -1):
+        with pytest.raises(ValueError):
+            rewrap.Rewrapper(store, temp_age=age)
+    # None: never removes anything.
+    data = rewrap.Rewrapper(store, temp_age=None).run([str(root)]).as_dict()
+    assert (data["removed_temp"], entries(data, "skipped_files")) == (
+        0, {stale: TEMP_REASON})
+    assert os.path.exists(stale)
