@@ -13,6 +13,7 @@ import time
 
 from sealedmeta import FileKeyStore
 from sealedmeta import Sealer
+from sealedmeta import atomic
 from sealedmeta import keyring as kr
 
 
@@ -50,6 +51,20 @@ def run(args, tmp_path, repo, config=None, timeout=120):
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out.decode("utf-8", "replace"), err.decode(
         "utf-8", "replace")
+
+
+def timed_run(args, tmp_path, repo):
+    """Seconds a successful run of the command took."""
+    started = time.monotonic()
+    code, out, err = run(args, tmp_path, repo)
+    assert code == 0, err
+    return time.monotonic() - started
+
+
+def temp_files(root):
+    """Paths of the atomic writer's temporary files under *root*."""
+    return [os.path.join(d, f) for d, _, files in os.walk(str(root))
+            for f in files if f.startswith(atomic.TEMP_PREFIX)]
 
 
 def tree_digest(*roots):

@@ -106,10 +106,5 @@ def check_ring(ring):
     return ring
 
 
-def temp_files(root):
-    return [os.path.join(d, f) for d, _, files in os.walk(str(root))
-            for f in files if f.startswith(".tmp-")]
-
-
 def header(data):
     return envelope.parse(envelope.load(data)).header

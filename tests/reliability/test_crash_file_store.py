@@ -105,7 +105,7 @@ def test_sigkill_looping_rotation(tmp_path):
         assert crashkit.kill(proc), "the rotator ended by itself: %s" % (
             crashkit.child_stderr(proc))
         kills += 1
-        temps = set(crashkit.temp_files(repo))
+        temps = set(sm_cli.temp_files(repo))
         with_temp += bool(temps - known_temps)
         known_temps |= temps
         ring, orphans = check_store(store, repo)
@@ -171,7 +171,7 @@ def test_sigkill_sealedmeta_rekey(tmp_path):
             finished += 1
             if ran is not None:
                 t_full = 0.5 * t_full + 0.5 * ran
-        temps = set(crashkit.temp_files(repo))
+        temps = set(sm_cli.temp_files(repo))
         with_temp += bool(temps - known_temps)
         known_temps |= temps
         ring, _ = check_store(store, repo)

@@ -90,13 +90,6 @@ def check_all(opener, expected):
     return versions
 
 
-def timed(argv, tmp_path, repo):
-    t0 = time.monotonic()
-    code, out, err = sm_cli.run(argv, tmp_path, repo)
-    assert code == 0, err
-    return time.monotonic() - t0
-
-
 def test_sigkill_rewrap_tree_50_times(tmp_path):
     seed, rng = crashkit.new_rng()
     repo = tmp_path / "keys"
@@ -107,9 +100,9 @@ def test_sigkill_rewrap_tree_50_times(tmp_path):
     expected = make_tree(tree, opener)
     empty = tmp_path / "empty"
     empty.mkdir()
-    t_start = timed(["rewrap", str(empty)], tmp_path, repo)
+    t_start = sm_cli.timed_run(["rewrap", str(empty)], tmp_path, repo)
     store.rotate(RING)
-    t_full = timed(["rewrap", str(tree)], tmp_path, repo)
+    t_full = sm_cli.timed_run(["rewrap", str(tree)], tmp_path, repo)
     assert check_all(opener, expected) == {2: TOTAL}
 
     kills = mid_run = attempts = finished = 0
@@ -142,7 +135,7 @@ def test_sigkill_rewrap_tree_50_times(tmp_path):
         envelopes=TOTAL, attempts=attempts, kills=kills,
         kills_mid_run=mid_run, runs_that_finished_first=finished,
         t_start_s=round(t_start, 2), t_full_s=round(t_full, 2),
-        leftover_temp_files=len(crashkit.temp_files(tree)),
+        leftover_temp_files=len(sm_cli.temp_files(tree)),
         versions=store.get_keyring(RING).active.number)
     assert kills >= KILLS, result
     assert mid_run >= 20, result
@@ -161,7 +154,7 @@ def test_sigkill_rewrap_tree_50_times(tmp_path):
     assert json.loads(out)["summary"]["counts"]["valid"] == TOTAL
     assert os.listdir(tree)
 
-    leftovers = sorted(crashkit.temp_files(tree))
+    leftovers = sorted(sm_cli.temp_files(tree))
     then = time.time() - 2 * rewrap.MIN_TEMP_AGE
     for path in leftovers:
         os.utime(path, (then, then))
@@ -173,5 +166,5 @@ def test_sigkill_rewrap_tree_50_times(tmp_path):
     assert (data["already_current"], data["removed_temp"]) == (
         TOTAL, len(leftovers)), result
     assert sorted(e["path"] for e in data["removed_temp_files"]) == leftovers
-    assert crashkit.temp_files(tree) == []
+    assert sm_cli.temp_files(tree) == []
     assert check_all(opener, expected) == {active: TOTAL}

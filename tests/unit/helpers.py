@@ -160,11 +160,6 @@ def snapshot(root):
     return result
 
 
-def temp_files(root):
-    return [os.path.join(d, f) for d, _, files in os.walk(root)
-            for f in files if f.startswith(".tmp-")]
-
-
 def temp_file(directory, age, data=b"partial"):
     """A temporary file made as atomic.write_file makes one (mkstemp, same
     prefix), last written *age* seconds ago; its path."""

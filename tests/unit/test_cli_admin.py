@@ -19,7 +19,6 @@ from sealedmeta import keyring as kr
 from tests import sm_cli
 from tests.unit.helpers import file_size_limit
 from tests.unit.helpers import temp_file
-from tests.unit.helpers import temp_files
 
 RING = "kr"
 HOUR = 3600
@@ -462,7 +461,7 @@ def test_rewrap_removes_stale_temp_files(env):
                              "already_current")
     assert (code, out.split()) == (0, ["6", "1"]), err
     assert "removed 1 temporary file" in one_line(err)
-    assert temp_files(env.data) == [young]
+    assert sm_cli.temp_files(env.data) == [young]
 
 
 def test_help_lists_the_new_commands(env):

@@ -10,8 +10,8 @@ from sealedmeta import Sealer
 from sealedmeta import crypto
 from sealedmeta import keyring as kr
 
+from tests import sm_cli
 from tests.unit import _rotation_worker
-from tests.unit.helpers import temp_files
 
 PROCESSES = 8
 ROTATIONS = 4
@@ -60,7 +60,7 @@ def test_concurrent_rotations_by_processes(tmp_path):
             assert crypto.key_id(handle.read()) == v.key_id
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert len({v.key_id for v in ring.versions}) == total
-    assert temp_files(repo) == []
+    assert sm_cli.temp_files(repo) == []
 
     # each rotation got its own number, and the numbers it reported are the ring's
     results = []

@@ -17,9 +17,9 @@ from sealedmeta import crypto
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 
+from tests import sm_cli
 from tests.unit.helpers import file_size_limit
 from tests.unit.helpers import snapshot
-from tests.unit.helpers import temp_files
 
 NAME = "cinder-backup"
 
@@ -271,7 +271,7 @@ def test_atomic_writes_leave_no_temp_files(store, repo):
     store.set_state(NAME, 1, "retired")
     store.set_state(NAME, 1, "destroyed")
     store.create_keyring("second")
-    assert temp_files(repo) == []
+    assert sm_cli.temp_files(repo) == []
     assert sorted(os.listdir(ring_dir(repo))) == ["keyring.json", "v2.key", "v3.key", "v4.key"]
 
 
@@ -291,7 +291,7 @@ def test_failed_write_leaves_the_old_file_and_no_temp(store, repo, monkeypatch):
                              " was changed"):
         store.rotate(NAME)
     monkeypatch.undo()
-    assert temp_files(repo) == []
+    assert sm_cli.temp_files(repo) == []
     with open(state_path, "rb") as handle:
         assert handle.read() == old_bytes
     assert store.get_keyring(NAME) == before
@@ -406,7 +406,7 @@ def test_failed_write_is_a_store_error_and_changes_nothing(
     assert not re.search("[0-9a-f]{32}", message)
     for secret in secrets:
         assert secret.hex() not in message and repr(secret) not in message
-    assert temp_files(repo) == []
+    assert sm_cli.temp_files(repo) == []
     assert snapshot(repo) == before
     # Nothing left in the way: the same change goes through afterwards.
     if request_["op"] == "create":
@@ -469,7 +469,7 @@ def test_atomic_write_file(tmp_path):
     atomic.write_file(str(path), b"two", mode=0o640)
     assert path.read_bytes() == b"two"
     assert mode(path) == 0o640
-    assert temp_files(str(tmp_path)) == []
+    assert sm_cli.temp_files(str(tmp_path)) == []
 
 
 def test_import_keyring(tmp_path, store):

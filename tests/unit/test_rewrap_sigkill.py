@@ -21,7 +21,6 @@ from sealedmeta import rewrap
 from tests import sm_cli
 from tests.unit.helpers import set_age
 from tests.unit.helpers import temp_file
-from tests.unit.helpers import temp_files
 
 RING = "kr"
 DIRS, PER_DIR = 20, 100            # 2,000 envelopes
@@ -67,13 +66,6 @@ def check_all(store, expected):
     return versions
 
 
-def timed_run(argv, tmp_path, repo):
-    t0 = time.monotonic()
-    code, out, err = sm_cli.run(argv, tmp_path, repo)
-    assert code == 0, err
-    return time.monotonic() - t0
-
-
 def test_sigkill_rewrap_at_random_moments(tmp_path):
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
@@ -87,7 +79,7 @@ def test_sigkill_rewrap_at_random_moments(tmp_path):
 
     # How long a full rewrap of everything takes (reported).
     store.rotate(RING)
-    t_full = timed_run(["rewrap", str(tree)], tmp_path, repo)
+    t_full = sm_cli.timed_run(["rewrap", str(tree)], tmp_path, repo)
     assert check_all(store, expected) == {2: total}
 
     kills = mid_run = attempts = 0
@@ -135,7 +127,7 @@ def test_sigkill_rewrap_at_random_moments(tmp_path):
     figures = ("seed=%d envelopes=%d attempts=%d kills=%d mid_run_kills=%d"
                " t_full=%.2fs leftover_temp_files=%d"
                % (seed, total, attempts, kills, mid_run, t_full,
-                  len(temp_files(tree))))
+                  len(sm_cli.temp_files(tree))))
     sys.stdout.write("\nSIGKILL test: %s\n" % figures)
     assert kills >= 20, figures
     assert mid_run >= WANTED_MID_RUN_KILLS, "%s %s" % (figures, log)
@@ -158,7 +150,7 @@ def test_sigkill_rewrap_at_random_moments(tmp_path):
     # The temporary files the kills left (and one made as write_file makes
     # them, so that there is always one), once last written longer ago than
     # the least --temp-age, are removed by a rewrap, and only they.
-    leftovers = sorted(temp_files(tree) + [temp_file(tree / "d07", 0)])
+    leftovers = sorted(sm_cli.temp_files(tree) + [temp_file(tree / "d07", 0)])
     for path in leftovers:
         set_age(path, 2 * rewrap.MIN_TEMP_AGE)
     code, out, err = sm_cli.run(["rewrap", str(tree), "--temp-age",
@@ -169,7 +161,7 @@ def test_sigkill_rewrap_at_random_moments(tmp_path):
     assert (data["already_current"], data["removed_temp"], data["skipped"],
             data["failed"]) == (total, len(leftovers), 0, 0), figures
     assert sorted(e["path"] for e in data["removed_temp_files"]) == leftovers
-    assert temp_files(tree) == []
+    assert sm_cli.temp_files(tree) == []
     assert check_all(store, expected) == {active: total}
     code, out, err = sm_cli.run(["verify", str(tree), "-f", "json"], tmp_path, repo)
     assert code == 0, err
