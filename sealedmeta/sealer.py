@@ -55,7 +55,6 @@ class Sealer:
         self._last_miss_refresh = None
         self._keys = {}  # key id -> key bytes, openable versions only
         self._signers = {}  # key id -> Ed25519 private key object (active)
-        self._active = (None, None)  # (ring, its active version)
         # What a seal under the ring's active version needs, made once per
         # ring read: (ring, version, key, suite, HKDF info, header head).
         self._sealing = (None,)
@@ -131,13 +130,6 @@ class Sealer:
                     " (stale_grace)", self.keyring, exc, age,
                     self.cache_ttl + self.stale_grace - age)
                 return ring
-
-    def _active_version(self):
-        ring = self._current()
-        cached = self._active  # one tuple: ring and version always agree
-        if cached[0] is not ring:
-            cached = self._active = (ring, ring.active)
-        return cached[1]
 
     def _refresh_on_miss(self):
         with self._lock:
@@ -332,7 +324,7 @@ class Sealer:
         """
         raw, fields, payload = self._authenticate(data)
         envelope.decode_payload(payload)
-        if fields[_KEY_ID] == self._active_version().key_id:
+        if fields[_KEY_ID] == self._sealing_state()[1].key_id:
             return raw
         # The context as read: checked, and sorted (canonical header).
         return self._seal_payload(payload, fields[_CONTEXT])
