@@ -67,3 +67,7 @@ class InvalidTransition(SealedMetaError):
 
 class InvalidMetadata(SealedMetaError, ValueError):
     """Metadata, context or a name that cannot be sealed (refused at seal time)."""
+
+
+class ConfigurationError(SealedMetaError):
+    """A setting a tool needs is missing or wrong; the message names it."""

@@ -85,4 +85,10 @@ class Reseal(lister.Lister):
             LOG.error("%d of %d backups could not be resealed (first: %s: %s)",
                       len(failed), len(results), failed[0].backup_id, failed[0].reason)
             self.exit_code = 1
+        left = [r for r in results if r.plaintext_left]
+        if left:
+            LOG.error("%d backups keep superseded plaintext versions of their metadata"
+                      " object (first: %s: %s)", len(left), left[0].backup_id,
+                      left[0].reason)
+            self.exit_code = 1
         return reseal.COLUMNS, [r.as_row() for r in results]

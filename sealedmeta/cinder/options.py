@@ -45,6 +45,31 @@ cinder_opts = [
                     " reseal' seals it from the Cinder database."),
 ]
 
+# Who reads every tenant's backups (``sealedmeta cinder reseal``) when Cinder
+# keeps them in the tenants' own Swift accounts (backup_swift_auth =
+# per_user): a Keystone service user holding Swift's reseller admin role.
+swift_service_opts = [
+    cfg.StrOpt("swift_service_auth_url",
+               help="Keystone v3 URL of the service user that acts in each"
+                    " backup's project when backup_swift_auth = per_user."
+                    " That user must hold the role Swift's keystoneauth"
+                    " names reseller_admin_role (e.g. ResellerAdmin), which"
+                    " may act in every account. Each project's storage URL"
+                    " is built as Cinder builds it: backup_swift_url + the"
+                    " backup's project id."),
+    cfg.StrOpt("swift_service_username",
+               help="User name of that service user."),
+    cfg.StrOpt("swift_service_password", secret=True,
+               help="Password of that service user."),
+    cfg.StrOpt("swift_service_user_domain_name", default="Default",
+               help="Domain of that service user."),
+    cfg.StrOpt("swift_service_project_name",
+               help="Project the service user's token is scoped to (its"
+                    " own project, e.g. service)."),
+    cfg.StrOpt("swift_service_project_domain_name", default="Default",
+               help="Domain of that project."),
+]
+
 
 def register_opts(conf):
     """Register the ``[sealedmeta]`` options on *conf* (Cinder's CONF).
@@ -56,11 +81,12 @@ def register_opts(conf):
     """
     conf.register_opts(sm_conf.sealedmeta_opts, group=GROUP)
     conf.register_opts(cinder_opts, group=GROUP)
+    conf.register_opts(swift_service_opts, group=GROUP)
 
 
 def list_opts():
     """For oslo-config-generator, namespace ``sealedmeta.cinder``."""
-    return [(GROUP, sm_conf.sealedmeta_opts + cinder_opts)]
+    return [(GROUP, sm_conf.sealedmeta_opts + cinder_opts + swift_service_opts)]
 
 
 _lock = threading.Lock()

@@ -70,17 +70,20 @@ class Result:
     result: str
     reason: str = None
     glance: str = None   # where the sealed Glance metadata came from
+    versions_removed: int = 0   # superseded plaintext versions deleted
+    plaintext_left: tuple = ()  # superseded plaintext versions that stay
 
     def as_row(self):
-        return (self.backup_id, self.volume_id, self.result, self.glance, self.reason)
+        return (self.backup_id, self.volume_id, self.result, self.glance, self.reason,
+                self.versions_removed)
 
 
-COLUMNS = ("backup_id", "volume_id", "result", "glance", "reason")
+COLUMNS = ("backup_id", "volume_id", "result", "glance", "reason", "versions_removed")
 
 
-def load_driver(ctxt=None):
-    """An instance of the configured ``backup_driver``, which must be a
-    sealed driver class (it writes what it will read)."""
+def driver_class():
+    """The configured ``backup_driver``, which must be a sealed driver class
+    (it writes what it will read)."""
     from cinder.backup import manager  # noqa: F401 - registers backup_driver
     from oslo_utils import importutils
     name = CONF.backup_driver
@@ -94,6 +97,13 @@ def load_driver(ctxt=None):
             " one of sealedmeta.cinder's (e.g. sealedmeta.cinder.posix."
             "SealedPosixBackupDriver) in the configuration given: reseal writes"
             " metadata only that driver can read" % name)
+    return cls
+
+
+def load_driver(ctxt=None):
+    """An instance of the configured sealed ``backup_driver``."""
+    cls = driver_class()
+    name = CONF.backup_driver
     ctxt = ctxt or cinder_context.get_admin_context()
     try:
         driver = cls(ctxt)
@@ -217,6 +227,23 @@ def _mark_sealed(backup, dry_run):
         backup.save()
 
 
+def _remove_plaintext_versions(driver, backup, result):
+    """Versioned stores keep what a rewrite replaced: delete the older
+    versions of the metadata object that are not sealed, and report each
+    one that stays (in the reason; the command then exits 1)."""
+    remove = getattr(driver, "remove_superseded_versions", None)
+    if remove is None:  # posix, NFS: the rename replaced the file
+        return
+    try:
+        removed, left = remove(backup, driver._metadata_filename(backup))
+    except Exception as exc:
+        removed, left = [], ["cannot list the versions of the metadata object: %s" % exc]
+    result.versions_removed = len(removed)
+    if left:
+        result.plaintext_left = tuple(left)
+        result.reason = "superseded plaintext versions left: %s" % "; ".join(left)
+
+
 def reseal_backup(driver, backup, dry_run=False):
     """The :class:`Result` of resealing one backup (never raises for a
     problem of that backup)."""
@@ -250,6 +277,8 @@ def reseal_backup(driver, backup, dry_run=False):
                 raise CannotReseal("its sealed metadata cannot be opened: %s" % exc) from None
             _mark_sealed(backup, dry_run)
             result.result = ALREADY_SEALED
+            if not dry_run:  # an earlier rewrite may have left some
+                _remove_plaintext_versions(driver, backup, result)
             return result
         problem = driver._plain_problem(current)
         if problem is not None:
@@ -274,6 +303,7 @@ def reseal_backup(driver, backup, dry_run=False):
             raise CannotReseal("the rewritten metadata object does not read back sealed")
         _mark_sealed(backup, dry_run)
         result.result = RESEALED
+        _remove_plaintext_versions(driver, backup, result)
     except CannotReseal as exc:
         result.result, result.reason = FAILED, str(exc)
     except exception.CinderException as exc:
@@ -296,10 +326,33 @@ def select_backups(ctxt, backup_ids=None, all_backups=False):
     return backups, missing
 
 
+def project_drivers():
+    """A function ``project_id -> driver`` for tools that read every tenant's
+    backups: the configured driver acting in each backup's project where the
+    store keeps backups per project (Swift ``per_user``), else one driver.
+    Raises :class:`SetupError` up front when that cannot be set up."""
+    cls = driver_class()
+    try:
+        per_project = getattr(cls, "project_drivers", lambda: None)()
+    except exceptions.ConfigurationError as exc:
+        raise SetupError(str(exc)) from None
+    if per_project is not None:
+        return per_project
+    driver = load_driver()
+    return lambda project_id: driver
+
+
 def reseal(backup_ids=None, all_backups=False, dry_run=False, driver=None):
     """Reseal the backups asked for; returns a list of :class:`Result`."""
-    driver = driver or load_driver()
-    backups, results = select_backups(driver.context, backup_ids, all_backups)
+    drivers = (lambda project_id: driver) if driver else project_drivers()
+    ctxt = driver.context if driver else cinder_context.get_admin_context()
+    backups, results = select_backups(ctxt, backup_ids, all_backups)
     for backup in backups:
-        results.append(reseal_backup(driver, backup, dry_run=dry_run))
+        try:
+            project_driver = drivers(backup.project_id)
+        except Exception as exc:  # the service user's login, a driver's own
+            results.append(Result(backup.id, backup.volume_id, FAILED,
+                                  "cannot act in project %s: %s" % (backup.project_id, exc)))
+            continue
+        results.append(reseal_backup(project_driver, backup, dry_run=dry_run))
     return results
