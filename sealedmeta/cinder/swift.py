@@ -154,10 +154,7 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
                                      lambda e=entry: self.conn.delete_object(
                                          archive, e["name"], headers=self._headers()))
         if str(headers.get("x-versions-enabled", "")).lower() == "true":
-            listing = self.conn.get_container(container, prefix=name, full_listing=True,
-                                              query_string="versions",
-                                              headers=self._headers())[1]
-            for entry in listing:
+            for entry in self._versions(container, name):
                 version = entry.get("version_id")
                 if (entry.get("name") != name or entry.get("is_latest")
                         or not version
@@ -174,6 +171,20 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
                                          container, name, query_string=q,
                                          headers=self._headers()))
         return removed, left
+
+    def _versions(self, container, prefix):
+        """Every version listed under *prefix* (swiftclient's full_listing
+        drops the ``versions`` query: page with both markers here)."""
+        listing, marker, version_marker = [], None, None
+        while True:
+            page = self.conn.get_container(container, prefix=prefix, marker=marker,
+                                           version_marker=version_marker,
+                                           query_string="versions",
+                                           headers=self._headers())[1]
+            if not page:
+                return listing
+            listing.extend(page)
+            marker, version_marker = page[-1]["name"], page[-1].get("version_id")
 
     @staticmethod
     def _remove_version(where, superseded, removed, left, get, delete):
