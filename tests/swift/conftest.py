@@ -32,9 +32,14 @@ DEV_SWIFT = os.path.join(TOP, "tools", "dev-swift")
 FIGURES = {}
 
 
+# Hang guards only, generous: eight test suites may share two cores.
+SERVER_TIMEOUT = "300"
+
+
 def _start(results, key, tool, *args):
     t0 = time.monotonic()
-    results[key] = run_tool(tool, *args) + (time.monotonic() - t0,)
+    results[key] = run_tool(tool, *args, "--timeout", SERVER_TIMEOUT,
+                            timeout=900) + (time.monotonic() - t0,)
 
 
 def _rss_mib(env):
