@@ -131,27 +131,27 @@ def test_per_user_reseal_acts_in_the_tenants_account(cloud, legacy, capsys, tmp_
 
 def test_service_user_without_the_reseller_role_cannot_reseal(
         cloud, legacy, capsys, tmp_path, keys, stores):
-    """The tenant's own credentials as the service user: only its own
-    account; another project's backup fails, nothing written there."""
+    """A service user without Swift's reseller admin role (here the tenant
+    itself, scoped to its other project) cannot act in the backup's project:
+    the backup fails, nothing is written there."""
     src, backup = legacy
     before = cloud.raw_object(backup)
-    other = stores["ks"]["other_project"]["id"]
-    row = objects.Backup.get_by_id(cloud.ctxt, backup.id)
-    row.project_id = other       # as if it were the other project's backup
-    row.save()
-    conf = write_cinder_conf(tmp_path, keys, stores)
     tenant_cred = stores["ks"]["tenant"]
-    text = open(conf).read()
     reseller = stores["ks"]["reseller_user"]
+    conf = write_cinder_conf(tmp_path, keys, stores)
+    text = open(conf).read()
     text = (text.replace(reseller["username"], tenant_cred["username"])
             .replace(reseller["password"], tenant_cred["password"])
             .replace("swift_service_project_name = service",
-                     "swift_service_project_name = %s" % tenant_cred["project_name"]))
+                     "swift_service_project_name = %s" % stores["ks"]["other_project"]["name"]))
     open(conf, "w").write(text)
     code, rows, err = reseal(capsys, conf, "--backup-id", backup.id)
     assert code == 1
     assert rows[backup.id]["result"] == "failed"
+    assert "403" in rows[backup.id]["reason"]
+    assert tenant_cred["password"] not in err + json.dumps(rows)
     assert cloud.raw_object(backup) == before
+    assert objects.Backup.get_by_id(cloud.ctxt, backup.id).service == helpers.STOCK_SWIFT
 
 
 VERSIONING = {
