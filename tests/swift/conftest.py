@@ -10,6 +10,7 @@ settings of the test's auth mode.
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -88,6 +89,8 @@ def stores():
                 run_tool(DEV_OPENSTACK, "stop", "--dir", directory, timeout=120)
             else:
                 run_tool(DEV_SWIFT, "stop", "--dir", directory, "--purge", timeout=120)
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter):
