@@ -44,7 +44,9 @@ JSON report, format 1 (``sealedmeta verify -f json``)
 -----------------------------------------------------
 
 One JSON object; every object's keys are sorted; the key sets below are
-fixed for format 1 (new keys only come with a new ``format`` number)::
+fixed for format 1 (new keys only come with a new ``format`` number), except
+that ``counts`` has one key per status of ``STATUSES``: the status
+``unsealed`` was added to it (a count of 0 where there is none)::
 
     {
       "envelopes": [                 # one per envelope (and unreadable

@@ -120,7 +120,7 @@ def test_json_report_schema(tree, store):
     assert data["summary"]["counts"] == {
         "valid": 2, "invalid": 1, "malformed": 2, "unknown-key": 2,
         "retired-key": 1, "destroyed-key": 2, "context-mismatch": 1,
-        "unreadable": 0}
+        "unreadable": 0, "unsealed": 0}
     assert data["summary"]["envelopes"] == 11 == len(data["envelopes"])
     assert data["summary"]["skipped"] == 5 == len(data["skipped"])
     assert data["summary"]["files"] == 16
