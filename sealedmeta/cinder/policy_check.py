@@ -38,10 +38,11 @@ RULES = {
         " and so whether its metadata must be sealed",
 }
 
-#: The non-admin callers asked about: roles of a project-scoped token.
+#: The non-admin callers asked about (roles of a project-scoped token),
+#: least privileged first.
 PERSONAS = (
-    ("a project member", ["member", "reader"]),
     ("a project reader", ["reader"]),
+    ("a project member", ["member", "reader"]),
 )
 
 _PROJECT = "00000000000040008000000000000001"
@@ -63,7 +64,7 @@ def permissive_rules(conf):
     """``[(rule, persona)]``: each rule of :data:`RULES` that Cinder's
     effective policy (*conf*: Cinder's configuration, its policy file
     included) grants a non-admin of :data:`PERSONAS` on their own volume,
-    with the first persona it is granted to."""
+    with the least privileged persona it is granted to."""
     enforcer = _enforcer(conf)
     target = {"project_id": _PROJECT, "user_id": _USER}
     found = []
