@@ -52,7 +52,7 @@ cinder_opts = [
                     " kilobytes plus about 290 bytes per chunk of the backup:"
                     " the default covers some 28 000 chunks (1.4 TB at"
                     " Swift's and S3's default 50 MB chunks). Parsing one"
-                    " costs at most about ten times this in memory."),
+                    " costs at most about twelve times this in memory."),
     cfg.BoolOpt("refuse_permissive_policy", default=False,
                 help="Refuse to start (the sealed backup drivers and"
                      " 'sealedmeta cinder reseal') when Cinder's effective"

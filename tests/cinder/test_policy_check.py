@@ -157,7 +157,7 @@ def test_restricted_policy_file_passes_and_stops_the_member(
 @pytest.mark.parametrize("rule,check,persona", [
     (UPDATE, "role:member and project_id:%(project_id)s", "a project member"),
     (IMAGE_SET, "role:reader", "a project reader"),
-    (IMAGE_REMOVE, "", "a project member"),
+    (IMAGE_REMOVE, "", "a project reader"),
 ])
 def test_a_policy_file_reopening_one_rule_is_named(
         policy_file, caplog, rule, check, persona):
