@@ -228,10 +228,10 @@ class SealedMetadataMixin:
         # forged "sealedmeta:" prefix under on_invalid = drop included).
         if legacy and policy == options.REJECT:
             raise exception.InvalidBackup(
-                reason="backup %s was made before sealing (by %s) and its metadata"
-                " is not sealed; [sealedmeta] legacy_backups = reject. Seal it with"
-                " 'sealedmeta cinder reseal --backup-id %s'"
-                % (backup_id, service, backup_id))
+                reason="backup %s was made before sealing (by %s): refused"
+                " whatever its metadata object holds, [sealedmeta]"
+                " legacy_backups = reject. Seal it with 'sealedmeta cinder"
+                " reseal --backup-id %s'" % (backup_id, service, backup_id))
         metadata = self.read_metadata_object(backup)
         if not isinstance(metadata, dict):
             raise exception.InvalidBackup(
