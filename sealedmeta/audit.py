@@ -14,6 +14,10 @@ Statuses (``STATUSES``)
     context its file expects (when the carrier knows one).
 ``invalid``
     failed authentication (wrong key, changed bytes, forged header).
+``unsealed``
+    a carrier claims the file, but it holds no envelope where one belongs:
+    a Cinder ``*_metadata`` object whose ``volume_meta`` is not sealed (a
+    backup made before sealing, or a forgery). Never valid.
 ``malformed``
     a carrier claims the file, but it is not a well-formed envelope
     (truncated, over the size limit, unknown format version or suite, bad
@@ -40,7 +44,9 @@ JSON report, format 1 (``sealedmeta verify -f json``)
 -----------------------------------------------------
 
 One JSON object; every object's keys are sorted; the key sets below are
-fixed for format 1 (new keys only come with a new ``format`` number)::
+fixed for format 1 (new keys only come with a new ``format`` number), except
+that ``counts`` has one key per status of ``STATUSES``: the status
+``unsealed`` was added to it (a count of 0 where there is none)::
 
     {
       "envelopes": [                 # one per envelope (and unreadable
@@ -62,7 +68,7 @@ fixed for format 1 (new keys only come with a new ``format`` number)::
         "counts": {                  # every status, zeros included
           "context-mismatch": 0, "destroyed-key": 0, "invalid": 0,
           "malformed": 0, "retired-key": 0, "unknown-key": 0,
-          "unreadable": 0, "valid": 12
+          "unreadable": 0, "unsealed": 0, "valid": 12
         },
         "envelopes": 12,             # len(envelopes)
         "files": 15,                 # envelopes + skipped
@@ -123,7 +129,7 @@ exactly format 1's structure and keys, with these differences:
 
 * ``"format": 2`` and one more top-level key, ``"mode": "public"``;
 * the status ``unsigned`` exists: every ``counts`` object (in ``summary``
-  and in each ``versions`` row) has the nine keys of ``PUBLIC_STATUSES``;
+  and in each ``versions`` row) has the ten keys of ``PUBLIC_STATUSES``;
 * ``versions`` rows come from the public keys file (``state`` as the file
   records it; ``unknown`` for what envelopes name and the file lacks),
   listing every version of every keyring an envelope names.
@@ -156,9 +162,10 @@ RETIRED_KEY = "retired-key"
 DESTROYED_KEY = "destroyed-key"
 CONTEXT_MISMATCH = "context-mismatch"
 UNREADABLE = "unreadable"
+UNSEALED = "unsealed"
 
 STATUSES = (VALID, INVALID, MALFORMED, UNKNOWN_KEY, RETIRED_KEY,
-            DESTROYED_KEY, CONTEXT_MISMATCH, UNREADABLE)
+            DESTROYED_KEY, CONTEXT_MISMATCH, UNREADABLE, UNSEALED)
 
 UNSIGNED = "unsigned"
 PUBLIC_REPORT_FORMAT = 2
@@ -397,6 +404,8 @@ class Auditor:
         """The :class:`Finding` of one examined file."""
         if item.error is not None:
             return Finding(item.path, UNREADABLE, item.error)
+        if item.unsealed:
+            return Finding(item.path, UNSEALED, item.malformed)
         if item.malformed is not None:
             return Finding(item.path, MALFORMED, item.malformed)
         raw = item.carried.envelope
@@ -484,6 +493,8 @@ class PublicAuditor:
     def check(self, item):
         if item.error is not None:
             return Finding(item.path, UNREADABLE, item.error)
+        if item.unsealed:
+            return Finding(item.path, UNSEALED, item.malformed)
         if item.malformed is not None:
             return Finding(item.path, MALFORMED, item.malformed)
         return self.check_bytes(item.path, item.carried.envelope, item.carried)

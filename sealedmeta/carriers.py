@@ -35,8 +35,19 @@ NAMESPACE = "sealedmeta.carriers"
 SNIFF_SIZE = 4096
 
 
+# Cinder's chunked-driver metadata objects: the cinder-metadata carrier
+# claims every file so named, and the raw carrier none.
+CINDER_METADATA_SUFFIX = "_metadata"
+
+
 class PathError(exceptions.SealedMetaError):
     """A PATH given to scan does not exist or cannot be examined."""
+
+
+class Unsealed(exceptions.SealedMetaError):
+    """Raised by :meth:`Carrier.extract` for a file of the carrier's kind
+    that holds no envelope where one belongs (e.g. a Cinder metadata object
+    written before sealing, or a forgery): reported ``unsealed``."""
 
 
 class Carrier(abc.ABC):
@@ -140,6 +151,8 @@ class RawCarrier(Carrier):
     _ARMOUR = envelope.ARMOR_PREFIX.encode("ascii")
 
     def sniff(self, path, head):
+        if os.path.basename(path).endswith(CINDER_METADATA_SUFFIX):
+            return False
         return head.startswith(self._MAGIC) or head.startswith(self._ARMOUR)
 
     def max_file_size(self):
@@ -195,6 +208,9 @@ class Item:
     """What scan() found at one path.
 
     Exactly one of *carried*, *skipped*, *malformed* and *error* is set.
+    *unsealed* is True when a carrier claims the file but it holds no
+    envelope where one belongs (:class:`Unsealed`); *malformed* then says
+    why.
     """
 
     path: str
@@ -203,6 +219,7 @@ class Item:
     malformed: str = None     # a carrier claims it, but no envelope comes out
     error: str = None         # could not be read: why
     stat: os.stat_result = None  # of the file as read
+    unsealed: bool = False
 
 
 def check_paths(paths):
@@ -330,6 +347,8 @@ def examine(path, st, carriers):
         carried = carrier.extract(path, data)
     except exceptions.InvalidEnvelope as exc:
         return Item(path, malformed=str(exc), stat=fst)
+    except Unsealed as exc:
+        return Item(path, malformed=str(exc), stat=fst, unsealed=True)
     except Exception as exc:  # a carrier plug-in must never stop a scan
         return Item(path, malformed="carrier %s failed: %s" % (carrier.name, exc),
                     stat=fst)

@@ -24,6 +24,12 @@ Modules:
 ``sealedmeta.cinder.carrier``
     the ``cinder-metadata`` carrier of ``sealedmeta verify`` / ``rewrap``.
     No Cinder import.
+``sealedmeta.cinder.metadata_object``
+    the one bounded reader of ``<prefix>_metadata`` objects, shared by the
+    carrier, the restore judgement and reseal. No Cinder import.
+``sealedmeta.cinder.policy_check``
+    Cinder's effective policy on what sealing cannot protect (Glance image
+    metadata, bootable), checked when the drivers and reseal start.
 ``sealedmeta.cinder.reseal`` / ``cli``
     ``sealedmeta cinder reseal``: seal the metadata of backups made before.
 

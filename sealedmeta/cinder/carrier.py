@@ -6,23 +6,29 @@ Registered in the ``sealedmeta.carriers`` entry-point namespace, so
 (a posix/NFS backup directory, or objects downloaded from Swift/S3/GCS).
 Imports nothing from Cinder.
 
-Recognised: a file whose name ends in ``_metadata`` and whose first
-non-blank byte opens a JSON object that names a ``backup_id``. Then:
+Recognised: every file whose name ends in ``_metadata`` (the ``raw``
+carrier never takes one), whatever its content. Then:
 
-* the object must be strict JSON (no duplicate keys) with string
-  ``backup_id`` and ``volume_id`` fields;
-* ``volume_meta`` must be an armoured envelope -- an unsealed one (a backup
-  made before sealing, or a forgery) is reported ``malformed`` with the
-  reason, never skipped, so an audit cannot miss it;
-* the envelope's context must be exactly ``{backup_id, volume_id}`` of the
-  object's own fields: the carrier gives that as the context it expects
+* the object is read by :mod:`sealedmeta.cinder.metadata_object`, the one
+  bounded reader of metadata objects (size, element and depth limits,
+  strict JSON): anything else is ``malformed``;
+* the backup it belongs to comes from its NAME, as Cinder names it
+  (``..._backup_<backup id>_metadata``), and its volume from the
+  ``volume_<volume id>`` part of its path when there is one (Cinder puts
+  it in every chunked driver's object names), else from its content: a
+  name that does not say which backup is ``malformed``;
+* ``volume_meta`` must be an armoured envelope: an object without one (a
+  backup made before sealing -- see ``sealedmeta cinder reseal`` -- or a
+  forgery) is reported ``unsealed``, never valid and never skipped;
+* the envelope's context must be exactly ``{backup_id, volume_id}`` taken
+  as above: the carrier gives that as the context it expects
   (:attr:`~sealedmeta.carriers.Carried.expected_context`). The auditor
   authenticates the header first, then reports an envelope copied from
-  another backup ``context-mismatch`` with both contexts in the reason, as
-  it does for ``--expect``; so a ``valid`` finding means an authentic
-  envelope sealed for the backup the object says it is. (The object's own
-  ids are what an offline audit has; Cinder's restore checks against its
-  database.) ``rewrap`` leaves such an object alone and reports it.
+  another backup -- alone or with its whole object -- ``context-mismatch``
+  with both contexts in the reason, as it does for ``--expect``; so a
+  ``valid`` finding means an authentic envelope sealed for the backup the
+  object's name says it is. (Cinder's restore checks against its database
+  instead.) ``rewrap`` leaves such an object alone and reports it.
 
 Rewriting (``rewrap``) replaces only the armour's characters in the file:
 every other byte stays as it was.
@@ -30,25 +36,19 @@ every other byte stays as it was.
 
 import json
 import os
+import re
 
 from sealedmeta import carriers
 from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import volume_meta as vm
 
-SUFFIX = "_metadata"
-# A backup's chunk list grows with the volume (Swift's default 50 MB chunks:
-# some 20 000 entries for 1 TB); metadata objects beyond this are refused.
-MAX_OBJECT_SIZE = 64 * 1024 * 1024
-
-
-def _no_duplicates(pairs):
-    result = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate key %r" % key)
-        result[key] = value
-    return result
+SUFFIX = carriers.CINDER_METADATA_SUFFIX
+# Cinder's chunked drivers name the object <prefix>_metadata, the prefix
+# ending in "backup_<backup id>"; the path holds "volume_<volume id>".
+_BACKUP_NAME = re.compile(r"(?:^|_)backup_([^/_]+)_metadata\Z")
+_VOLUME_PART = re.compile(r"(?:^|[/_])volume_([0-9a-fA-F-]{36})(?=[/_])")
 
 
 class CinderMetadataCarrier(carriers.Carrier):
@@ -57,42 +57,54 @@ class CinderMetadataCarrier(carriers.Carrier):
     name = "cinder-metadata"
     priority = 40
 
+    def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 max_object_size=metadata_object.DEFAULT_MAX_SIZE):
+        super().__init__(max_envelope_size)
+        self.max_object_size = max_object_size
+
     def sniff(self, path, head):
+        # By name alone: what the content says cannot decide whether an
+        # object is audited.
         try:
-            if not os.path.basename(path).endswith(SUFFIX):
-                return False
-            stripped = head.lstrip(b" \t\r\n")
-            return stripped.startswith(b"{") and b'"backup_id"' in head
+            return os.path.basename(path).endswith(SUFFIX)
         except Exception:
             return False
 
     def max_file_size(self):
-        return MAX_OBJECT_SIZE + carriers.armour_size(self.max_envelope_size)
+        return self.max_object_size
 
     @staticmethod
     def _malformed(why):
         return exceptions.MalformedEnvelope("Cinder backup metadata object: %s" % why)
 
-    def expected_context(self, obj):
-        backup_id, volume_id = obj.get("backup_id"), obj.get("volume_id")
-        if type(backup_id) is not str or type(volume_id) is not str:
-            raise self._malformed("backup_id and volume_id must be strings")
-        return vm.context_for(backup_id, volume_id)
+    def expected_context(self, path, obj):
+        """``{backup_id, volume_id}`` of the object at *path*: the backup
+        from its name, the volume from its path, else its content."""
+        name = _BACKUP_NAME.search(os.path.basename(path))
+        if name is None:
+            raise self._malformed(
+                "its name does not say which backup it belongs to (Cinder"
+                " names it ..._backup_<backup id>_metadata)")
+        volumes = _VOLUME_PART.findall(path.replace(os.sep, "/"))
+        volume_id = volumes[-1] if volumes else obj.get("volume_id")
+        if type(volume_id) is not str:
+            raise self._malformed("volume_id must be a string")
+        return vm.context_for(name.group(1), volume_id)
 
     def extract(self, path, data):
         try:
-            obj = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
-        # RecursionError: JSON nested deeper than the decoder can follow.
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise self._malformed("not valid JSON (%s)" % exc) from None
+            obj = metadata_object.loads(data, self.max_object_size)
+        except metadata_object.ObjectError as exc:
+            raise self._malformed(str(exc)) from None
         if type(obj) is not dict:
             raise self._malformed("not a JSON object")
-        expected = self.expected_context(obj)
+        expected = self.expected_context(path, obj)
         armour = obj.get("volume_meta")
         if not vm.is_sealed(armour):
-            raise self._malformed(
-                "volume_meta is not sealed (a backup made before sealing -- see"
-                " 'sealedmeta cinder reseal' -- or a forgery)")
+            raise carriers.Unsealed(
+                "Cinder backup metadata object whose volume_meta is not sealed"
+                " (a backup made before sealing -- see 'sealedmeta cinder"
+                " reseal' -- or a forgery)")
         raw = envelope.dearmor(armour, self.max_envelope_size)
         envelope.split(raw, self.max_envelope_size)  # malformed: say so here
         # Judged once the header is authenticated: an authentic envelope
@@ -108,6 +120,6 @@ class CinderMetadataCarrier(carriers.Carrier):
         if carried.data.count(needle) == 1:
             return carried.data.replace(needle, b'"volume_meta": "' + new + b'"')
         # Not laid out as Cinder writes it: re-serialise as Cinder does.
-        obj = json.loads(carried.data.decode("utf-8"))
+        obj = metadata_object.loads(carried.data, self.max_object_size)
         obj["volume_meta"] = new.decode("ascii")
         return json.dumps(obj, sort_keys=True, indent=2).encode("utf-8")

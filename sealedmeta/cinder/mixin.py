@@ -31,10 +31,13 @@ import sys
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from cinder.db import api as db
 from cinder import exception
 from cinder import objects
 from sealedmeta import exceptions
+from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import options
+from sealedmeta.cinder import policy_check
 from sealedmeta.cinder import volume_meta as vm
 
 LOG = logging.getLogger(__name__)
@@ -131,6 +134,35 @@ class SealedMetadataMixin:
     def sealer(self):
         return options.get_sealer(CONF)
 
+    def check_for_setup_error(self):
+        super().check_for_setup_error()
+        try:
+            policy_check.check(CONF)
+        except policy_check.PermissivePolicy as exc:
+            raise exception.BackupDriverException(reason=str(exc))
+
+    def read_metadata_object(self, backup):
+        """*backup*'s metadata object as the one bounded reader of
+        :mod:`~sealedmeta.cinder.metadata_object` parses it (any JSON
+        value). Raises ``InvalidBackup`` naming the object when it is
+        missing, too large or not JSON."""
+        filename = self._metadata_filename(backup)
+        limit = CONF.sealedmeta.max_metadata_object_size
+        try:
+            with self._get_object_reader(backup["container"], filename) as reader:
+                data = metadata_object.read(reader, limit)
+            return metadata_object.loads(data, limit)
+        except metadata_object.ObjectError as exc:
+            raise exception.InvalidBackup(
+                reason="metadata object %s of backup %s: %s"
+                % (filename, backup["id"], exc))
+        except Exception as exc:
+            if metadata_object.missing(exc):
+                raise exception.InvalidBackup(
+                    reason="metadata object %s of backup %s is missing from"
+                    " the backup store" % (filename, backup["id"]))
+            raise
+
     # -- backup -------------------------------------------------------------
 
     def _seal(self, backup, text):
@@ -169,8 +201,9 @@ class SealedMetadataMixin:
         if not isinstance(value, str):
             return "volume_meta is neither sealed nor a JSON string"
         try:
-            meta = json.loads(value)
-        except (ValueError, RecursionError):
+            meta = metadata_object.loads(
+                value, CONF.sealedmeta.max_metadata_object_size)
+        except metadata_object.ObjectError:
             return "volume_meta is not valid JSON"
         if not isinstance(meta, dict):
             return "volume_meta is not a JSON object"
@@ -188,11 +221,18 @@ class SealedMetadataMixin:
         ``BackupOperationError`` when the key store cannot be used.
         """
         backup_id = backup["id"]
-        try:
-            metadata = super()._read_metadata(backup)
-        except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+        service = backup["service"]
+        policy = CONF.sealedmeta.legacy_backups
+        legacy = self.is_legacy_service(service)
+        # Decided from the database alone: whatever the object holds (a
+        # forged "sealedmeta:" prefix under on_invalid = drop included).
+        if legacy and policy == options.REJECT:
             raise exception.InvalidBackup(
-                reason="the metadata object of backup %s is not valid JSON" % backup_id)
+                reason="backup %s was made before sealing (by %s): refused"
+                " whatever its metadata object holds, [sealedmeta]"
+                " legacy_backups = reject. Seal it with 'sealedmeta cinder"
+                " reseal --backup-id %s'" % (backup_id, service, backup_id))
+        metadata = self.read_metadata_object(backup)
         if not isinstance(metadata, dict):
             raise exception.InvalidBackup(
                 reason="the metadata object of backup %s is not a JSON object" % backup_id)
@@ -211,25 +251,46 @@ class SealedMetadataMixin:
                 raise exception.BackupOperationError(
                     "cannot open the metadata of backup %s: %s" % (backup_id, exc))
             return metadata, SEALED, None
-        service = backup["service"]
-        if not self.is_legacy_service(service):
+        if not legacy:
             return self._invalid(
                 backup, metadata,
                 "the backup was made by %s, which seals its metadata, but its"
                 " volume_meta is not sealed" % service)
-        policy = CONF.sealedmeta.legacy_backups
-        if policy == options.REJECT:
-            raise exception.InvalidBackup(
-                reason="backup %s was made before sealing (by %s) and its metadata"
-                " is not sealed; [sealedmeta] legacy_backups = reject. Seal it with"
-                " 'sealedmeta cinder reseal --backup-id %s'"
-                % (backup_id, service, backup_id))
         problem = self._plain_problem(value)
         if problem is not None:
             return self._invalid(backup, metadata, problem)
         if policy == options.DROP_GLANCE:
-            metadata["volume_meta"] = Directive(options.DROP_GLANCE, text=value)
+            metadata["volume_meta"] = Directive(
+                options.DROP_GLANCE, text=self._without_glance(backup, value))
         return metadata, LEGACY, None
+
+    def _without_glance(self, backup, value):
+        """*value* (a legacy volume_meta, checked) without its Glance
+        section, and with what Cinder would apply from its base section
+        that an unauthenticated object must not decide -- the encryption
+        key id and volume type -- taken from the database, as reseal does:
+        the source volume's row, deleted or not."""
+        if value is None:
+            return None
+        meta = metadata_object.loads(
+            value, CONF.sealedmeta.max_metadata_object_size)
+        meta.pop(vm.GLANCE_SECTION, None)
+        base = meta.get(vm.BASE_SECTION)
+        if isinstance(base, dict):
+            try:
+                volume = db.volume_get(self.context.elevated(read_deleted="yes"),
+                                       backup["volume_id"])
+                base["encryption_key_id"] = volume.encryption_key_id
+                base["volume_type_id"] = volume.volume_type_id
+            except exception.VolumeNotFound:
+                if backup["encryption_key_id"] is not None:
+                    raise exception.InvalidBackup(
+                        reason="backup %s was made before sealing from an"
+                        " encrypted volume that is no longer in the database:"
+                        " its volume type cannot be taken from the database"
+                        % backup["id"]) from None
+                base["encryption_key_id"] = base["volume_type_id"] = None
+        return json.dumps(meta)
 
     def _read_metadata(self, backup):
         judged = self._judged.get(backup["id"])
@@ -284,9 +345,8 @@ class SealedMetadataMixin:
     def put_metadata(self, volume_id, json_metadata):
         if isinstance(json_metadata, Directive):
             if json_metadata.kind == options.DROP_GLANCE and json_metadata.text:
-                meta = json.loads(json_metadata.text)
-                meta.pop(vm.GLANCE_SECTION, None)
-                super().put_metadata(volume_id, json.dumps(meta))
+                # Judged and stripped by _without_glance.
+                super().put_metadata(volume_id, json_metadata.text)
             # A missing Glance section would leave the target's own Glance
             # metadata (and bootable flag) in place: clear them.
             self._clear_glance(volume_id)

@@ -31,7 +31,6 @@ import os
 
 from oslo_config import cfg
 
-from cinder.backup import chunkeddriver
 from cinder.backup.drivers import posix as stock_posix
 from cinder import context as cinder_context
 from cinder.db import api as db
@@ -42,6 +41,7 @@ from cinder.objects import fields
 from sealedmeta import atomic
 from sealedmeta import exceptions
 from sealedmeta.cinder import mixin
+from sealedmeta.cinder import policy_check
 from sealedmeta.cinder import volume_meta as vm
 
 CONF = cfg.CONF
@@ -97,6 +97,10 @@ def driver_class():
             " one of sealedmeta.cinder's (e.g. sealedmeta.cinder.posix."
             "SealedPosixBackupDriver) in the configuration given: reseal writes"
             " metadata only that driver can read" % name)
+    try:
+        policy_check.check(CONF)
+    except policy_check.PermissivePolicy as exc:
+        raise SetupError(str(exc)) from None
     return cls
 
 
@@ -260,9 +264,9 @@ def reseal_backup(driver, backup, dry_run=False):
         return result
     try:
         try:
-            obj = chunkeddriver.ChunkedBackupDriver._read_metadata(driver, backup)
-        except ValueError:
-            raise CannotReseal("the metadata object is not valid JSON") from None
+            obj = driver.read_metadata_object(backup)
+        except exception.InvalidBackup as exc:
+            raise CannotReseal(exc.msg) from None
         except Exception as exc:
             raise CannotReseal("cannot read the metadata object: %s" % exc) from None
         _check_object(driver, backup, obj)
@@ -298,7 +302,11 @@ def reseal_backup(driver, backup, dry_run=False):
             raise
         except Exception as exc:
             raise CannotReseal("cannot write the metadata object: %s" % exc) from None
-        _, verdict, _ = driver.judge(backup)
+        # Judged as the sealed driver's from now on (legacy_backups =
+        # reject refuses the legacy service whatever its object holds).
+        probe = backup.obj_clone()
+        probe.service = CONF.backup_driver
+        _, verdict, _ = driver.judge(probe)
         if verdict != mixin.SEALED:
             raise CannotReseal("the rewritten metadata object does not read back sealed")
         _mark_sealed(backup, dry_run)

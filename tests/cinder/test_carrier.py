@@ -9,6 +9,7 @@ from oslo_config import cfg
 
 import sealedmeta
 from sealedmeta import carriers
+from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta.cinder import carrier as cinder_carrier
 from sealedmeta.cinder import options
@@ -137,7 +138,7 @@ def test_verify_reports_a_flipped_bit_and_an_unsealed_object(cloud, keys, capsys
     assert code == 1
     assert found[_meta_name(flipped)]["status"] == "invalid"
     unsealed = found[_meta_name(legacy)]
-    assert unsealed["status"] == "malformed"
+    assert unsealed["status"] == "unsealed"
     assert "not sealed" in unsealed["reason"]
 
 
@@ -177,41 +178,87 @@ def test_rewrap_after_rotation_changes_only_the_armour(cloud, keys, capsys):
     assert cloud.data(target) == cloud.data(src)
 
 
-def test_carrier_states_the_objects_own_ids_as_the_expected_context(
+def test_carrier_takes_the_expected_context_from_the_objects_name(
         cloud, keys):
     src = cloud.volume(glance=helpers.GLANCE)
     backup = cloud.backup(src)
+    path = cloud.metadata_path(backup)
     carrier = cinder_carrier.CinderMetadataCarrier()
-    carried = carrier.extract("/b/x_metadata", cloud.raw_object(backup))
+    carried = carrier.extract(path, cloud.raw_object(backup))
     assert carried.expected_context == {"backup_id": backup.id,
                                         "volume_id": src}
     # Also when another backup's envelope sits in it: judged after
     # authentication (context-mismatch), not refused as malformed here.
     obj = cloud.read_object(backup)
     obj["volume_meta"] = cloud.read_object(cloud.backup(src))["volume_meta"]
-    carried = carrier.extract("/b/x_metadata", json.dumps(obj).encode())
+    carried = carrier.extract(path, json.dumps(obj).encode())
+    assert carried.expected_context == {"backup_id": backup.id,
+                                        "volume_id": src}
+    # The object's own ids do not decide it.
+    obj["backup_id"], obj["volume_id"] = "another", "another"
+    carried = carrier.extract(path, json.dumps(obj).encode())
     assert carried.expected_context == {"backup_id": backup.id,
                                         "volume_id": src}
 
 
-def test_carrier_sniffs_only_cinder_metadata_objects():
+def test_carrier_claims_every_metadata_object_by_name():
     carrier = cinder_carrier.CinderMetadataCarrier()
+    raw = carriers.RawCarrier()
     head = b'{\n  "backup_description": null,\n  "backup_id": "x",'
     assert carrier.sniff("/b/volume_x_backup_y_metadata", head)
     assert not carrier.sniff("/b/volume_x_backup_y_sha256file", head)
     assert not carrier.sniff("/b/volume_x_backup_y-00001", head)
-    assert not carrier.sniff("/b/notes_metadata", b"hello")
-    assert not carrier.sniff("/b/x_metadata", b"sealedmeta:AAAA")
+    # Whatever the content: spelled otherwise, plain, or a bare envelope;
+    # and the raw carrier never takes one.
+    for head in (b"hello", b'{"backup\\u005fid": "y"}', b"sealedmeta:AAAA",
+                 envelope.MAGIC + b"\0" * 8):
+        assert carrier.sniff("/b/x_metadata", head)
+        assert not raw.sniff("/b/x_metadata", head)
+        assert raw.sniff("/b/x.env", head) is head.startswith(
+            (b"sealedmeta:", envelope.MAGIC))
 
 
-@pytest.mark.parametrize("data,match", [
-    (b'{"backup_id": "a", "backup_id": "b", "volume_id": "v"}', "duplicate"),
-    (b'{"backup_id": 1, "volume_id": "v", "volume_meta": "sealedmeta:AA"}', "strings"),
-    (b'[1, 2]', "not a JSON object"),
-    (b'{"backup_id": "a", "volume_id": "v", "volume_meta": "{}"}', "not sealed"),
-    (b'{"backup_id": "a", "volume_id": "v", "volume_meta": "sealedmeta:@@"}', "base64url"),
+VOLUME = "11111111-1111-4111-8111-111111111111"
+NAME = "/b/volume_%s_20260101_backup_a_metadata" % VOLUME
+
+
+@pytest.mark.parametrize("path,data,match", [
+    (NAME, b'{"backup_id": "a", "backup_id": "b", "volume_id": "v"}', "duplicate"),
+    ("/b/x_metadata",
+     b'{"backup_id": "a", "volume_id": "v", "volume_meta": "sealedmeta:AA"}',
+     "which backup"),
+    ("/b/az_nova_backup_a_metadata",
+     b'{"backup_id": "a", "volume_id": 1, "volume_meta": "sealedmeta:AA"}',
+     "must be a string"),
+    (NAME, b'[1, 2]', "not a JSON object"),
+    (NAME, b'{"backup_id": "a", "volume_id": "v", "volume_meta": "sealedmeta:@@"}',
+     "base64url"),
 ])
-def test_carrier_refuses_malformed_objects(data, match):
+def test_carrier_refuses_malformed_objects(path, data, match):
     carrier = cinder_carrier.CinderMetadataCarrier()
     with pytest.raises(exceptions.MalformedEnvelope, match=match):
-        carrier.extract("/b/x_metadata", data)
+        carrier.extract(path, data)
+
+
+@pytest.mark.parametrize("data", [
+    b'{"backup_id": "a", "volume_id": "v", "volume_meta": "{}"}',
+    b'{"backup\\u005fid": "a", "volume_id": "v", "volume_meta": "{}"}',
+    b'{"backup_id": "a", "volume_id": "v"}',
+])
+def test_carrier_reports_unsealed_objects(data):
+    carrier = cinder_carrier.CinderMetadataCarrier()
+    with pytest.raises(carriers.Unsealed, match="not sealed"):
+        carrier.extract(NAME, data)
+
+
+def test_carrier_volume_id_comes_from_the_path():
+    carrier = cinder_carrier.CinderMetadataCarrier()
+    obj = b'{"backup_id": "a", "volume_id": "v", "volume_meta": "sealedmeta:AA"}'
+    # Swift/S3 layout: volume_<id>/<time>/az_<zone>_backup_<id>_metadata
+    path = "/copy/volume_%s/20260101/az_nova_backup_a_metadata" % VOLUME
+    with pytest.raises(exceptions.MalformedEnvelope):  # AA is no envelope
+        carrier.extract(path, obj)
+    assert carrier.expected_context(path, {"volume_id": "v"}) == {
+        "backup_id": "a", "volume_id": VOLUME}
+    assert carrier.expected_context(NAME, {"volume_id": "v"}) == {
+        "backup_id": "a", "volume_id": VOLUME}

@@ -95,7 +95,10 @@ class World:
         self.files = os.path.join(self.dir, "files")
         os.mkdir(self.files)
         self.raw_path = os.path.join(self.files, "envelope")
-        self.cinder_path = os.path.join(self.files, "volume_0001_backup_metadata")
+        # Named as Cinder names it: the carrier takes the backup from it.
+        self.cinder_path = os.path.join(
+            self.files, "volume_%s_20250101000000_backup_%s_metadata"
+            % (CONTEXT["volume_id"], CONTEXT["backup_id"]))
         self.genuine = set()
 
 

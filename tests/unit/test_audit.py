@@ -120,7 +120,7 @@ def test_json_report_schema(tree, store):
     assert data["summary"]["counts"] == {
         "valid": 2, "invalid": 1, "malformed": 2, "unknown-key": 2,
         "retired-key": 1, "destroyed-key": 2, "context-mismatch": 1,
-        "unreadable": 0}
+        "unreadable": 0, "unsealed": 0}
     assert data["summary"]["envelopes"] == 11 == len(data["envelopes"])
     assert data["summary"]["skipped"] == 5 == len(data["skipped"])
     assert data["summary"]["files"] == 16
@@ -217,15 +217,15 @@ def cinder_object(path, backup_id, volume_id, armour):
 
 @pytest.fixture
 def copied(tmp_path, store, ring):
-    """backups/: donor_metadata sealed for its own ids; victim_metadata
-    (backup b-victim) holding the donor's envelope (backup b-donor)."""
+    """backups/: backup_b-donor_metadata sealed for its own ids;
+    backup_b-victim_metadata holding the donor's envelope."""
     sealer = Sealer(store, keyring=RING)
     root = tmp_path / "backups"
     root.mkdir()
     donor = armor(sealer.seal({"glance": "x"},
                               {"backup_id": "b-donor", "volume_id": "v-1"}))
-    cinder_object(root / "donor_metadata", "b-donor", "v-1", donor)
-    cinder_object(root / "victim_metadata", "b-victim", "v-1", donor)
+    cinder_object(root / "backup_b-donor_metadata", "b-donor", "v-1", donor)
+    cinder_object(root / "backup_b-victim_metadata", "b-victim", "v-1", donor)
     return root
 
 
@@ -237,8 +237,8 @@ def test_envelope_copied_to_another_cinder_object_is_a_context_mismatch(
         copied, store):
     report = audit.Auditor(store, carriers=CINDER_CARRIERS).run([str(copied)])
     found = {os.path.basename(f.path): f for f in report.findings}
-    assert found["donor_metadata"].status == "valid"
-    victim = found["victim_metadata"]
+    assert found["backup_b-donor_metadata"].status == "valid"
+    victim = found["backup_b-victim_metadata"]
     assert victim.status == "context-mismatch"
     assert victim.reason == (
         "sealed for another context than its file expects (cinder-metadata):"
@@ -258,9 +258,9 @@ def test_expect_and_the_files_context_are_one_check(copied, store):
     reasons = {os.path.basename(f.path): (f.status, f.reason)
                for f in report.findings}
     assert reasons == {
-        "donor_metadata": ("context-mismatch",
+        "backup_b-donor_metadata": ("context-mismatch",
                            "context differs from --expect in: volume_id"),
-        "victim_metadata": ("context-mismatch",
+        "backup_b-victim_metadata": ("context-mismatch",
                             "context differs from --expect in: volume_id;"
                             " sealed for another context than its file"
                             " expects (cinder-metadata): backup_id is"
@@ -271,7 +271,7 @@ def test_expect_and_the_files_context_are_one_check(copied, store):
 def test_forged_context_is_invalid_not_a_mismatch(copied, store):
     """The header rewritten to the object's own ids: authentication fails
     first, so the file's context never makes it look authentic."""
-    victim = copied / "victim_metadata"
+    victim = copied / "backup_b-victim_metadata"
     obj = json.loads(victim.read_text())
     forged = forge(envelope.dearmor(obj["volume_meta"]),
                    context={"backup_id": "b-victim", "volume_id": "v-1"})
@@ -287,7 +287,7 @@ def test_public_mode_reports_a_copied_envelope_as_a_context_mismatch(tmp_path):
         {}, {"backup_id": "b-donor", "volume_id": "v-1"}))
     root = tmp_path / "backups"
     root.mkdir()
-    cinder_object(root / "victim_metadata", "b-victim", "v-1", signed)
+    cinder_object(root / "backup_b-victim_metadata", "b-victim", "v-1", signed)
     rings = public.parse(public.dumps([store.get_keyring(RING)]))
     report = audit.public_audit(rings, [str(root)], carriers=CINDER_CARRIERS)
     data = report.as_dict()
@@ -300,12 +300,12 @@ def test_public_mode_reports_a_copied_envelope_as_a_context_mismatch(tmp_path):
 
 def test_rewrap_leaves_a_copied_envelope_alone(copied, store):
     store.rotate(RING)
-    victim = copied / "victim_metadata"
+    victim = copied / "backup_b-victim_metadata"
     before = victim.read_bytes()
     summary = rewrap.Rewrapper(store, carriers=CINDER_CARRIERS).run([str(copied)])
     outcomes = {os.path.basename(o.path): o for o in summary.outcomes}
-    assert outcomes["donor_metadata"].status == "rewrapped"
-    assert outcomes["victim_metadata"].status == "failed"
+    assert outcomes["backup_b-donor_metadata"].status == "rewrapped"
+    assert outcomes["backup_b-victim_metadata"].status == "failed"
     assert ("backup_id is 'b-donor', not 'b-victim'"
-            in outcomes["victim_metadata"].reason)
+            in outcomes["backup_b-victim_metadata"].reason)
     assert victim.read_bytes() == before
