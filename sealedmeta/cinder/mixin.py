@@ -34,7 +34,9 @@ from oslo_log import log as logging
 from cinder import exception
 from cinder import objects
 from sealedmeta import exceptions
+from sealedmeta.cinder import encrypted
 from sealedmeta.cinder import options
+from sealedmeta.cinder import records
 from sealedmeta.cinder import volume_meta as vm
 
 LOG = logging.getLogger(__name__)
@@ -56,10 +58,13 @@ class Directive:
     to ``put_metadata``.
     """
 
-    __slots__ = ("kind", "text", "reason")
+    __slots__ = ("kind", "text", "reason", "encryption_key_id")
 
     def __init__(self, kind, text=None, reason=None):
         self.kind, self.text, self.reason = kind, text, reason
+        # Of the backup's database row, for an encrypted volume's data
+        # restored without its metadata (see sealedmeta.cinder.encrypted).
+        self.encryption_key_id = None
 
     def __bool__(self):
         return True
@@ -213,10 +218,17 @@ class SealedMetadataMixin:
             return metadata, SEALED, None
         service = backup["service"]
         if not self.is_legacy_service(service):
-            return self._invalid(
-                backup, metadata,
-                "the backup was made by %s, which seals its metadata, but its"
-                " volume_meta is not sealed" % service)
+            # An imported record's row names this driver; its legacy claim
+            # (sealedmeta.cinder.records) says which stock class made it.
+            claimed, problem = records.claimed_service(self, backup, value)
+            if problem is not None:
+                return self._invalid(backup, metadata, problem)
+            if claimed is None:
+                return self._invalid(
+                    backup, metadata,
+                    "the backup was made by %s, which seals its metadata, but its"
+                    " volume_meta is not sealed" % service)
+            service = claimed
         policy = CONF.sealedmeta.legacy_backups
         if policy == options.REJECT:
             raise exception.InvalidBackup(
@@ -248,6 +260,12 @@ class SealedMetadataMixin:
         try:
             for member in reversed(chain):
                 metadata, verdict, reason = self.judge(member)
+                if verdict == DROPPED:
+                    # Refused here, before any data is written, when the
+                    # volume could not be read.
+                    metadata["volume_meta"].encryption_key_id = (
+                        encrypted.key_for_dropped(self.db, self.context, member,
+                                                  volume_id))
                 self._log_verdict(member, volume_id, verdict, reason)
                 self._judged[member["id"]] = metadata
                 mine.append(member["id"])
@@ -290,5 +308,21 @@ class SealedMetadataMixin:
             # A missing Glance section would leave the target's own Glance
             # metadata (and bootable flag) in place: clear them.
             self._clear_glance(volume_id)
+            if json_metadata.encryption_key_id is not None:
+                encrypted.apply_key(self.db, self.context, volume_id,
+                                    json_metadata.encryption_key_id)
             return
         super().put_metadata(volume_id, json_metadata)
+
+    # -- export / import (sealedmeta.cinder.records) -------------------------
+
+    def stored_metadata(self, backup):
+        """The backup's metadata object as the stock driver reads it."""
+        return super()._read_metadata(backup)
+
+    def export_record(self, backup):
+        return records.export_info(self, backup, super().export_record(backup))
+
+    def import_record(self, backup, driver_info):
+        records.check_import(self, backup, driver_info)
+        return super().import_record(backup, driver_info)
