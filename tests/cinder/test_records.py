@@ -319,3 +319,26 @@ def test_a_policy_granting_members_imports_is_reported(tmp_path, caplog):
     finally:
         CONF.clear_override("policy_file", group="oslo_policy")
         records._warned.clear()
+
+
+def test_reseal_ends_the_legacy_claim_of_an_imported_backup(cloud, mgr, legacy):
+    """Once resealed, the exported plain object put back is refused: the
+    claim that let it in is gone from the row."""
+    from sealedmeta.cinder import reseal
+    src, backup = legacy
+    record = _export(cloud, mgr, backup)
+    old_object = cloud.raw_object(backup)
+    _lose_row(cloud, backup)
+    imported = _import(cloud, mgr, record)
+    [result] = reseal.reseal([imported.id], driver=cloud.driver())
+    assert result.result == reseal.RESEALED, result
+    row = objects.Backup.get_by_id(cloud.ctxt, imported.id)
+    assert records.CLAIM_KEY not in row.metadata
+    target = cloud.new_target()
+    _restore(cloud, mgr, row, target)
+    assert cloud.glance(target) == helpers.GLANCE
+
+    cloud.write_raw_object(row, old_object)
+    target = cloud.new_target()
+    with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
+        _restore(cloud, mgr, row, target)
