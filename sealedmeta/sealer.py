@@ -329,6 +329,42 @@ class Sealer:
         # The context as read: checked, and sorted (canonical header).
         return self._seal_payload(payload, fields[_CONTEXT])
 
+    # -- tags -------------------------------------------------------------
+
+    def tag(self, purpose, message):
+        """``(version number, 32-byte MAC)`` of *message* (bytes) under the
+        active version, for *purpose*: a claim short enough for a database
+        column, where an envelope would not fit. Authenticates, hides
+        nothing; binds keyring, version and purpose."""
+        _, version, key, _, _, _ = self._sealing_state()
+        return version.number, crypto.tag(
+            key, crypto.tag_info(self.keyring, version.number, purpose),
+            message)
+
+    def check_tag(self, purpose, message, key_version, mac):
+        """Check a :meth:`tag`. ``InvalidEnvelope`` when it does not match,
+        ``KeyUnavailable`` when its version is no longer openable,
+        ``UnknownKey`` when the keyring has no such version."""
+        if type(mac) is not bytes or len(mac) != crypto.TAG_SIZE:
+            raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
+        version = self._current().version(key_version)
+        if version is None or version.state not in kr.OPENABLE:
+            ring = self._refresh_on_miss()
+            if ring is not None:
+                version = ring.version(key_version)
+        if version is None:
+            raise exceptions.UnknownKey(
+                "keyring %r has no version %r" % (self.keyring, key_version))
+        if version.state not in kr.OPENABLE:
+            raise exceptions.KeyUnavailable(
+                "version %d of keyring %r is %s; claims under it are refused"
+                % (version.number, self.keyring, version.state))
+        crypto.check_tag(
+            self._key(version),
+            crypto.tag_info(self.keyring, version.number, purpose), message,
+            mac)
+        return version.number
+
 
 # Positions in the header fields of envelope.split_fields.
 _KEY_ID = 4

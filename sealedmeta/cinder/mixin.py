@@ -35,9 +35,11 @@ from cinder.db import api as db
 from cinder import exception
 from cinder import objects
 from sealedmeta import exceptions
+from sealedmeta.cinder import encrypted
 from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import options
 from sealedmeta.cinder import policy_check
+from sealedmeta.cinder import records
 from sealedmeta.cinder import volume_meta as vm
 
 LOG = logging.getLogger(__name__)
@@ -59,10 +61,13 @@ class Directive:
     to ``put_metadata``.
     """
 
-    __slots__ = ("kind", "text", "reason")
+    __slots__ = ("kind", "text", "reason", "encryption_key_id")
 
     def __init__(self, kind, text=None, reason=None):
         self.kind, self.text, self.reason = kind, text, reason
+        # Of the backup's database row, for an encrypted volume's data
+        # restored without its metadata (see sealedmeta.cinder.encrypted).
+        self.encryption_key_id = None
 
     def __bool__(self):
         return True
@@ -252,10 +257,23 @@ class SealedMetadataMixin:
                     "cannot open the metadata of backup %s: %s" % (backup_id, exc))
             return metadata, SEALED, None
         if not legacy:
-            return self._invalid(
-                backup, metadata,
-                "the backup was made by %s, which seals its metadata, but its"
-                " volume_meta is not sealed" % service)
+            # An imported record's row names this driver; its legacy claim
+            # (sealedmeta.cinder.records) says which stock class made it.
+            claimed, problem = records.claimed_service(self, backup, value)
+            if problem is not None:
+                return self._invalid(backup, metadata, problem)
+            if claimed is None:
+                return self._invalid(
+                    backup, metadata,
+                    "the backup was made by %s, which seals its metadata, but its"
+                    " volume_meta is not sealed" % service)
+            service = claimed
+            if policy == options.REJECT:
+                raise exception.InvalidBackup(
+                    reason="backup %s was made before sealing (by %s) and its"
+                    " metadata is not sealed; [sealedmeta] legacy_backups ="
+                    " reject. Seal it with 'sealedmeta cinder reseal"
+                    " --backup-id %s'" % (backup_id, service, backup_id))
         problem = self._plain_problem(value)
         if problem is not None:
             return self._invalid(backup, metadata, problem)
@@ -309,6 +327,12 @@ class SealedMetadataMixin:
         try:
             for member in reversed(chain):
                 metadata, verdict, reason = self.judge(member)
+                if verdict == DROPPED:
+                    # Refused here, before any data is written, when the
+                    # volume could not be read.
+                    metadata["volume_meta"].encryption_key_id = (
+                        encrypted.key_for_dropped(self.db, self.context, member,
+                                                  volume_id))
                 self._log_verdict(member, volume_id, verdict, reason)
                 self._judged[member["id"]] = metadata
                 mine.append(member["id"])
@@ -350,5 +374,21 @@ class SealedMetadataMixin:
             # A missing Glance section would leave the target's own Glance
             # metadata (and bootable flag) in place: clear them.
             self._clear_glance(volume_id)
+            if json_metadata.encryption_key_id is not None:
+                encrypted.apply_key(self.db, self.context, volume_id,
+                                    json_metadata.encryption_key_id)
             return
         super().put_metadata(volume_id, json_metadata)
+
+    # -- export / import (sealedmeta.cinder.records) -------------------------
+
+    def stored_metadata(self, backup):
+        """The backup's metadata object as the stock driver reads it."""
+        return super()._read_metadata(backup)
+
+    def export_record(self, backup):
+        return records.export_info(self, backup, super().export_record(backup))
+
+    def import_record(self, backup, driver_info):
+        records.check_import(self, backup, driver_info)
+        return super().import_record(backup, driver_info)

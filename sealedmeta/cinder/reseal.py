@@ -42,6 +42,7 @@ from sealedmeta import atomic
 from sealedmeta import exceptions
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import policy_check
+from sealedmeta.cinder import records
 from sealedmeta.cinder import volume_meta as vm
 
 CONF = cfg.CONF
@@ -226,8 +227,16 @@ def write_object(driver, backup, data):
 
 def _mark_sealed(backup, dry_run):
     """Record the configured sealed driver as the backup's service."""
-    if backup.service != CONF.backup_driver and not dry_run:
-        backup.service = CONF.backup_driver
+    if dry_run:
+        return
+    changed = backup.service != CONF.backup_driver
+    backup.service = CONF.backup_driver
+    # An imported record's legacy claim would let the old plain object back.
+    metadata = dict(backup.metadata or {})
+    if metadata.pop(records.CLAIM_KEY, None) is not None:
+        backup.metadata = metadata
+        changed = True
+    if changed:
         backup.save()
 
 

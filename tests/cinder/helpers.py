@@ -69,7 +69,7 @@ class Cloud:
         return os.path.join(self.voldir, volume_id)
 
     def volume(self, glance=None, user_meta=None, data=None, name="vol",
-               status="available", encryption_key_id=None):
+               status="available", encryption_key_id=None, volume_type_id=None):
         volume = db.volume_create(self.ctxt, {
             "id": str(uuid.uuid4()),
             "size": 1,
@@ -79,7 +79,7 @@ class Cloud:
             "display_description": "volume %s" % name,
             "project_id": self.project_id,
             "user_id": self.user_id,
-            "volume_type_id": self.type_id,
+            "volume_type_id": volume_type_id or self.type_id,
             "availability_zone": "nova",
             "metadata": dict(user_meta or {}),
             "encryption_key_id": encryption_key_id,
