@@ -355,13 +355,13 @@ def _scan(paths, carriers, check, progress):
     """(findings, skipped) of walking *paths*: each file unreadable, skipped
     by every carrier, or an envelope judged by *check*."""
     sm_carriers.check_paths(paths)
-    items = list(sm_carriers.iter_paths(paths))
+    items = list(sm_carriers.iter_located(paths))
     findings, skipped = [], []
-    for done, (path, st, problem) in enumerate(items, 1):
+    for done, (path, st, problem, where) in enumerate(items, 1):
         if problem is not None:
             findings.append(Finding(path, UNREADABLE, problem))
         else:
-            item = sm_carriers.examine(path, st, carriers)
+            item = sm_carriers.examine(path, st, carriers, where)
             if item.skipped is not None:
                 skipped.append((path, item.skipped))
             else:

@@ -26,6 +26,7 @@ import stat
 from sealedmeta import atomic
 from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import safefs
 
 LOG = logging.getLogger(__name__)
 
@@ -220,6 +221,9 @@ class Item:
     error: str = None         # could not be read: why
     stat: os.stat_result = None  # of the file as read
     unsealed: bool = False
+    #: where the file is (:class:`sealedmeta.safefs.Location`): what a
+    #: rewrap writes through, never the path
+    where: safefs.Location = None
 
 
 def check_paths(paths):
@@ -235,67 +239,70 @@ def check_paths(paths):
             raise PathError("%s: %s" % (path, exc.strerror)) from None
 
 
-def _walk_errors(path, exc, errors):
-    errors.append((getattr(exc, "filename", None) or path,
-                   "cannot list directory: %s" % (exc.strerror or exc)))
-
-
 def iter_paths(paths):
-    """(path, lstat or None, problem or None) for every file under *paths*.
+    """(path, lstat or None, problem or None) for every file under *paths*
+    (see :func:`iter_located`)."""
+    for path, st, problem, _ in iter_located(paths):
+        yield path, st, problem
+
+
+def iter_located(paths):
+    """(path, lstat or None, problem or None, :class:`~sealedmeta.safefs.
+    Location` or None) for every file under *paths*.
 
     Directories named in *paths* are walked (also through a symbolic link
-    named there); every other symbolic link -- inside a walked directory, or
-    a link to a file named in *paths* -- is yielded and then skipped by
-    :func:`examine`, never followed, so a rewrap never replaces a link by a
-    file. Files are yielded once each, in a stable order.
+    named there) through directory handles (:func:`sealedmeta.safefs.walk`):
+    a symbolic link below them -- there from the start or swapped in during
+    the walk -- is never followed, so the walk never leaves the tree. Every
+    other symbolic link (a link to a file named in *paths* included) is
+    yielded and then skipped by :func:`examine`, so a rewrap never replaces
+    a link by a file. Files are yielded once each, in a stable order.
     """
     seen = set()
     for top in paths:
         try:
             top_st = os.stat(top)
+            tree = safefs.Tree(top) if stat.S_ISDIR(top_st.st_mode) else None
         except OSError as exc:
-            yield top, None, "cannot examine: %s" % exc.strerror
+            yield top, None, "cannot examine: %s" % exc.strerror, None
             continue
-        if stat.S_ISDIR(top_st.st_mode):
-            errors = []
-            for dirpath, dirnames, filenames in os.walk(
-                    top, onerror=lambda exc, p=top, e=errors: _walk_errors(p, exc, e)):
-                dirnames.sort()
-                for problem_path, why in errors:
-                    yield problem_path, None, why
-                del errors[:]
-                for name in sorted(filenames + [d for d in dirnames if os.path.islink(
-                        os.path.join(dirpath, d))]):
-                    path = os.path.join(dirpath, name)
-                    yield from _one(path, seen)
-            for problem_path, why in errors:
-                yield problem_path, None, why
-        else:
-            yield from _one(top, seen)
+        if tree is None:
+            try:
+                where = safefs.location_of(top)
+                st = where.lstat(where.tree.fd)
+            except OSError as exc:
+                yield top, None, "cannot examine: %s" % exc.strerror, None
+                continue
+            if _first(st, seen):
+                yield top, st, None, where
+            continue
+        for parts, name, st, problem in safefs.walk(tree):
+            path = os.path.join(top, *parts, *((name,) if name else ()))
+            if problem is not None:
+                yield path, None, problem, None
+            elif _first(st, seen):
+                yield path, st, None, safefs.Location(tree, parts, name)
 
 
-def _one(path, seen):
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        yield path, None, "cannot examine: %s" % exc.strerror
-        return
+def _first(st, seen):
     key = (st.st_dev, st.st_ino)
     if key in seen:
-        return
+        return False
     seen.add(key)
-    yield path, st, None
+    return True
 
 
-def _read(path, carriers):
+def _read(path, where, carriers):
     """(data, fstat, carrier) of a regular file, or (None, st, None) when no
     carrier wants it. Raises OSError, or ValueError when too large."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    with where.directory() as dir_fd:
+        try:
+            fd, st = safefs.open_regular(dir_fd, where.name)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise OSError(errno.EINVAL, "not a regular file any more") from None
+            raise
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file any more")
         head = os.read(fd, SNIFF_SIZE)
         owner = None
         for carrier in carriers:
@@ -324,8 +331,10 @@ def _read(path, carriers):
         os.close(fd)
 
 
-def examine(path, st, carriers):
-    """The :class:`Item` of one path, given its lstat *st*."""
+def examine(path, st, carriers, where=None):
+    """The :class:`Item` of one path, given its lstat *st* and its
+    :class:`~sealedmeta.safefs.Location` (from :func:`iter_located`; by
+    default that of *path*)."""
     name = os.path.basename(path)
     if stat.S_ISLNK(st.st_mode):
         return Item(path, skipped="symbolic link, not followed", stat=st)
@@ -335,30 +344,32 @@ def examine(path, st, carriers):
         return Item(path, skipped="temporary file of an interrupted write",
                     stat=st)
     try:
-        data, fst, carrier = _read(path, carriers)
+        if where is None:
+            where = safefs.location_of(path)
+        data, fst, carrier = _read(path, where, carriers)
     except OSError as exc:
         return Item(path, error="cannot read: %s" % (exc.strerror or exc),
                     stat=st)
     except ValueError as exc:  # over the carrier's size limit
         return Item(path, malformed=str(exc), stat=st)
     if carrier is None:
-        return Item(path, skipped="not an envelope", stat=fst)
+        return Item(path, skipped="not an envelope", stat=fst, where=where)
     try:
         carried = carrier.extract(path, data)
     except exceptions.InvalidEnvelope as exc:
-        return Item(path, malformed=str(exc), stat=fst)
+        return Item(path, malformed=str(exc), stat=fst, where=where)
     except Unsealed as exc:
-        return Item(path, malformed=str(exc), stat=fst, unsealed=True)
+        return Item(path, malformed=str(exc), stat=fst, unsealed=True, where=where)
     except Exception as exc:  # a carrier plug-in must never stop a scan
         return Item(path, malformed="carrier %s failed: %s" % (carrier.name, exc),
-                    stat=fst)
-    return Item(path, carried=carried, stat=fst)
+                    stat=fst, where=where)
+    return Item(path, carried=carried, stat=fst, where=where)
 
 
 def scan(paths, carriers):
     """One :class:`Item` per file under *paths* (see :func:`iter_paths`)."""
-    for path, st, problem in iter_paths(paths):
+    for path, st, problem, where in iter_located(paths):
         if problem is not None:
             yield Item(path, error=problem)
         else:
-            yield examine(path, st, carriers)
+            yield examine(path, st, carriers, where)

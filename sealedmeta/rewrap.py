@@ -5,8 +5,18 @@ that is not sealed under its keyring's active version,
 :meth:`Sealer.rewrap <sealedmeta.sealer.Sealer.rewrap>` re-seals it, same
 keyring and context, inside the library (the plaintext never leaves it), and
 the carrier puts the new envelope back into the file, which is replaced
-atomically (:func:`sealedmeta.atomic.write_file`: temporary file, fsync,
+atomically (:func:`sealedmeta.safefs.replace`: temporary file, fsync,
 rename, fsync of the directory), keeping the file's mode and owner.
+
+A tree a user can write: every file is read and replaced through directory
+handles (:mod:`sealedmeta.safefs`), never by re-resolving its path, so a
+directory swapped for a symbolic link during the run cannot steer a read, a
+write or a removal out of the tree. Run as root, rewrap never gives a file
+it created to another user where that user could interfere: another user's
+file is written by a child process that has become that user, unless its
+directory is root's and writable by no one else (then root writes it and
+gives it the old owner). Run as anyone else, another user's file is refused
+(reported failed, ``owned by uid N``).
 
 Throughput: a durable replacement waits for the disk twice (the file's and
 the directory's fsync), far longer than the re-sealing. :meth:`Rewrapper.run`
@@ -51,7 +61,8 @@ lost one. Any other ``.tmp-*`` file (younger, of another shape, a link, a
 directory) is left alone and listed as skipped, as before. Removal is one
 ``os.unlink`` of the name, after a fresh ``lstat``; a file gone meanwhile
 (another rewrap removed it) is skipped, a file that cannot be removed is
-skipped with the reason, and neither fails the run. Each directory where
+skipped with the reason, and neither fails the run. The ``lstat`` and the
+``unlink`` are relative to the handle of the file's directory. Each directory where
 files were removed is fsynced once, at the end of a durable run.
 """
 
@@ -69,6 +80,7 @@ from sealedmeta import audit
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import safefs
 from sealedmeta import sealer as sm_sealer
 
 LOG = logging.getLogger(__name__)
@@ -198,7 +210,7 @@ class Rewrapper:
         if self.keyring is not None and self._sealer(self.keyring) is None:
             raise exceptions.NoSuchKeyring(
                 "no keyring %r in the key store" % self.keyring)
-        items = list(sm_carriers.iter_paths(paths))
+        items = list(sm_carriers.iter_located(paths))
         outcomes = []
         # Directories where temporary files were removed; the Outcomes of
         # those that could not be.
@@ -228,18 +240,18 @@ class Rewrapper:
                 finish(outcome)
 
         try:
-            for path, st, problem in items:
+            for path, st, problem, where in items:
                 if problem is not None:
                     outcome, write = Outcome(path, FAILED, problem), None
                 elif self._stale_temp(path, st):
-                    outcome, write = self._remove_temp(path, st), None
+                    outcome, write = self._remove_temp(path, st, where), None
                     if outcome.status == REMOVED:
-                        cleaned.add(os.path.dirname(os.path.abspath(path)))
+                        cleaned.add((where.tree, where.parts))
                     elif (outcome.reason or "").startswith(CANNOT_REMOVE):
                         unremovable.append(outcome)
                 else:
                     outcome, write = self._prepare(
-                        sm_carriers.examine(path, st, self.carriers))
+                        sm_carriers.examine(path, st, self.carriers, where))
                 if pool is None:
                     if write is not None:
                         outcome = self._written(outcome, self._replace(*write))
@@ -266,18 +278,19 @@ class Rewrapper:
                 and _TEMP_NAME.match(os.path.basename(path)) is not None
                 and time.time() - st.st_mtime >= self.temp_age)
 
-    def _remove_temp(self, path, st):
+    def _remove_temp(self, path, st, where):
         """The Outcome of removing the stale temporary file *path*."""
         kept = "temporary file of an interrupted write"
         try:
-            now = os.lstat(path)
-            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or (
-                    not self._stale_temp(path, now)):
-                # Replaced or written meanwhile: not the file judged stale.
-                return self._prepare(sm_carriers.examine(
-                    path, now, self.carriers))[0]
-            os.unlink(path)
-        except FileNotFoundError:
+            with where.directory() as dir_fd:
+                now = where.lstat(dir_fd)
+                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or (
+                        not self._stale_temp(path, now)):
+                    # Replaced or written meanwhile: not the file judged stale.
+                    return self._prepare(sm_carriers.examine(
+                        path, now, self.carriers, where))[0]
+                safefs.remove(dir_fd, where.name, now)
+        except (FileNotFoundError, safefs.FileChanged):
             return Outcome(path, SKIPPED, kept + ", gone before it was removed")
         except OSError as exc:
             return Outcome(path, SKIPPED, "%s: %s" % (
@@ -288,12 +301,17 @@ class Rewrapper:
     def _removed(self, outcomes, cleaned, unremovable):
         """Make the removals of temporary files durable, and say so."""
         if self.durable:
-            for directory in sorted(cleaned):
+            for tree, parts in sorted(cleaned, key=lambda d: (d[0].path, d[1])):
                 try:
-                    atomic.fsync_dir(directory)
+                    fd = safefs.open_beneath(tree.fd, parts)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 except OSError as exc:
                     LOG.warning("cannot fsync directory %s after removing"
-                                " temporary files: %s", directory,
+                                " temporary files: %s",
+                                os.path.join(tree.path, *parts),
                                 exc.strerror or exc)
         removed = [o for o in outcomes if o.status == REMOVED]
         if removed:
@@ -392,23 +410,19 @@ class Rewrapper:
             outcome.reason = "carrier %s cannot write the envelope back: %s" % (
                 item.carried.carrier.name, exc)
             return outcome, None
-        return outcome, (path, item.stat, content)
+        return outcome, (item.where, item.stat, content)
 
-    def _replace(self, path, st, content):
-        """Atomically replace *path* with *content*; None, or why not."""
+    def _replace(self, where, st, content):
+        """Atomically replace the file at *where* with *content*; None, or
+        why not."""
         try:
-            now = os.lstat(path)
-        except OSError as exc:
-            return "cannot examine before writing: %s" % exc.strerror
-        if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (
-                st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+            with where.directory() as dir_fd:
+                safefs.replace(dir_fd, where.name, content, st,
+                               durable=self.durable)
+        except safefs.FileChanged:
             return "changed while being rewrapped; left alone (run again)"
-        owner = None
-        if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-            owner = (st.st_uid, st.st_gid)
-        try:
-            atomic.write_file(path, content, mode=stat.S_IMODE(st.st_mode),
-                              durable=self.durable, owner=owner)
+        except safefs.NotOwner as exc:
+            return "not rewrapped: %s" % exc
         except OSError as exc:
             return "cannot write: %s" % (exc.strerror or exc)
         return None

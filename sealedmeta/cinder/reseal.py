@@ -27,7 +27,7 @@ backup's prefix.
 
 import dataclasses
 import json
-import os
+import stat
 
 from oslo_config import cfg
 
@@ -40,6 +40,7 @@ from cinder import objects
 from cinder.objects import fields
 from sealedmeta import atomic
 from sealedmeta import exceptions
+from sealedmeta import safefs
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import policy_check
 from sealedmeta.cinder import records
@@ -194,31 +195,34 @@ def _check_object(driver, backup, obj):
                            " the objects stored under the backup's prefix")
 
 
-def _posix_path(driver, backup):
-    return os.path.join(driver.backup_path, backup.container,
-                        driver._metadata_filename(backup))
-
-
-def _replace_posix(path, data):
-    """Atomic, durable replacement keeping the old file's owner and mode."""
-    st = os.stat(path)
-    owner = None
-    if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-        owner = (st.st_uid, st.st_gid)
+def _replace_posix(base, container, name, data):
+    """Atomic, durable replacement of *name* in *container* (below the
+    driver's *base* directory) keeping the old file's owner and mode,
+    through directory handles (:func:`sealedmeta.safefs.replace`: a
+    directory swapped for a symbolic link cannot steer the write out of
+    *base*; root writes another user's file as that user)."""
+    tree = safefs.Tree(base)
     try:
-        atomic.write_file(path, data, mode=st.st_mode & 0o7777, owner=owner)
-    except PermissionError as exc:
-        if owner is None:
-            raise
-        raise CannotReseal(
-            "cannot give the new metadata object the owner of the old one"
-            " (%s); run reseal as the backup service's user or root"
-            % exc.strerror) from None
+        where = safefs.Location(tree, safefs.split_relative(container), name)
+        with where.directory() as dir_fd:
+            st = where.lstat(dir_fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CannotReseal("the metadata object is not a regular file")
+            safefs.replace(dir_fd, name, data, st)
+    except safefs.FileChanged:
+        raise CannotReseal("the metadata object changed while being resealed;"
+                           " left alone (run again)") from None
+    except safefs.NotOwner as exc:
+        raise CannotReseal("the metadata object is %s; run reseal as the backup"
+                           " service's user or root" % exc) from None
+    finally:
+        tree.close()
 
 
 def write_object(driver, backup, data):
     if isinstance(driver, stock_posix.PosixBackupDriver):  # posix, NFS, GlusterFS
-        _replace_posix(_posix_path(driver, backup), data)
+        _replace_posix(driver.backup_path, backup.container,
+                       driver._metadata_filename(backup), data)
     else:  # one PUT replaces an object whole on Swift, S3 and GCS
         with driver._get_object_writer(backup.container,
                                        driver._metadata_filename(backup)) as writer:

@@ -1,8 +1,13 @@
 """Helpers shared by the commands: arguments, bounded input, safe output."""
 
 import json
+import logging
 import os
+import re
 import sys
+
+from cliff import columns
+from cliff import lister
 
 from sealedmeta import atomic
 from sealedmeta import exceptions
@@ -75,3 +80,85 @@ def is_terminal(stream):
         return os.isatty(stream.fileno())
     except (AttributeError, OSError, ValueError):
         return False
+
+
+# -- what reaches a terminal ------------------------------------------------
+
+# C0, DEL, C1, and the undecodable bytes of a file name (surrogateescape:
+# U+DC80..U+DCFF stand for the bytes 0x80..0xFF, C1 among them).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+
+
+def escaped(text):
+    """*text* with every C0, C1 and DEL character (and every undecodable
+    byte of a file name) written ``\\xNN``: nothing a terminal acts on. For
+    human-readable output only; JSON stays exact."""
+    return _CONTROL.sub(lambda m: "\\x%02x" % (ord(m.group()) & 0xFF), text)
+
+
+def escaped_tree(value):
+    """*value* (str, list, tuple, dict, other) with its strings escaped."""
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(escaped_tree(v) for v in value)
+    if isinstance(value, dict):
+        return {escaped_tree(k): escaped_tree(v) for k, v in value.items()}
+    return value
+
+
+class _Shown(columns.FormattableColumn):
+    """A column as a terminal may show it. A column class with ``escapes =
+    True`` escapes its own parts in human_readable (its separators are
+    kept)."""
+
+    def __init__(self, column):
+        super().__init__(column.machine_readable())
+        self._column = column
+
+    def human_readable(self):
+        text = self._column.human_readable()
+        if getattr(self._column, "escapes", False):
+            return text
+        return escaped_tree(text if isinstance(text, str) else str(text))
+
+    def machine_readable(self):
+        return escaped_tree(self._column.machine_readable())
+
+
+def _shown(value):
+    if isinstance(value, columns.FormattableColumn):
+        return _Shown(value)
+    return escaped_tree(value)
+
+
+# Output formats that stay exact: JSON; YAML escapes control characters
+# itself.
+EXACT_FORMATS = ("json", "yaml")
+
+
+def escape_display(cmd):
+    """Make the listing or record *cmd* (a cliff display command) prints
+    escaped in every human-readable format (table, value, shell, csv)."""
+    produce = cmd.produce_output
+
+    def produce_output(parsed_args, column_names, data):
+        if getattr(parsed_args, "formatter", None) not in EXACT_FORMATS:
+            column_names = [escaped(str(c)) for c in column_names]
+            if isinstance(cmd, lister.Lister):
+                data = ([_shown(v) for v in row] for row in data)
+            else:
+                data = [_shown(v) for v in data]
+        return produce(parsed_args, column_names, data)
+
+    cmd.produce_output = produce_output
+
+
+class EscapingFilter(logging.Filter):
+    """Console log lines with their control characters escaped (a message
+    quotes file names and reasons a user chose)."""
+
+    def filter(self, record):
+        record.msg = escaped(record.getMessage())
+        record.args = ()
+        return True

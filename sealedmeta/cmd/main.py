@@ -7,12 +7,14 @@ import warnings
 
 from cliff import app
 from cliff import commandmanager
+from cliff import display
 from oslo_config import cfg
 
 from sealedmeta import conf as sm_conf
 from sealedmeta import exceptions
 from sealedmeta import keystores
 from sealedmeta import sealer as sm_sealer
+from sealedmeta.cmd import common
 from sealedmeta.cmd import logs
 
 try:
@@ -47,7 +49,12 @@ class SealedMetaApp(app.App):
     SILENT_LOGGERS = ("barbicanclient",)
 
     def configure_logging(self):
+        root = logging.getLogger()
+        before = list(root.handlers)
         super().configure_logging()
+        for handler in root.handlers:
+            if handler not in before:  # cliff's console handler
+                handler.addFilter(common.EscapingFilter())
         if self.options.verbose_level < 2:
             for name in self.QUIET_LOGGERS:
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -94,6 +101,11 @@ class SealedMetaApp(app.App):
                               group=sm_conf.GROUP)
         self.conf = conf
         logs.setup(conf, VERSION, self.options.verbose_level)
+
+    def prepare_to_run_command(self, cmd):
+        super().prepare_to_run_command(cmd)
+        if isinstance(cmd, display.DisplayCommandBase):
+            common.escape_display(cmd)
 
     @property
     def store(self):

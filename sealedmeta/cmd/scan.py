@@ -23,13 +23,20 @@ class Entries(columns.FormattableColumn):
     """A list of {path, reason}: JSON as is, one 'path: reason' a line in
     tables."""
 
+    escapes = True
+
     def human_readable(self):
-        return "\n".join("%s: %s" % (e["path"], e["reason"]) for e in self._value)
+        return "\n".join("%s: %s" % (common.escaped(e["path"]),
+                                      common.escaped(str(e["reason"])))
+                         for e in self._value)
 
 
 class Mapping(columns.FormattableColumn):
+    escapes = True
+
     def human_readable(self):
-        return ", ".join("%s=%s" % item for item in sorted(self._value.items()))
+        return ", ".join("%s=%s" % (common.escaped(str(k)), common.escaped(str(v)))
+                         for k, v in sorted(self._value.items()))
 
 
 def summary_fields(summary):
@@ -130,7 +137,8 @@ class Rewrap(show.ShowOne):
 
 
 def print_table(stream, headers, rows):
-    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    rows = [["" if v is None else common.escaped(str(v)) for v in row]
+            for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     line = "  ".join("%%-%ds" % w for w in widths)
     stream.write((line % tuple(headers)).rstrip() + "\n")

@@ -15,10 +15,15 @@ leaves the previous state or the new one. A write that fails (disk full,
 file too large, read-only file system, ...) raises KeyStoreError naming the
 keyring and the operation, and leaves the keyring as it was: the files the
 change had already written (the new version's keys) are removed again. A
-repository that group or others can read is refused rather than used.
+repository that group or others can read is refused rather than used, and
+so is one below a directory another user could change (every directory
+above it, up to ``/``, must be root's or ours and writable by no one else,
+or sticky like /tmp); its directories and files are checked on the open
+descriptor (``O_NOFOLLOW``), never by a separate ``lstat``.
 """
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -52,12 +57,66 @@ class FileKeyStore(base.KeyStore):
 
     # -- checks -----------------------------------------------------------
 
-    def _check_private(self, path, kind):
+    def _check_parents(self):
+        """Refuse the repository unless every directory above it, up to
+        ``/``, belongs to root or to us and lets no one else rename what it
+        holds (group/other-writable only with the sticky bit, as /tmp):
+        otherwise another user could swap the repository, or a directory on
+        its way, for one of theirs. Walked from ``/`` through directory
+        handles, never following a symbolic link, so what is checked is
+        what is used."""
+        parent = os.path.realpath(os.path.dirname(self.path))
+        fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        shown = "/"
         try:
-            st = os.lstat(path)
+            for part in [""] + [p for p in parent.split("/") if p]:
+                if part:
+                    shown = os.path.join(shown, part)
+                    try:
+                        sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY
+                                      | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                    except OSError as exc:
+                        raise exceptions.KeyStoreError(
+                            "cannot check key repository %s: %s: %s" % (
+                                self.path, shown, exc.strerror)) from None
+                    os.close(fd)
+                    fd = sub
+                st = os.fstat(fd)
+                if st.st_uid not in (0, os.geteuid()):
+                    raise exceptions.KeyStoreError(
+                        "refusing key repository %s: %s above it is owned by"
+                        " uid %d, who could replace it" % (
+                            self.path, shown, st.st_uid))
+                if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+                    raise exceptions.KeyStoreError(
+                        "refusing key repository %s: %s above it has mode %04o:"
+                        " group or others could replace it" % (
+                            self.path, shown, stat.S_IMODE(st.st_mode)))
+        finally:
+            os.close(fd)
+
+    def _open_private(self, path, kind):
+        """A descriptor of *path*, a directory or regular file (never
+        through a symbolic link) owned by us and closed to group and
+        others; checked on the descriptor, so it is the one that is read."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (
+            os.O_DIRECTORY if kind == "dir" else os.O_NONBLOCK)
+        try:
+            fd = os.open(path, flags)
         except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.lexists(path):
+                raise exceptions.KeyStoreError("%s is not a %s" % (
+                    path, "directory" if kind == "dir" else "regular file")) from None
             raise exceptions.KeyStoreError(
                 "cannot read key repository %s: %s" % (path, exc.strerror)) from None
+        try:
+            self._check_private(os.fstat(fd), path, kind)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check_private(self, st, path, kind):
         if kind == "dir" and not stat.S_ISDIR(st.st_mode):
             raise exceptions.KeyStoreError("%s is not a directory" % path)
         if kind == "file" and not stat.S_ISREG(st.st_mode):
@@ -72,6 +131,15 @@ class FileKeyStore(base.KeyStore):
                 " in; run chmod %s %s" % (path, stat.S_IMODE(st.st_mode),
                                          "700" if kind == "dir" else "600", path))
 
+    def _check_dir(self, path):
+        os.close(self._open_private(path, "dir"))
+
+    def _read_private(self, path, limit):
+        """At most *limit* bytes of the private regular file *path*."""
+        fd = self._open_private(path, "file")
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read(limit)
+
     def _repo(self, create=False):
         if not os.path.isdir(self.path):
             if not create:
@@ -83,7 +151,8 @@ class FileKeyStore(base.KeyStore):
                 raise exceptions.KeyStoreError(
                     "cannot create key repository %s: %s"
                     % (self.path, exc.strerror)) from None
-        self._check_private(self.path, "dir")
+        self._check_parents()
+        self._check_dir(self.path)
         return self.path
 
     def _ring_dir(self, name):
@@ -121,7 +190,7 @@ class FileKeyStore(base.KeyStore):
                 os.path.join(directory, _STATE)):
             raise exceptions.NoSuchKeyring(
                 "no keyring %r in key repository %s" % (name, self.path))
-        self._check_private(directory, "dir")
+        self._check_dir(directory)
         ring = kr.from_dict(self._read_json(os.path.join(directory, _STATE)))
         if ring.name != name:
             # A copied or edited description: writing it back would land in
@@ -131,10 +200,8 @@ class FileKeyStore(base.KeyStore):
         return ring
 
     def _read_json(self, path):
-        self._check_private(path, "file")
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read(_MAX_STATE + 1)
+            raw = self._read_private(path, _MAX_STATE + 1)
         except OSError as exc:
             raise exceptions.KeyStoreError(
                 "cannot read %s: %s" % (path, exc.strerror)) from None
@@ -167,9 +234,7 @@ class FileKeyStore(base.KeyStore):
             raise exceptions.KeyUnavailable(
                 "version %d of keyring %r has no signing key" % (version, name))
         path = os.path.join(self._ring_dir(name), "v%d.sign" % version)
-        self._check_private(path, "file")
-        with open(path, "rb") as handle:
-            seed = handle.read(signing.SEED_SIZE + 1)
+        seed = self._read_private(path, signing.SEED_SIZE + 1)
         if (len(seed) != signing.SEED_SIZE
                 or signing.public_key_of(seed) != current.public_key):
             raise exceptions.KeyStoreError(
@@ -185,9 +250,7 @@ class FileKeyStore(base.KeyStore):
     def _read_key(self, name, current):
         version = current.number
         path = os.path.join(self._ring_dir(name), "v%d.key" % version)
-        self._check_private(path, "file")
-        with open(path, "rb") as handle:
-            key = handle.read(crypto.KEY_SIZE + 1)
+        key = self._read_private(path, crypto.KEY_SIZE + 1)
         if len(key) != crypto.KEY_SIZE or crypto.key_id(key) != current.key_id:
             raise exceptions.KeyStoreError(
                 "key file for version %d of keyring %r does not match its key id"

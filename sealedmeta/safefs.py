@@ -1,0 +1,324 @@
+"""Files in trees other users can write, handled through directory handles.
+
+A scan or a rewrap run as root over a tree a user can write must never be
+steered out of it: between two system calls the user can swap a directory
+of theirs for a symbolic link (``renameat2`` with ``RENAME_EXCHANGE``). So
+nothing here re-resolves a path: a :class:`Tree` is a directory the admin
+named, opened once; everything below it is reached from that descriptor one
+component at a time, refusing symbolic links (``openat2`` with
+``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`` where the kernel has it, else
+``openat`` with ``O_NOFOLLOW | O_DIRECTORY`` per component); files are
+opened with ``O_PATH | O_NOFOLLOW`` and checked to be regular on the
+descriptor before they are opened for reading, so no device node or FIFO is
+ever opened; temporary files are created with ``O_EXCL | O_NOFOLLOW`` in the
+directory's descriptor and renamed within it, after a last check that the
+name still holds the file that was read (device and inode).
+
+Owners: a process never gives a file it created to another user in a
+directory that user (or anyone but it) can change. A file owned by the
+running user is replaced by it. When root replaces another user's file, it
+writes the new file itself only in a directory that is root's and writable
+by no one else (nobody can tamper with that write); anywhere else the write
+runs in a forked child that has become the file's owner (its uid and gid, no
+supplementary groups), so the kernel allows exactly what that user could do
+themself. Any other user's file is refused (:class:`NotOwner`).
+"""
+
+import contextlib
+import ctypes
+import dataclasses
+import errno
+import os
+import stat
+
+from sealedmeta import atomic
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+# openat2(2): Linux 5.6.
+_SYS_OPENAT2 = 437
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+_openat2 = None  # ctypes function, False when the kernel lacks it
+
+
+class FileChanged(Exception):
+    """The name no longer holds the file that was read."""
+
+
+class NotOwner(Exception):
+    """The file belongs to another user and we may not write as that user."""
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def _check_parts(parts):
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or "\0" in part:
+            raise OSError(errno.EINVAL, "not a plain directory name: %r" % part)
+
+
+def split_relative(path):
+    """The components of the relative *path* (e.g. a Cinder container);
+    OSError for an absolute path or one with ``..``."""
+    parts = tuple(p for p in path.split("/") if p not in ("", "."))
+    if path.startswith("/"):
+        raise OSError(errno.EINVAL, "not a relative path: %r" % path)
+    _check_parts(parts)
+    return parts
+
+
+def _openat2_fn():
+    global _openat2
+    if _openat2 is None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fn = libc.syscall
+            fn.restype = ctypes.c_long
+            _openat2 = fn
+        except (OSError, AttributeError):
+            _openat2 = False
+    return _openat2
+
+
+def _open_beneath2(fn, dir_fd, relative):
+    how = _OpenHow(_DIR_FLAGS, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS
+                   | _RESOLVE_NO_MAGICLINKS)
+    fd = fn(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd),
+            ctypes.c_char_p(os.fsencode(relative)), ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), relative)
+    return fd
+
+
+def open_beneath(dir_fd, parts):
+    """A new descriptor of the directory *parts* below *dir_fd*, reached
+    without following any symbolic link (OSError, e.g. ELOOP, otherwise)."""
+    global _openat2
+    _check_parts(parts)
+    if not parts:
+        return os.open(".", _DIR_FLAGS, dir_fd=dir_fd)
+    fn = _openat2_fn()
+    if fn:
+        try:
+            return _open_beneath2(fn, dir_fd, "/".join(parts))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSYS, errno.EPERM, errno.E2BIG):
+                _openat2 = False  # no openat2 here (or a seccomp filter)
+            elif exc.errno != errno.EAGAIN:  # EAGAIN: a rename raced; retry below
+                raise
+    fd = os.open(".", _DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        for part in parts:
+            sub = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class Tree:
+    """A directory named by the admin (symbolic links in that name are
+    followed, as the admin asked for it), held open; the root of every
+    operation on the files found below it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = os.open(path, _DIR_FLAGS)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self):
+        self.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    """Where a file sits: *name* in directory *parts* below *tree*."""
+
+    tree: Tree
+    parts: tuple
+    name: str
+
+    @contextlib.contextmanager
+    def directory(self):
+        """The descriptor of the file's directory, for the with block."""
+        fd = open_beneath(self.tree.fd, self.parts)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def lstat(self, dir_fd):
+        return os.stat(self.name, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def location_of(path):
+    """The :class:`Location` of a file named by the admin."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return Location(Tree(directory), (), name)
+
+
+def walk(tree, parts=()):
+    """``(parts, name, lstat, problem)`` for every entry below *tree* that
+    is not a directory (symbolic links included, never followed), files of
+    a directory in name order before its subdirectories, depth first.
+    A directory that cannot be opened or listed (a symbolic link swapped in
+    meanwhile among them) gives ``(its parts, None, None, why)``."""
+    try:
+        fd = open_beneath(tree.fd, parts)
+        try:
+            with os.scandir(fd) as entries:
+                listed = [(e.name, e.is_dir(follow_symlinks=False))
+                          for e in entries]
+        except BaseException:
+            os.close(fd)
+            raise
+    except OSError as exc:
+        yield parts, None, None, "cannot list directory: %s" % (
+            exc.strerror or exc)
+        return
+    try:
+        for name, is_dir in sorted(listed):
+            if is_dir:
+                continue
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError as exc:
+                yield parts, name, None, "cannot examine: %s" % (exc.strerror or exc)
+                continue
+            yield parts, name, st, None
+    finally:
+        os.close(fd)
+    for name, is_dir in sorted(listed):
+        if is_dir:
+            yield from walk(tree, parts + (name,))
+
+
+def open_regular(dir_fd, name):
+    """``(fd, fstat)``: *name* in *dir_fd* opened for reading when it is a
+    regular file (never a link, device node or FIFO: those are not even
+    opened for reading); OSError otherwise."""
+    path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        st = os.fstat(path_fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        try:
+            # The very inode the O_PATH descriptor holds.
+            fd = os.open("/proc/self/fd/%d" % path_fd, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # no /proc: by name, and compare
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(path_fd)
+    got = os.fstat(fd)
+    if (got.st_dev, got.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        raise OSError(errno.EAGAIN, "replaced while being opened")
+    return fd, got
+
+
+def check_same(dir_fd, name, expect, content=True):
+    """Raise FileChanged unless *name* in *dir_fd* is still the regular
+    file *expect* (an lstat) describes: same device and inode, and with
+    *content*, same size and modification time."""
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        raise FileChanged("gone") from None
+    key = (now.st_dev, now.st_ino)
+    old = (expect.st_dev, expect.st_ino)
+    if content:
+        key += (now.st_size, now.st_mtime_ns)
+        old += (expect.st_size, expect.st_mtime_ns)
+    if key != old or not stat.S_ISREG(now.st_mode):
+        raise FileChanged("changed")
+    return now
+
+
+def _private(dir_fd):
+    """Whether only this process's user can change the directory."""
+    st = os.fstat(dir_fd)
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def replace(dir_fd, name, data, expect, durable=True):
+    """Atomically replace *name* in *dir_fd*, the regular file *expect*
+    describes, with *data*, keeping its mode and owner (see the module's
+    documentation for who writes). Raises FileChanged (nothing written),
+    NotOwner, or OSError."""
+    check_same(dir_fd, name, expect)
+    mode = stat.S_IMODE(expect.st_mode)
+    uid, gid = expect.st_uid, expect.st_gid
+    euid = os.geteuid()
+    if uid == euid:
+        owner = None if gid == os.getegid() else (-1, gid)
+        atomic.write_at(dir_fd, name, data, mode, durable, owner,
+                        lambda: check_same(dir_fd, name, expect, content=False))
+    elif euid == 0 and _private(dir_fd):
+        atomic.write_at(dir_fd, name, data, mode, durable, (uid, gid),
+                        lambda: check_same(dir_fd, name, expect, content=False))
+    elif euid == 0:
+        as_user(uid, gid, atomic.write_at, dir_fd, name, data, mode, durable,
+                None, lambda: check_same(dir_fd, name, expect, content=False))
+    else:
+        raise NotOwner("owned by uid %d: only that user or root can replace it"
+                       % uid)
+
+
+def remove(dir_fd, name, expect):
+    """Unlink *name* in *dir_fd* if it is still the file *expect* describes
+    (FileChanged otherwise). Only the name, in that directory, goes."""
+    check_same(dir_fd, name, expect)
+    os.unlink(name, dir_fd=dir_fd)
+
+
+def as_user(uid, gid, fn, *args):
+    """Run ``fn(*args)`` in a forked child that is user *uid*, group *gid*
+    and nothing else; re-raise its OSError or FileChanged here."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: plain system calls only, then _exit
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            fn(*args)
+        except FileChanged:
+            os.write(write_end, b"C")
+            code = 1
+        except OSError as exc:
+            os.write(write_end, b"E%d" % (exc.errno or 0))
+            code = 1
+        except BaseException:
+            os.write(write_end, b"X")
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            said = pipe.read(64)
+    finally:
+        _, status = os.waitpid(pid, 0)
+    if said.startswith(b"C"):
+        raise FileChanged("changed")
+    if said.startswith(b"E"):
+        err = int(said[1:] or 0)
+        raise OSError(err, os.strerror(err))
+    if said or not os.WIFEXITED(status) or os.WEXITSTATUS(status):
+        raise OSError(errno.EIO, "the write as uid %d failed" % uid)

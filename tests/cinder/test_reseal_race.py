@@ -1,0 +1,141 @@
+"""``sealedmeta cinder reseal`` (posix driver) run as root while a real
+local user who owns the directories of their backups swaps a backup's
+container directory for a symbolic link to a root-only directory holding a
+file of the metadata object's name.
+
+Root reseals the legacy backups :data:`RUNS` times through the real command
+line (in this process, where the Cinder database lives); between runs the
+user's process is paused and the backups are made legacy again. Nothing in
+the root-only directory may ever be opened for writing, created, renamed,
+removed or change owner or mode (inotify), and no ``.tmp-*`` file may
+appear there. (tests/reliability/test_rewrap_race.py races ``rewrap``.)
+"""
+
+import collections
+import json
+import logging
+import os
+
+import pytest
+from oslo_config import cfg
+
+from cinder import objects
+from sealedmeta.cmd import main as sm_main
+
+from tests import race
+from tests.cinder import helpers
+
+CONF = cfg.CONF
+
+RUNS = 100
+BACKUPS = 3
+
+
+@pytest.fixture
+def cinder_conf(tmp_path, keys):
+    path = tmp_path / "cinder.conf"
+    path.write_text(
+        "[DEFAULT]\n"
+        "backup_driver = %s\n"
+        "backup_posix_path = %s\n"
+        "[database]\n"
+        "connection = sqlite://\n"
+        "[sealedmeta]\n"
+        "key_repository = %s\n" % (helpers.SEALED_POSIX, CONF.backup_posix_path, keys.path))
+    return str(path)
+
+
+def run_cli(capsys, *argv):
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        code = sm_main.SealedMetaApp().run(list(argv))
+    finally:  # cliff adds console handlers to the root logger
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _give(path, uid, gid):
+    for top, dirs, files in os.walk(path):
+        os.chown(top, uid, gid)
+        for name in files:
+            os.chown(os.path.join(top, name), uid, gid)
+
+
+def test_reseal_as_root_never_leaves_the_backup_tree(cloud, capsys, cinder_conf, tmp_path):
+    race.require_root()
+    with race.local_user() as (uid, gid):
+        _race(cloud, capsys, cinder_conf, tmp_path, uid, gid)
+
+
+def _race(cloud, capsys, cinder_conf, tmp_path, uid, gid):
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o700)
+    legacy, swapped = [], []
+    for i in range(BACKUPS):
+        src = cloud.volume(glance=helpers.GLANCE, user_meta={"n": str(i)})
+        backup = cloud.backup(src, cls=helpers.stock_class())
+        container = cloud.container_dir(backup)
+        parent, name = os.path.split(container)
+        metadata = os.path.basename(cloud.metadata_path(backup))
+        # The user owns the backup's container and the directory above it.
+        _give(parent, uid, gid)
+        target = outside / ("t%d" % i)
+        target.mkdir(mode=0o700)
+        (target / metadata).write_bytes(b"root's own file %d\n" % i)
+        os.chmod(target / metadata, 0o644)
+        os.symlink(str(target), os.path.join(parent, name + ".x"))
+        os.lchown(os.path.join(parent, name + ".x"), uid, gid)
+        legacy.append((backup, cloud.raw_object(backup)))
+        swapped.append((parent, name))
+
+    before = {d: race.snapshot(outside / d) for d in os.listdir(outside)}
+    watch = race.Watch([str(outside)] + [str(outside / d) for d in before])
+    swappers = [race.Swapper(parent, [(name, name + ".x")], uid, gid)
+                for parent, name in swapped]
+    escapes, resealed, runs = [], 0, 0
+    results = collections.Counter()
+    try:
+        for run in range(RUNS):
+            code, out, err = run_cli(capsys, "--config-file", cinder_conf,
+                                     "cinder", "reseal", "--all", "-f", "json")
+            runs += 1
+            for event in watch.drain():
+                escapes.append("run %d: outside changed: %r" % (run, event))
+            assert out.strip(), err
+            rows = json.loads(out)
+            resealed += sum(1 for r in rows if r["result"] == "resealed")
+            results.update((r["result"], (r["reason"] or "")[:70]) for r in rows)
+            for swapper in swappers:
+                swapper.pause()
+            # Legacy again (nothing is swapped while paused).
+            for backup, raw in legacy:
+                cloud.write_raw_object(backup, raw)
+                os.chown(cloud.metadata_path(backup), uid, gid)
+                fresh = objects.Backup.get_by_id(cloud.ctxt, backup.id)
+                fresh.service = helpers.STOCK_POSIX
+                fresh.save()
+            for swapper in swappers:
+                swapper.resume()
+    finally:
+        swaps = sum(swapper.stop() for swapper in swappers)
+        watch.drain()
+        watch.close()
+    after = {d: race.snapshot(outside / d) for d in os.listdir(outside)}
+    if after != before:
+        escapes.append("outside differs at the end: %r" % after)
+    for backup, _ in legacy:
+        st = os.stat(cloud.metadata_path(backup))
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            escapes.append("%s is now %d:%d" % (backup.id, st.st_uid, st.st_gid))
+    print("cinder reseal race as root: runs=%d swaps=%d resealed=%d escapes=%d"
+          " results=%r" % (runs, swaps, resealed, len(escapes), results))
+    assert escapes == [], "%d escapes in %d runs, first: %s" % (
+        len(escapes), runs, "\n".join(escapes[:8]))
+    # The race was live, and the user's backups were still resealed, as
+    # that user.
+    assert swaps > 0 and resealed > 0
