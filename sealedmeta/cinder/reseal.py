@@ -22,7 +22,10 @@ prefix), then rewritten in place with ``volume_meta`` sealed -- atomically
 stores -- read back and verified, and finally the backup's ``service`` is
 set to the configured sealed driver, so that a later plain ``volume_meta``
 is refused instead of taken for a legacy one. Nothing is added under the
-backup's prefix.
+backup's prefix. On a versioned S3 bucket the PUT leaves the plain object as
+an older version, readable by its version id: the older versions of the
+metadata object are removed, or each one that could not be is reported
+(result ``resealed-plaintext-left``, exit status 1).
 """
 
 import dataclasses
@@ -51,6 +54,8 @@ WOULD_RESEAL = "would-reseal"
 ALREADY_SEALED = "already-sealed"
 SKIPPED = "skipped"
 FAILED = "failed"
+# Resealed, but older versions of the object, in clear, could not be removed.
+PLAINTEXT_LEFT = "resealed-plaintext-left"
 
 TEMP_PREFIX = atomic.TEMP_PREFIX  # what scans skip, should a reseal be killed
 
@@ -274,11 +279,28 @@ def reseal_backup(driver, backup, dry_run=False):
             raise CannotReseal("the rewritten metadata object does not read back sealed")
         _mark_sealed(backup, dry_run)
         result.result = RESEALED
+        _remove_superseded(driver, backup, result)
     except CannotReseal as exc:
         result.result, result.reason = FAILED, str(exc)
     except exception.CinderException as exc:
         result.result, result.reason = FAILED, str(exc)
     return result
+
+
+def _remove_superseded(driver, backup, result):
+    """On a versioned bucket the PUT left the plain object as an older
+    version, still readable by its version id: remove it, or report it."""
+    remove = getattr(driver, "remove_superseded_versions", None)
+    if remove is None:
+        return
+    try:
+        _, left = remove(backup.container, driver._metadata_filename(backup))
+    except Exception as exc:  # the store's own errors: listing refused, ...
+        left = [("(not listed)", str(exc))]
+    if left:
+        result.result = PLAINTEXT_LEFT
+        result.reason = "older versions of the metadata object, unsealed, are left: %s" % (
+            ", ".join("%s (%s)" % item for item in left))
 
 
 def select_backups(ctxt, backup_ids=None, all_backups=False):
