@@ -178,6 +178,21 @@ class SealedMetadataMixin:
             return "volume_meta has an unsupported version %r" % (meta.get("version"),)
         return None
 
+    def _metadata_object(self, backup):
+        """*backup*'s stored metadata as a dict whose ``volume_meta`` is
+        judged. The one driver-specific step of :meth:`judge`: here the
+        chunked drivers' ``_metadata`` JSON object; the Ceph driver reads
+        its RADOS object instead (:mod:`sealedmeta.cinder.ceph`)."""
+        try:
+            metadata = super()._read_metadata(backup)
+        except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+            raise exception.InvalidBackup(
+                reason="the metadata object of backup %s is not valid JSON" % backup["id"])
+        if not isinstance(metadata, dict):
+            raise exception.InvalidBackup(
+                reason="the metadata object of backup %s is not a JSON object" % backup["id"])
+        return metadata
+
     def judge(self, backup):
         """``(metadata, verdict, reason)`` of *backup*'s metadata object.
 
@@ -188,14 +203,7 @@ class SealedMetadataMixin:
         ``BackupOperationError`` when the key store cannot be used.
         """
         backup_id = backup["id"]
-        try:
-            metadata = super()._read_metadata(backup)
-        except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
-            raise exception.InvalidBackup(
-                reason="the metadata object of backup %s is not valid JSON" % backup_id)
-        if not isinstance(metadata, dict):
-            raise exception.InvalidBackup(
-                reason="the metadata object of backup %s is not a JSON object" % backup_id)
+        metadata = self._metadata_object(backup)
         value = metadata.get("volume_meta")
         if vm.is_sealed(value):
             try:

@@ -215,6 +215,32 @@ def write_object(driver, backup, data):
             writer.write(data)
 
 
+def read_object(driver, backup):
+    """The backup's metadata object, checked, as a dict with ``volume_meta``."""
+    if hasattr(driver, "read_meta_text"):
+        # Ceph: the object (named after the backup) is volume_meta itself.
+        try:
+            return {"volume_meta": driver.read_meta_text(backup)}
+        except Exception as exc:
+            raise CannotReseal("cannot read the metadata object: %s" % exc) from None
+    try:
+        obj = chunkeddriver.ChunkedBackupDriver._read_metadata(driver, backup)
+    except ValueError:
+        raise CannotReseal("the metadata object is not valid JSON") from None
+    except Exception as exc:
+        raise CannotReseal("cannot read the metadata object: %s" % exc) from None
+    _check_object(driver, backup, obj)
+    return obj
+
+
+def _write(driver, backup, obj):
+    if hasattr(driver, "write_meta_text"):  # Ceph: one write_full
+        driver.write_meta_text(backup, obj["volume_meta"], replace=True)
+    else:
+        write_object(driver, backup,
+                     json.dumps(obj, sort_keys=True, indent=2).encode("utf-8"))
+
+
 def _mark_sealed(backup, dry_run):
     """Record the configured sealed driver as the backup's service."""
     if backup.service != CONF.backup_driver and not dry_run:
@@ -237,13 +263,7 @@ def reseal_backup(driver, backup, dry_run=False):
         result.reason = "status %s: only available backups are resealed" % backup.status
         return result
     try:
-        try:
-            obj = chunkeddriver.ChunkedBackupDriver._read_metadata(driver, backup)
-        except ValueError:
-            raise CannotReseal("the metadata object is not valid JSON") from None
-        except Exception as exc:
-            raise CannotReseal("cannot read the metadata object: %s" % exc) from None
-        _check_object(driver, backup, obj)
+        obj = read_object(driver, backup)
         current = obj.get("volume_meta")
         if vm.is_sealed(current):
             try:
@@ -267,9 +287,8 @@ def reseal_backup(driver, backup, dry_run=False):
         if dry_run:
             result.result = WOULD_RESEAL
             return result
-        data = json.dumps(obj, sort_keys=True, indent=2).encode("utf-8")
         try:
-            write_object(driver, backup, data)
+            _write(driver, backup, obj)
         except CannotReseal:
             raise
         except Exception as exc:
