@@ -16,6 +16,9 @@ Modules:
 ``sealedmeta.cinder.posix`` / ``nfs`` / ``swift`` / ``s3`` / ``gcs``
     ready driver classes, one module each so that each imports whenever its
     Cinder driver does (a missing client library breaks only its own module).
+``sealedmeta.cinder.ceph``
+    the sealed ``CephBackupDriver`` (RBD): the same mixin, reading and writing
+    the RADOS object ``backup.<id>.meta`` instead of a ``_metadata`` object.
 ``sealedmeta.cinder.options``
     the ``[sealedmeta]`` options in Cinder's configuration and the per-process
     Sealer. No Cinder import.

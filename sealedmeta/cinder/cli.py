@@ -80,7 +80,7 @@ class Reseal(lister.Lister):
                                     dry_run=parsed_args.dry_run)
         except reseal.SetupError as exc:
             raise common.CommandError(str(exc)) from None
-        failed = [r for r in results if r.result == reseal.FAILED]
+        failed = [r for r in results if r.result in (reseal.FAILED, reseal.PLAINTEXT_LEFT)]
         if failed:
             LOG.error("%d of %d backups could not be resealed (first: %s: %s)",
                       len(failed), len(results), failed[0].backup_id, failed[0].reason)

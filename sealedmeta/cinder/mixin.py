@@ -216,6 +216,17 @@ class SealedMetadataMixin:
             return "volume_meta has an unsupported version %r" % (meta.get("version"),)
         return None
 
+    def _metadata_object(self, backup):
+        """*backup*'s stored metadata as a dict whose ``volume_meta`` is
+        judged. The one driver-specific step of :meth:`judge`: here the
+        chunked drivers' ``_metadata`` JSON object; the Ceph driver reads
+        its RADOS object instead (:mod:`sealedmeta.cinder.ceph`)."""
+        metadata = self.read_metadata_object(backup)
+        if not isinstance(metadata, dict):
+            raise exception.InvalidBackup(
+                reason="the metadata object of backup %s is not a JSON object" % backup["id"])
+        return metadata
+
     def judge(self, backup):
         """``(metadata, verdict, reason)`` of *backup*'s metadata object.
 
@@ -237,10 +248,7 @@ class SealedMetadataMixin:
                 " whatever its metadata object holds, [sealedmeta]"
                 " legacy_backups = reject. Seal it with 'sealedmeta cinder"
                 " reseal --backup-id %s'" % (backup_id, service, backup_id))
-        metadata = self.read_metadata_object(backup)
-        if not isinstance(metadata, dict):
-            raise exception.InvalidBackup(
-                reason="the metadata object of backup %s is not a JSON object" % backup_id)
+        metadata = self._metadata_object(backup)
         value = metadata.get("volume_meta")
         if vm.is_sealed(value):
             try:

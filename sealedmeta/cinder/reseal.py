@@ -22,7 +22,10 @@ prefix), then rewritten in place with ``volume_meta`` sealed -- atomically
 stores -- read back and verified, and finally the backup's ``service`` is
 set to the configured sealed driver, so that a later plain ``volume_meta``
 is refused instead of taken for a legacy one. Nothing is added under the
-backup's prefix.
+backup's prefix. On a versioned S3 bucket the PUT leaves the plain object as
+an older version, readable by its version id: the older versions of the
+metadata object are removed, or each one that could not be is reported
+(result ``resealed-plaintext-left``, exit status 1).
 """
 
 import dataclasses
@@ -53,6 +56,8 @@ WOULD_RESEAL = "would-reseal"
 ALREADY_SEALED = "already-sealed"
 SKIPPED = "skipped"
 FAILED = "failed"
+# Resealed, but older versions of the object, in clear, could not be removed.
+PLAINTEXT_LEFT = "resealed-plaintext-left"
 
 TEMP_PREFIX = atomic.TEMP_PREFIX  # what scans skip, should a reseal be killed
 
@@ -229,6 +234,32 @@ def write_object(driver, backup, data):
             writer.write(data)
 
 
+def read_object(driver, backup):
+    """The backup's metadata object, checked, as a dict with ``volume_meta``."""
+    if hasattr(driver, "read_meta_text"):
+        # Ceph: the object (named after the backup) is volume_meta itself.
+        try:
+            return {"volume_meta": driver.read_meta_text(backup)}
+        except Exception as exc:
+            raise CannotReseal("cannot read the metadata object: %s" % exc) from None
+    try:
+        obj = driver.read_metadata_object(backup)
+    except exception.InvalidBackup as exc:
+        raise CannotReseal(exc.msg) from None
+    except Exception as exc:
+        raise CannotReseal("cannot read the metadata object: %s" % exc) from None
+    _check_object(driver, backup, obj)
+    return obj
+
+
+def _write(driver, backup, obj):
+    if hasattr(driver, "write_meta_text"):  # Ceph: one write_full
+        driver.write_meta_text(backup, obj["volume_meta"], replace=True)
+    else:
+        write_object(driver, backup,
+                     json.dumps(obj, sort_keys=True, indent=2).encode("utf-8"))
+
+
 def _mark_sealed(backup, dry_run):
     """Record the configured sealed driver as the backup's service."""
     if dry_run:
@@ -245,18 +276,20 @@ def _mark_sealed(backup, dry_run):
 
 
 def _remove_plaintext_versions(driver, backup, result):
-    """Versioned stores keep what a rewrite replaced: delete the older
-    versions of the metadata object that are not sealed, and report each
-    one that stays (in the reason; the command then exits 1)."""
+    """Versioned stores keep what a rewrite replaced (Swift's archive
+    containers and object versions, S3's noncurrent versions): delete the
+    older versions of the metadata object that are not sealed, and report
+    each one that stays (result ``resealed-plaintext-left``, exit 1)."""
     remove = getattr(driver, "remove_superseded_versions", None)
     if remove is None:  # posix, NFS: the rename replaced the file
         return
     try:
         removed, left = remove(backup, driver._metadata_filename(backup))
-    except Exception as exc:
+    except Exception as exc:  # the store's own errors: listing refused, ...
         removed, left = [], ["cannot list the versions of the metadata object: %s" % exc]
     result.versions_removed = len(removed)
     if left:
+        result.result = PLAINTEXT_LEFT
         result.plaintext_left = tuple(left)
         result.reason = "superseded plaintext versions left: %s" % "; ".join(left)
 
@@ -276,13 +309,7 @@ def reseal_backup(driver, backup, dry_run=False):
         result.reason = "status %s: only available backups are resealed" % backup.status
         return result
     try:
-        try:
-            obj = driver.read_metadata_object(backup)
-        except exception.InvalidBackup as exc:
-            raise CannotReseal(exc.msg) from None
-        except Exception as exc:
-            raise CannotReseal("cannot read the metadata object: %s" % exc) from None
-        _check_object(driver, backup, obj)
+        obj = read_object(driver, backup)
         current = obj.get("volume_meta")
         if vm.is_sealed(current):
             try:
@@ -308,9 +335,8 @@ def reseal_backup(driver, backup, dry_run=False):
         if dry_run:
             result.result = WOULD_RESEAL
             return result
-        data = json.dumps(obj, sort_keys=True, indent=2).encode("utf-8")
         try:
-            write_object(driver, backup, data)
+            _write(driver, backup, obj)
         except CannotReseal:
             raise
         except Exception as exc:

@@ -13,11 +13,62 @@ the stock class before the switch stay restorable, deletable and exportable
 """
 
 from cinder.backup.drivers import s3 as _stock
+from cinder import exception
 
 from sealedmeta.cinder import mixin
 
 
-class SealedS3BackupDriver(mixin.SealedMetadataMixin, _stock.S3BackupDriver):
+def _error_code(exc):
+    """The S3 error code behind one of the stock driver's exceptions."""
+    # Cinder keeps only the text of the botocore error; the error itself is
+    # the context of the exception the driver raised while handling it.
+    response = getattr(exc.__context__, "response", None) or {}
+    return (response.get("Error") or {}).get("Code")
+
+
+class _S3Objects:
+    """How the sealed S3 class reads and replaces its metadata object."""
+
+    def _read_metadata(self, backup):
+        # The stock driver answers a missing object with its S3ClientError
+        # (NoSuchKey): a backup whose metadata object was removed is invalid.
+        try:
+            return super()._read_metadata(backup)
+        except _stock.S3ClientError as exc:
+            if _error_code(exc) not in ("NoSuchKey", "404"):
+                raise
+            raise exception.InvalidBackup(
+                reason="the metadata object %s of backup %s is missing from"
+                " bucket %s" % (self._metadata_filename(backup), backup["id"],
+                                backup["container"])) from None
+
+    def remove_superseded_versions(self, backup, name):
+        """After *name* was rewritten: remove its older versions in the
+        backup's bucket when it is versioned, which would keep the old
+        contents readable by version id. Returns ``(removed, left)``:
+        version ids, and ``"<version id> (<why>)"`` for each version that
+        could not be removed."""
+        bucket = backup["container"]
+        removed, left = [], []
+        paginator = self.conn.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=bucket, Prefix=name):
+            for version in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if version.get("Key") != name or version.get("IsLatest"):
+                    continue
+                version_id = version["VersionId"]
+                try:
+                    self.conn.delete_object(Bucket=bucket, Key=name,
+                                            VersionId=version_id)
+                except _stock.boto_exc.ClientError as exc:
+                    left.append("%s (%s)" % (version_id, exc.response.get(
+                        "Error", {}).get("Code") or exc))
+                else:
+                    removed.append(version_id)
+        return removed, left
+
+
+class SealedS3BackupDriver(mixin.SealedMetadataMixin, _S3Objects,
+                           _stock.S3BackupDriver):
     """S3BackupDriver whose backups' ``volume_meta`` is sealed."""
 
     LEGACY_SERVICES = (

@@ -211,7 +211,7 @@ def test_reseal_reports_each_plaintext_version_it_could_not_remove(
 
     assert code == 1
     row = rows[backup.id]
-    assert row["result"] == "resealed"
+    assert row["result"] == "resealed-plaintext-left"
     _, name = cloud.location(backup)
     assert "superseded plaintext versions left: %s/%03x%s/" % (archive, len(name), name) \
         in row["reason"]

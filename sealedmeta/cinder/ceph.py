@@ -1,0 +1,142 @@
+"""``SealedCephBackupDriver``: Cinder's ``CephBackupDriver`` (RBD images in a
+Ceph pool), with sealed metadata.
+
+cinder.conf::
+
+    [DEFAULT]
+    backup_driver = sealedmeta.cinder.ceph.SealedCephBackupDriver
+
+Needs what the stock driver needs: the rados and rbd Python bindings.
+
+Cinder's Ceph driver keeps a backup's volume metadata in a RADOS object
+``backup.<backup id>.meta`` next to the backup's RBD image: plain JSON, the
+document the chunked drivers keep in ``volume_meta``. The sealed class writes
+the armour of an envelope of that document instead, bound to
+``{backup_id, volume_id}``, always (also when the volume has no metadata, so
+a removed object cannot pass for "no metadata"). Judging, sealing, the
+policies and applying are :class:`~sealedmeta.cinder.mixin.SealedMetadataMixin`'s,
+as for the chunked drivers; this module only says how the object is read and
+written.
+
+Restore judges the metadata object of the backup and of every backup of its
+chain before the stock restore writes the first extent (differential
+RBD-to-RBD and full copies alike), and applies what was judged where the
+stock driver would read the object again. The object is read and written in
+the pool the backup was made in (``backup.container``): Cinder's own restore
+reads it from ``backup_ceph_pool``, so a backup made into another pool came
+back without its metadata (or, for an RBD backup, failed with
+``rbd.ImageNotFound`` looking for its restore point there).
+"""
+
+from cinder.backup.drivers import ceph as _stock
+from cinder import exception
+from cinder import utils
+from cinder.volume.drivers import rbd as rbd_driver
+
+from sealedmeta.cinder import mixin
+
+# Longer objects are refused unread to the end (a sealed one is a few KiB).
+MAX_OBJECT_SIZE = 1024 * 1024
+
+
+class _CephMetadataObject:
+    """How the sealed Ceph class reads and writes ``backup.<id>.meta``."""
+
+    def _meta_pool(self, backup):
+        return backup["container"] or self._ceph_backup_pool
+
+    def meta_object_name(self, backup):
+        return _stock.VolumeMetadataBackup(None, backup["id"]).name
+
+    def read_meta_text(self, backup):
+        """The object's text, or None when there is no such object."""
+        name = self.meta_object_name(backup)
+        pool = self._meta_pool(backup)
+        with utils.tpool_wrap(rbd_driver.RADOSClient(self, pool)) as client:
+            try:
+                size, _ = client.ioctx.stat(name)
+            except self.rados.ObjectNotFound:
+                return None
+            if size > MAX_OBJECT_SIZE:
+                raise exception.InvalidBackup(
+                    reason="the metadata object %s of backup %s is %d bytes long"
+                    % (name, backup["id"], size))
+            data = client.ioctx.read(name, length=MAX_OBJECT_SIZE + 1)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exception.InvalidBackup(
+                reason="the metadata object %s of backup %s is not text"
+                % (name, backup["id"])) from None
+
+    def write_meta_text(self, backup, text, replace=False):
+        """Write the object (create it, or with *replace* overwrite it whole)."""
+        pool = self._meta_pool(backup)
+        with utils.tpool_wrap(rbd_driver.RADOSClient(self, pool)) as client:
+            meta = _stock.VolumeMetadataBackup(client, backup["id"])
+            if replace:
+                client.ioctx.write_full(meta.name, text.encode("utf-8"))
+            else:
+                meta.set(text)     # refuses to replace an existing object
+
+    # -- the mixin's driver-specific steps ------------------------------------
+
+    def _metadata_object(self, backup):
+        # The object holds just what the chunked drivers keep in volume_meta.
+        # A missing one reads as no volume_meta: refused for a sealed backup.
+        return {"volume_meta": self.read_meta_text(backup)}
+
+    def _backup_metadata(self, backup):
+        text = self.get_metadata(backup["volume_id"]) or None
+        try:
+            self.write_meta_text(backup, self._seal(backup, text))
+        except exception.VolumeMetadataBackupExists as exc:
+            raise exception.BackupOperationError(
+                "Failed to backup volume metadata - %s" % exc)
+
+    def _restore_metadata(self, backup, volume_id):
+        # Called by the stock restore after the data: apply what restore()
+        # judged before the first extent was written.
+        value = self._read_metadata(backup).get("volume_meta")
+        if value:
+            self.put_metadata(volume_id, value)
+
+
+class _BackupPool:
+    """Restore data from the pool the backup was made in. Cinder's
+    ``_get_restore_point`` opens the backup's image in ``backup_ceph_pool``
+    (``rbd.ImageNotFound`` for a backup made into another pool, while every
+    other step uses ``backup.container``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._restore_pools = {}   # backup id -> pool, during _restore_volume
+
+    def _restore_volume(self, backup, volume, volume_file, volume_is_new):
+        self._restore_pools[backup.id] = self._meta_pool(backup)
+        try:
+            return super()._restore_volume(backup, volume, volume_file, volume_is_new)
+        finally:
+            self._restore_pools.pop(backup.id, None)
+
+    def _get_restore_point(self, base_name, backup_id):
+        pool = self._restore_pools.get(backup_id, self._ceph_backup_pool)
+        with utils.tpool_wrap(rbd_driver.RADOSClient(self, pool)) as client:
+            base_rbd = utils.tpool_wrap(
+                self.rbd.Image(client.ioctx, base_name, read_only=True))
+            try:
+                return self._get_backup_snap_name(base_rbd, base_name, backup_id)
+            finally:
+                base_rbd.close()
+
+
+class SealedCephBackupDriver(_CephMetadataObject, _BackupPool, mixin.SealedMetadataMixin,
+                             _stock.CephBackupDriver):
+    """CephBackupDriver whose backups' metadata object is sealed."""
+
+    LEGACY_SERVICES = (
+        "cinder.backup.drivers.ceph.CephBackupDriver",
+    )
+
+
+mixin.claim_legacy_backups(SealedCephBackupDriver)
