@@ -165,7 +165,8 @@ class SealedMetadataMixin:
             if metadata_object.missing(exc):
                 raise exception.InvalidBackup(
                     reason="metadata object %s of backup %s is missing from"
-                    " the backup store" % (filename, backup["id"]))
+                    " %s of the backup store"
+                    % (filename, backup["id"], backup["container"]))
             raise
 
     # -- backup -------------------------------------------------------------

@@ -13,34 +13,12 @@ the stock class before the switch stay restorable, deletable and exportable
 """
 
 from cinder.backup.drivers import s3 as _stock
-from cinder import exception
 
 from sealedmeta.cinder import mixin
 
 
-def _error_code(exc):
-    """The S3 error code behind one of the stock driver's exceptions."""
-    # Cinder keeps only the text of the botocore error; the error itself is
-    # the context of the exception the driver raised while handling it.
-    response = getattr(exc.__context__, "response", None) or {}
-    return (response.get("Error") or {}).get("Code")
-
-
 class _S3Objects:
     """How the sealed S3 class reads and replaces its metadata object."""
-
-    def _read_metadata(self, backup):
-        # The stock driver answers a missing object with its S3ClientError
-        # (NoSuchKey): a backup whose metadata object was removed is invalid.
-        try:
-            return super()._read_metadata(backup)
-        except _stock.S3ClientError as exc:
-            if _error_code(exc) not in ("NoSuchKey", "404"):
-                raise
-            raise exception.InvalidBackup(
-                reason="the metadata object %s of backup %s is missing from"
-                " bucket %s" % (self._metadata_filename(backup), backup["id"],
-                                backup["container"])) from None
 
     def remove_superseded_versions(self, backup, name):
         """After *name* was rewritten: remove its older versions in the

@@ -26,7 +26,6 @@ from oslo_config import cfg
 
 from cinder.backup.drivers import swift as _stock
 from cinder import context as cinder_context
-from cinder import exception
 from sealedmeta import exceptions
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import volume_meta as vm
@@ -63,17 +62,6 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
     LEGACY_SERVICES = (
         "cinder.backup.drivers.swift.SwiftBackupDriver",
     )
-
-    def judge(self, backup):
-        try:
-            return super().judge(backup)
-        except Exception as exc:
-            if not _not_found(exc):
-                raise
-            raise exception.InvalidBackup(
-                reason="the metadata object %s of backup %s is missing from"
-                " container %s" % (self._metadata_filename(backup), backup["id"],
-                                   backup["container"])) from None
 
     # -- every tenant's backups ---------------------------------------------
 
