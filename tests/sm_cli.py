@@ -6,6 +6,7 @@ Shared by tests/unit (file backend) and tests/functional (redis).
 import hashlib
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -51,6 +52,35 @@ def run(args, tmp_path, repo, config=None, timeout=120):
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out.decode("utf-8", "replace"), err.decode(
         "utf-8", "replace")
+
+
+# Seconds a child may print nothing before it counts as hung: a guard
+# against a test that never ends, not a measure of speed.
+HANG = 600
+
+
+def read_lines(proc, count, stream=None, hang=HANG):
+    """Read *stream*'s (default: stderr) lines until *count* were read or the
+    child closed it; returns the lines read. AssertionError if the child
+    prints nothing for *hang* seconds."""
+    fd = (stream or proc.stderr).fileno()
+    pending = getattr(proc, "unread", b"")   # os.read: no hidden buffer
+    lines = []
+    while len(lines) < count:
+        if b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            lines.append(line.decode("utf-8", "replace"))
+            continue
+        ready, _, _ = select.select([fd], [], [], hang)
+        if not ready:
+            raise AssertionError("child printed nothing for %d s after %d"
+                                 " lines: hung" % (hang, len(lines)))
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        pending += chunk
+    proc.unread = pending
+    return lines
 
 
 def timed_run(args, tmp_path, repo):
@@ -104,7 +134,7 @@ _SEALER_LOOP = textwrap.dedent("""
     from sealedmeta import FileKeyStore, Sealer
     repo, name, outdir, tag, stop, ready = sys.argv[1:7]
     sealer = Sealer(FileKeyStore(repo), keyring=name, cache_ttl=0)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 900   # a hang guard only
     n = 0
     after_stop = 0
     while time.monotonic() < deadline and after_stop < 3:
@@ -140,7 +170,7 @@ def rekey_race(tmp_path, config, processes=8, sealers=2, name="race"):
              "s%d" % i, str(stop), str(ready)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=cli_env(tmp_path))))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + HANG
     for ready, proc in sealer_procs:
         while not ready.exists():
             assert proc.poll() is None, proc.communicate()[1].decode()

@@ -12,6 +12,11 @@ import time
 from sealedmeta import envelope
 from sealedmeta import keyring as kr
 
+from tests import sm_cli
+
+HANG = sm_cli.HANG
+read_lines = sm_cli.read_lines
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -41,9 +46,9 @@ def start_python(code, args, tmp_path):
     return proc
 
 
-def wait_line(proc, want, timeout=60):
+def wait_line(proc, want, timeout=None):
     """Read stdout lines until one equals *want*; AssertionError otherwise."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + (timeout or HANG)
     buf = b""
     fd = proc.stdout.fileno()
     while time.monotonic() < deadline:
@@ -76,25 +81,29 @@ def kill(proc):
     if alive:
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    if proc.stdout:
-        proc.stdout.close()
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
     if getattr(proc, "err_file", None):
         proc.err_file.close()
     return alive and proc.returncode == -signal.SIGKILL
 
 
-def kill_after(proc, delay, started=None):
-    """SIGKILL *proc* *delay* seconds after *started* (default: now) unless
-    it ends first. Returns (killed, seconds it ran when it ended first)."""
-    started = time.monotonic() if started is None else started
-    deadline = started + delay
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            ran = time.monotonic() - started
-            kill(proc)
-            return False, ran
-        time.sleep(0.002)
-    return kill(proc), None
+def kill_at_line(proc, count, rng, stream=None):
+    """SIGKILL *proc* once it has printed its *count*-th line (a moment
+    chosen from its own progress, whatever the machine's speed), after a
+    random fraction of a millisecond. Returns (killed, lines read)."""
+    lines = sm_cli.read_lines(proc, count, stream)
+    time.sleep(rng.uniform(0, 0.001))
+    return kill(proc), lines
+
+
+def count_lines(proc):
+    """All the lines a child prints on stderr, until it ends:
+    (lines, exit status, stdout)."""
+    lines = sm_cli.read_lines(proc, float("inf"))
+    out, _ = proc.communicate(timeout=HANG)
+    return lines, proc.returncode, out.decode("utf-8", "replace")
 
 
 def check_ring(ring):

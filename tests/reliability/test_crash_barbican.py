@@ -16,7 +16,6 @@ verify passes.
 """
 
 import json
-import time
 
 from sealedmeta import keystores
 from sealedmeta import Sealer
@@ -30,7 +29,9 @@ from tests.reliability.conftest import unique_name
 
 REWRAP_KILLS = 50
 REKEY_KILLS = 20
-TIME_BUDGET = 200.0
+# Attempts allowed for the kills: a run that ends before its chosen line
+# costs one more; far more than that many means the kill moments are wrong.
+MAX_ATTEMPTS = 3 * (REWRAP_KILLS + REKEY_KILLS)
 DIRS, PER_DIR = 5, 40
 
 
@@ -77,23 +78,34 @@ def test_sigkill_rewrap_and_rekey_against_barbican(fast_barbican, tmp_path,
     store.rotate(name)
 
     def run(argv):
-        t0 = time.monotonic()
         code, out, err = sm_cli.run(argv, tmp_path, repo, config=conf)
         assert code == 0, err
-        return time.monotonic() - t0, out
+        return out
 
-    t_rewrap, _ = run(["rewrap", str(tree)])
+    def lines_of(argv):
+        """The lines a full ``-v -v`` run prints (its progress: start-up,
+        Keystone and Barbican requests, the rotation, one per rewritten
+        file), as (lines before the first file, all lines)."""
+        proc = sm_cli.start(["-v", "-v"] + argv, tmp_path, repo, config=conf)
+        lines, code, _ = crashkit.count_lines(proc)
+        assert code == 0, lines[-20:]
+        first = next(i for i, line in enumerate(lines)
+                     if line.startswith("sealedmeta: rewrapped "))
+        return first, len(lines)
+
+    full = {"rewrap": lines_of(["rewrap", str(tree)])}
     assert tree_kit.check_all(opener, expected) == {2: total}
-    t_rekey, _ = run(["rekey", name, "--rewrap", str(tree)])
+    full["rekey"] = lines_of(["rekey", name, "--rewrap", str(tree)])
 
     kills = {"rewrap": 0, "rekey": 0}
     finished = {"rewrap": 0, "rekey": 0}
-    two_actives = pending_seen = mid_run = 0
+    two_actives = pending_seen = mid_run = attempt = 0
     versions = tree_kit.check_all(opener, expected)
-    deadline = time.monotonic() + TIME_BUDGET
-    attempt = 0
-    while ((kills["rewrap"] < REWRAP_KILLS or kills["rekey"] < REKEY_KILLS)
-           and time.monotonic() < deadline):
+    while kills["rewrap"] < REWRAP_KILLS or kills["rekey"] < REKEY_KILLS:
+        assert attempt < MAX_ATTEMPTS, (
+            "%d attempts gave only %s kills: the runs end before the line"
+            " chosen to kill them at (%s finished first)"
+            % (attempt, kills, finished))
         attempt += 1
         kind = "rekey" if (attempt % 3 == 0 and kills["rekey"] < REKEY_KILLS) \
             or kills["rewrap"] >= REWRAP_KILLS else "rewrap"
@@ -104,17 +116,23 @@ def test_sigkill_rewrap_and_rekey_against_barbican(fast_barbican, tmp_path,
         before = versions.get(active, 0)
         argv = (["rewrap", str(tree)] if kind == "rewrap"
                 else ["rekey", name, "--rewrap", str(tree)])
-        t_full = t_rewrap if kind == "rewrap" else t_rekey
-        proc = sm_cli.start(argv, tmp_path, repo, config=conf)
-        # Half of the moments anywhere in the run (start-up, Keystone,
-        # Barbican reads, rotation), half in its last part (the rewriting).
-        low = 0.3 if attempt % 2 else 0.65
-        time.sleep(rng.uniform(low * t_full, 1.0 * t_full))
-        if crashkit.kill(proc):
+        # Half of the moments anywhere before the first file is rewritten
+        # (start-up, Keystone, Barbican reads, rotation), half while the
+        # files are rewritten: after a line the command printed.
+        first, every = full[kind]
+        todo = total if kind == "rekey" else total - before
+        if attempt % 2 and first:
+            line = rng.randint(1, first)
+        else:
+            line = rng.randint(first + 1, max(first + 1, first + (
+                every - first) * todo // total - 1))
+        proc = sm_cli.start(["-v", "-v"] + argv, tmp_path, repo, config=conf)
+        killed, _ = crashkit.kill_at_line(proc, line, rng)
+        if killed:
             kills[kind] += 1
         else:
             finished[kind] += 1
-            assert proc.returncode == 0
+            assert proc.returncode == 0, proc.unread[-2000:]
         # After the kill: one active version, every envelope opens.
         ring = crashkit.check_ring(store.get_keyring(name))
         versions = tree_kit.check_all(opener, expected)
@@ -131,7 +149,8 @@ def test_sigkill_rewrap_and_rekey_against_barbican(fast_barbican, tmp_path,
         envelopes=total, rewrap_kills=kills["rewrap"],
         rewrap_kills_mid_run=mid_run, rekey_kills=kills["rekey"],
         runs_that_finished_first=finished["rewrap"] + finished["rekey"],
-        t_rewrap_s=round(t_rewrap, 2), t_rekey_rewrap_s=round(t_rekey, 2),
+        attempts=attempt, lines_of_a_rewrap=full["rewrap"][1],
+        lines_of_a_rekey_rewrap=full["rekey"][1],
         checks_with_two_marked_active=two_actives,
         checks_with_pending_secrets=pending_seen,
         versions=store.get_keyring(name).active.number,
@@ -140,13 +159,13 @@ def test_sigkill_rewrap_and_rekey_against_barbican(fast_barbican, tmp_path,
     assert kills["rekey"] >= REKEY_KILLS, result
 
     # Reruns finish.
-    _, out = run(["rewrap", str(tree), "-f", "json"])
+    out = run(["rewrap", str(tree), "-f", "json"])
     assert json.loads(out)["failed"] == 0
     active = store.get_keyring(name).active.number
     assert tree_kit.check_all(opener, expected) == {active: total}
-    _, out = run(["rewrap", str(tree), "-f", "json"])
+    out = run(["rewrap", str(tree), "-f", "json"])
     assert json.loads(out)["already_current"] == total
-    _, out = run(["verify", str(tree), "-f", "json"])
+    out = run(["verify", str(tree), "-f", "json"])
     assert json.loads(out)["summary"]["counts"]["valid"] == total
     # a rotation after all this works and leaves one active version
     assert store.rotate(name).number > active

@@ -29,7 +29,9 @@ from tests.reliability import figures
 RING = "kr"
 KILLS = 50
 CLI_KILLS = 20
-TIME_BUDGET = 120.0
+# Attempts allowed for CLI_KILLS kills (a rekey that ends before its kill
+# costs one more).
+CLI_ATTEMPTS = 5 * CLI_KILLS
 
 ROTATOR = r'''
 import os, sys
@@ -45,6 +47,7 @@ while True:
     raw = sealer.seal({"n": n, "v": version.number}, {"backup_id": name})
     atomic.write_file(os.path.join(outdir, name), raw, durable=False)
     n += 1
+    print("rotated", n, flush=True)
 '''
 
 
@@ -95,13 +98,18 @@ def test_sigkill_looping_rotation(tmp_path):
     opener = Sealer(store, RING, cache_ttl=0, refresh_interval=0)
     kills = with_temp = with_orphan_key = 0
     seen, known_temps = set(), set()
-    deadline = time.monotonic() + TIME_BUDGET
     last = 1
-    while kills < KILLS and time.monotonic() < deadline:
+    while kills < KILLS:
         proc = crashkit.start_python(ROTATOR, [repo, outdir, "k%03d" % kills],
                                      tmp_path)
-        crashkit.wait_line(proc, "ready")
-        time.sleep(rng.uniform(0.0, 0.05))
+        assert crashkit.read_lines(proc, 1, stream=proc.stdout) == ["ready"], \
+            crashkit.child_stderr(proc)
+        # After its first, second or third rotation (as it says), plus up to
+        # as long again as its last rotation took: anywhere in the next one.
+        crashkit.read_lines(proc, rng.randint(0, 2), stream=proc.stdout)
+        started = time.monotonic()
+        crashkit.read_lines(proc, 1, stream=proc.stdout)
+        time.sleep(rng.uniform(0.0, time.monotonic() - started))
         assert crashkit.kill(proc), "the rotator ended by itself: %s" % (
             crashkit.child_stderr(proc))
         kills += 1
@@ -122,13 +130,13 @@ def test_sigkill_looping_rotation(tmp_path):
     assert kills >= KILLS, result
     assert rotations >= kills, result       # the kills landed mid-loop
 
-    # Reruns finish: the CLI and the library rotate again at once (the lock
-    # of a killed process is free), the leftovers do not get in the way.
-    t0 = time.monotonic()
+    # Reruns finish: the CLI and the library rotate again (the lock of a
+    # killed process is free: rekey refuses, exit 1, when it cannot have
+    # the lock within [coordination] lock_timeout), the leftovers do not get
+    # in the way.
     code, out, err = sm_cli.run(["rekey", RING, "-f", "json"], tmp_path, repo)
     assert code == 0, err
     assert json.loads(out)["version"] == last + 1
-    assert time.monotonic() - t0 < 30
     assert store.rotate(RING).number == last + 2
     check_store(store, repo)
     assert open_all(opener, outdir, set()) == len(seen)
@@ -143,34 +151,43 @@ def test_sigkill_sealedmeta_rekey(tmp_path):
     store = FileKeyStore(str(repo))
     store.create_keyring(RING)
     sealer = Sealer(store, RING, cache_ttl=0, refresh_interval=0)
-    # How long a whole rekey takes, start-up included.
-    t0 = time.monotonic()
-    code, out, err = sm_cli.run(["rekey", RING], tmp_path, repo)
-    assert code == 0, err
-    t_full = time.monotonic() - t0
-    kills = finished = with_temp = 0
+    # How long the rotation takes after the lock: between the two lines of
+    # a whole run.
+    proc = sm_cli.start(["-v", "-v", "rekey", RING], tmp_path, repo)
+    crashkit.read_lines(proc, 1)
+    locked = time.monotonic()
+    lines, code, _ = crashkit.count_lines(proc)
+    gap = time.monotonic() - locked
+    assert code == 0 and "rotated keyring" in lines[0], lines
+    kills = finished = with_temp = attempts = 0
     seen, known_temps = set(), set()
     n = 0
-    deadline = time.monotonic() + TIME_BUDGET
-    while kills < CLI_KILLS and time.monotonic() < deadline:
+    while kills < CLI_KILLS:
+        assert attempts < CLI_ATTEMPTS, (
+            "%d attempts gave only %d kills: %d rekeys ended before the kill"
+            % (attempts, kills, finished))
+        attempts += 1
         name = "c%04d" % n
         n += 1
         raw = sealer.seal({"n": n, "v": store.get_keyring(RING).active.number},
                           {"backup_id": name})
         (outdir / name).write_bytes(raw)
         before = store.get_keyring(RING).active.number
-        started = time.monotonic()
-        proc = sm_cli.start(["rekey", RING], tmp_path, repo)
-        # The last part of the run, where the rotation happens; the estimate
-        # of the run's length follows the runs that ended before the kill.
-        killed, ran = crashkit.kill_after(
-            proc, rng.uniform(0.7 * t_full, 1.0 * t_full), started)
-        if killed:
+        # A moment chosen from the command's progress: at the line saying
+        # it holds the keyring's lock (the rotation comes next), or up to as
+        # long after it as the rotation took in the last run that finished
+        # (measured between its own two lines).
+        proc = sm_cli.start(["-v", "-v", "rekey", RING], tmp_path, repo)
+        lines = crashkit.read_lines(proc, 1)
+        assert lines and "acquired lock" in lines[0], lines
+        locked = time.monotonic()
+        time.sleep(rng.choice((0, rng.uniform(0, gap), rng.uniform(0, gap))))
+        if crashkit.kill(proc):
             kills += 1
         else:
             finished += 1
-            if ran is not None:
-                t_full = 0.5 * t_full + 0.5 * ran
+            assert proc.returncode == 0
+            gap = time.monotonic() - locked
         temps = set(sm_cli.temp_files(repo))
         with_temp += bool(temps - known_temps)
         known_temps |= temps
@@ -180,7 +197,8 @@ def test_sigkill_sealedmeta_rekey(tmp_path):
     result = figures.record(
         "SIGKILL sealedmeta rekey (file store)", seed=seed, kills=kills,
         runs_that_finished_first=finished, kills_inside_an_atomic_write=with_temp,
-        envelopes=len(seen), t_full_estimate_s=round(t_full, 2))
+        envelopes=len(seen), attempts=attempts,
+        rotation_after_lock_s=round(gap, 4))
     assert kills >= CLI_KILLS, result
     code, out, err = sm_cli.run(["rekey", RING, "-f", "json"], tmp_path, repo)
     assert code == 0, err
