@@ -122,16 +122,29 @@ def check_keyring_name(name):
 
 
 def check_context(context):
-    """Validate a context mapping; return it as a plain dict sorted by key."""
+    """Validate a context mapping; return it as a plain dict sorted by key
+    (*context* itself when it already is one)."""
     # Mappings only: dict() would also turn ["ab"] into {"a": "b"}.
-    if not isinstance(context, collections.abc.Mapping):
-        raise exceptions.InvalidMetadata(
-            "context must be a mapping of str to str, not %s"
-            % type(context).__name__)
+    if type(context) is not dict:
+        if not isinstance(context, collections.abc.Mapping):
+            raise exceptions.InvalidMetadata(
+                "context must be a mapping of str to str, not %s"
+                % type(context).__name__)
+        context = dict(context)
+    if _check_context_items(context):
+        return context
+    return dict(sorted(context.items()))
+
+
+def _check_context_items(context):
+    """Raise InvalidMetadata unless the dict *context* is a valid context;
+    return whether its keys are in sorted order."""
     if len(context) > MAX_CONTEXT_ITEMS:
         raise exceptions.InvalidMetadata(
             "context has %d items; at most %d are allowed"
             % (len(context), MAX_CONTEXT_ITEMS))
+    in_order = True
+    previous = ""
     for key, value in context.items():
         if type(key) is not str or not _CONTEXT_KEY.match(key):
             raise exceptions.InvalidMetadata(
@@ -142,7 +155,9 @@ def check_context(context):
                 "context value for %r must be a str, not %s"
                 % (key, type(value).__name__))
         try:
-            size = len(value.encode("utf-8"))
+            # ASCII (ids, the usual case): one byte a character.
+            size = len(value) if value.isascii() else len(
+                value.encode("utf-8"))
         except UnicodeEncodeError:
             raise exceptions.InvalidMetadata(
                 "context value for %r is not valid text" % (key,)) from None
@@ -150,7 +165,10 @@ def check_context(context):
             raise exceptions.InvalidMetadata(
                 "context value for %r is over %d bytes"
                 % (key, MAX_CONTEXT_VALUE))
-    return dict(sorted(context.items()))
+        if key < previous:
+            in_order = False
+        previous = key
+    return in_order
 
 
 # -- encoding ---------------------------------------------------------------
@@ -224,37 +242,9 @@ def encode_payload(metadata):
 
 # -- parsing ----------------------------------------------------------------
 
-def _pairs_no_duplicates(pairs):
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate map key")
-    for key in result:
-        if type(key) is not str:
-            raise ValueError("map key is not a string")
-    return result
-
-
-def _unpack(data, max_len):
-    return msgpack.unpackb(
-        data, raw=False, strict_map_key=True, use_list=True,
-        object_pairs_hook=_pairs_no_duplicates, ext_hook=_no_ext,
-        max_ext_len=0, max_str_len=max_len, max_bin_len=max_len,
-        max_array_len=max_len, max_map_len=max_len)
-
-
-def _header(header_bytes):
-    """The :class:`Header` of *header_bytes*: decoded, every field's type and
-    range checked, and the canonical encoding of those fields required."""
-    try:
-        fields = msgpack.unpackb(
-            header_bytes, raw=False, strict_map_key=True, use_list=True,
-            ext_hook=_no_ext, max_ext_len=0, max_str_len=MAX_HEADER_SIZE,
-            max_bin_len=MAX_HEADER_SIZE, max_array_len=MAX_HEADER_SIZE,
-            max_map_len=MAX_HEADER_SIZE)
-    except (ValueError, TypeError, OverflowError,
-            msgpack.exceptions.UnpackException) as exc:
-        raise _malformed("header is not valid msgpack (%s)"
-                         % type(exc).__name__) from None
+def _check_header(fields, header_bytes):
+    """Raise MalformedEnvelope unless *fields*, decoded from *header_bytes*,
+    pass the type and range checks and the canonical re-encoding check."""
     if type(fields) is not list or len(fields) != HEADER_FIELDS:
         raise _malformed("header is not an array of %d fields" % HEADER_FIELDS)
     (fmt, suite, keyring, version, key_id, context, created, salt,
@@ -272,7 +262,7 @@ def _header(header_bytes):
     if type(context) is not dict:
         raise _malformed("context is not a map")
     try:
-        context = check_context(context)
+        in_order = _check_context_items(context)
     except exceptions.InvalidMetadata as exc:
         raise _malformed(str(exc)) from None
     if type(created) is not int or not 0 <= created <= MAX_CREATED:
@@ -281,28 +271,29 @@ def _header(header_bytes):
         raise _malformed("salt is not %d bytes" % SALT_SIZE)
     if type(nonce) is not bytes or len(nonce) != NONCE_SIZE:
         raise _malformed("nonce is not %d bytes" % NONCE_SIZE)
-    # Canonical form: the fields, the context sorted by key, re-encoded in
-    # msgpack's shortest form give back the exact bytes read; so one header
-    # has one encoding. A duplicate context key collapses in the dict, so it
-    # fails here too.
-    if encode_header_fields(fmt, suite, keyring, version, key_id, context,
-                            created, salt, nonce) != header_bytes:
+    # Canonical form: the context sorted by key, and the fields, re-encoded
+    # in msgpack's shortest form, give back the exact bytes read; so one
+    # header has one encoding. A duplicate context key collapses in the
+    # dict, so it fails here too.
+    if not in_order or msgpack.packb(fields, use_bin_type=True) != header_bytes:
         raise _malformed("header is not in canonical encoding")
-    return Header(fmt, suite, keyring, version, key_id,
-                  types.MappingProxyType(context), created, salt, nonce)
 
 
-def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
-    """Split raw envelope bytes into header and sealed parts.
+def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """``(fields, authenticated, ciphertext, mac, signature)`` of raw
+    envelope bytes: the one parser of the format (:func:`parse` wraps it).
 
-    For suite 2 the last 96 bytes are the MAC and the signature; for every
-    other suite the last 32 are the MAC and *signature* is None. Strict and
-    bounded; raises only :class:`InvalidEnvelope` subclasses. Nothing
-    returned is authenticated yet.
+    *fields* is the checked header as the list of its nine values in
+    header order (the context a plain dict); :func:`header_of` makes the
+    :class:`Header`. For suite 2 the last 96 bytes are the MAC and the
+    signature; for every other suite the last 32 are the MAC and
+    *signature* is None. Strict and bounded; raises only
+    :class:`InvalidEnvelope` subclasses. Nothing returned is authenticated.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise _malformed("expected bytes, got %s" % type(data).__name__)
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise _malformed("expected bytes, got %s" % type(data).__name__)
+        data = bytes(data)
     size = len(data)
     if size > max_size:
         raise exceptions.EnvelopeTooLarge(
@@ -319,37 +310,100 @@ def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
             % (fmt, FORMAT_VERSION))
     if size < _FIXED:
         raise _malformed("truncated before the header length")
-    header_len = int.from_bytes(data[_FIXED - 2:_FIXED], "big")
+    header_len = (data[_FIXED - 2] << 8) | data[_FIXED - 1]
     if header_len > MAX_HEADER_SIZE:
         raise _malformed("header length %d is over the %d byte limit"
                          % (header_len, MAX_HEADER_SIZE))
     header_end = _FIXED + header_len
     if size < header_end + TAG_SIZE + MAC_SIZE + 1:
         raise _malformed("truncated")
-    header = _header(data[_FIXED:header_end])
+    header_bytes = data[_FIXED:header_end]
+    try:
+        fields = msgpack.unpackb(
+            header_bytes, raw=False, strict_map_key=True, use_list=True,
+            ext_hook=_no_ext, max_ext_len=0, max_str_len=MAX_HEADER_SIZE,
+            max_bin_len=MAX_HEADER_SIZE, max_array_len=MAX_HEADER_SIZE,
+            max_map_len=MAX_HEADER_SIZE)
+    except (ValueError, TypeError, OverflowError,
+            msgpack.exceptions.UnpackException) as exc:
+        raise _malformed("header is not valid msgpack (%s)"
+                         % type(exc).__name__) from None
+    _check_header(fields, header_bytes)
     end, signature = size, None
-    if header.suite == SIGNED_SUITE:
+    if fields[1] == SIGNED_SUITE:
         if size < header_end + TAG_SIZE + MAC_SIZE + SIGNATURE_SIZE + 1:
             raise _malformed("truncated")
         end = size - SIGNATURE_SIZE
         signature = data[end:]
-    return ParsedEnvelope(header=header, authenticated=data[:header_end],
-                          ciphertext=data[header_end:end - MAC_SIZE],
-                          mac=data[end - MAC_SIZE:end], signature=signature)
+    return (fields, data[:header_end], data[header_end:end - MAC_SIZE],
+            data[end - MAC_SIZE:end], signature)
+
+
+def header_of(fields):
+    """The :class:`Header` of checked header *fields* (see
+    :func:`split_fields`)."""
+    (fmt, suite, keyring, version, key_id, context, created, salt,
+     nonce) = fields
+    return Header(fmt, suite, keyring, version, key_id,
+                  types.MappingProxyType(context), created, salt, nonce)
+
+
+def parse(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
+    """Split raw envelope bytes into header and sealed parts: the
+    :class:`ParsedEnvelope` of :func:`split_fields`.
+
+    Strict and bounded; raises only :class:`InvalidEnvelope` subclasses.
+    Nothing returned is authenticated yet.
+    """
+    fields, authenticated, ciphertext, mac, signature = split_fields(
+        data, max_size)
+    return ParsedEnvelope(header=header_of(fields),
+                          authenticated=authenticated, ciphertext=ciphertext,
+                          mac=mac, signature=signature)
+
+
+def _from_pairs(obj, depth):
+    """The metadata value of decoded *obj*, in which every map is a tuple
+    of its (key, value) pairs in the order read: maps become dicts, and
+    duplicate or non-str keys, and nesting past MAX_DEPTH, are refused."""
+    if depth > MAX_DEPTH:
+        raise _malformed("payload: metadata is nested deeper than %d levels"
+                         % MAX_DEPTH)
+    if type(obj) is tuple:
+        result = dict(obj)
+        if len(result) != len(obj):
+            raise _malformed("payload: duplicate map key")
+        for key, value in obj:
+            if type(key) is not str:
+                raise _malformed("payload: metadata map keys must be str,"
+                                 " found %s" % type(key).__name__)
+            if type(value) not in _SCALARS:
+                result[key] = _from_pairs(value, depth + 1)
+        return result
+    for index, value in enumerate(obj):  # a list: msgpack makes no other
+        if type(value) not in _SCALARS:
+            obj[index] = _from_pairs(value, depth + 1)
+    return obj
 
 
 def decode_payload(data):
     """Decode an authenticated payload, strictly, into a dict."""
+    size = len(data)
     try:
-        value = _unpack(data, len(data))
+        # Maps as tuples of pairs (made in C), so that duplicate keys are
+        # seen; arrays as lists. No extension types, every length bounded.
+        value = msgpack.unpackb(
+            data, raw=False, strict_map_key=True, use_list=True,
+            object_pairs_hook=tuple, ext_hook=_no_ext, max_ext_len=0,
+            max_str_len=size, max_bin_len=size, max_array_len=size,
+            max_map_len=size)
     except (ValueError, TypeError, OverflowError,
             msgpack.exceptions.UnpackException):
         raise _malformed("payload is not valid msgpack") from None
-    try:
-        check_metadata(value)
-    except exceptions.InvalidMetadata as exc:
-        raise _malformed("payload: %s" % exc) from None
-    return value
+    if type(value) is not tuple:
+        raise _malformed("payload: metadata must be a map, not %s"
+                         % type(value).__name__)
+    return _from_pairs(value, 1)
 
 
 # -- armour -----------------------------------------------------------------

@@ -241,38 +241,37 @@ class Sealer:
     # -- opening ----------------------------------------------------------
 
     def _authenticate(self, data):
-        """``(raw, header, payload)``: the envelope's bytes, its
-        :class:`envelope.Header` and the plaintext, once the MAC and the
-        AEAD tag are verified."""
+        """``(raw, header fields, payload)``: the envelope's bytes, its
+        checked header as :func:`envelope.split_fields` gives it, and the
+        plaintext, once the MAC and the AEAD tag are verified."""
         raw = envelope.load(data, self.max_envelope_size)
-        parsed = envelope.parse(raw, self.max_envelope_size)
-        header = parsed.header
-        if header.suite not in crypto.SUITES:
+        fields, authenticated, ciphertext, mac, _ = envelope.split_fields(
+            raw, self.max_envelope_size)
+        (fmt, suite, keyring, key_version, key_id, _, _, salt,
+         nonce) = fields
+        if suite != crypto.SUITE_ID and suite != crypto.SIGNED_SUITE_ID:
             raise exceptions.UnsupportedFormat(
                 "unsupported algorithm suite %d (this library knows %d and %d)"
-                % (header.suite, crypto.SUITE_ID, crypto.SIGNED_SUITE_ID))
-        version = self._version_for(header.keyring, header.key_id,
-                                    header.key_version)
-        info = crypto.info(header.format_version, header.suite,
-                           header.keyring, header.key_version)
-        payload = crypto.decrypt(self._key(version), header.salt,
-                                 header.nonce, info, parsed.authenticated,
-                                 parsed.ciphertext, parsed.mac)
-        return raw, header, payload
+                % (suite, crypto.SUITE_ID, crypto.SIGNED_SUITE_ID))
+        version = self._version_for(keyring, key_id, key_version)
+        info = crypto.info(fmt, suite, keyring, key_version)
+        payload = crypto.decrypt(self._key(version), salt, nonce, info,
+                                 authenticated, ciphertext, mac)
+        return raw, fields, payload
 
     def verify(self, data, context=None):
         """The authenticated header of *data*; checks *context* when given."""
-        _, header, payload = self._authenticate(data)
+        _, fields, payload = self._authenticate(data)
         if context is not None:
-            _check_context(header.context, envelope.check_context(context))
+            _check_context(fields[_CONTEXT], envelope.check_context(context))
         envelope.decode_payload(payload)
-        return header
+        return envelope.header_of(fields)
 
     def open(self, data, context):
         """The metadata sealed in *data* (bytes or armour), for *context*."""
         expected = envelope.check_context(context)
-        _, header, payload = self._authenticate(data)
-        _check_context(header.context, expected)
+        _, fields, payload = self._authenticate(data)
+        _check_context(fields[_CONTEXT], expected)
         return envelope.decode_payload(payload)
 
     def rewrap(self, data):
@@ -281,12 +280,12 @@ class Sealer:
         Returns the input unchanged when it already is under the active
         version. The plaintext never leaves the library.
         """
-        raw, header, payload = self._authenticate(data)
+        raw, fields, payload = self._authenticate(data)
         envelope.decode_payload(payload)
-        if header.key_id == self._sealing_state()[1].key_id:
+        if fields[_KEY_ID] == self._sealing_state()[1].key_id:
             return raw
         # The context as read: checked, and sorted (canonical header).
-        return self._seal_payload(payload, dict(header.context))
+        return self._seal_payload(payload, fields[_CONTEXT])
 
     # -- tags -------------------------------------------------------------
 
@@ -323,6 +322,11 @@ class Sealer:
             crypto.tag_info(self.keyring, version.number, purpose), message,
             mac)
         return version.number
+
+
+# Positions in the header fields of envelope.split_fields.
+_KEY_ID = 4
+_CONTEXT = 5
 
 
 def _check_context(context, expected):

@@ -1,7 +1,8 @@
 """The one envelope parser and the one payload decoder, against an oracle.
 
-``envelope.parse`` and ``envelope.decode_payload`` are the only ways the
-library reads a header and a payload. These tests drive them with valid,
+``envelope.split_fields`` (which ``envelope.parse`` wraps) and
+``envelope.decode_payload`` are the only ways the library reads a header
+and a payload. These tests drive them with valid,
 mutated and edge-built inputs and check each verdict against a plain
 restatement of the format's rules (docs/source/format.rst).
 """
@@ -203,6 +204,10 @@ def test_parse_gives_the_header_and_the_parts():
         parsed.authenticated)
     assert envelope.parse(bytearray(data)) == envelope.parse(memoryview(data))
     assert envelope.parse(data) == parsed
+    # parse is split_fields with a Header: the same checks, the same parts.
+    fields, *parts = envelope.split_fields(data)
+    assert fields == _fields() and envelope.header_of(fields) == header
+    assert parts == [parsed.authenticated, parsed.ciphertext, parsed.mac, None]
 
 
 @pytest.mark.parametrize("created", [0, 1, 127, 128, 65535, 65536, 1700000000,
