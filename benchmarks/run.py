@@ -11,14 +11,16 @@ a run and what dominates each.
 Core (one process, warm key cache, a realistic ~2 KiB Glance metadata dict;
 the three are interleaved round by round, medians reported):
   seal_open_us        Sealer.seal + Sealer.open
-  floor_us            only the primitive calls one seal + open makes, made
-                      the way the library makes them (reused msgpack
-                      packers, one os.urandom for salt and nonce, HKDF x2,
-                      AES-GCM x2, HMAC x2, msgpack unpack of header and
-                      payload): no library glue
+  floor_us            only the primitive calls one seal + open makes, each
+                      made the cheapest way (reused msgpack packers, one
+                      os.urandom for salt and nonce, HKDF x2, AES-GCM x2,
+                      HMAC x2, msgpack unpack of header and payload): no
+                      library glue, no checks
   fernet_msgpack_us   cryptography Fernet encrypt + decrypt of the msgpack'd
                       dict (a common "just encrypt it" baseline)
-  seal_open_vs_floor, seal_open_vs_fernet_msgpack   the ratios
+  seal_open_vs_floor, seal_open_vs_fernet_msgpack   the ratios, and the
+                      regression guard printed with them: seal + open at
+                      most 2x the floor and at most 1.5x Fernet + msgpack
   floor_packb_us      the floor as first written (msgpack.packb, a new
                       SHA256 object per call), for comparing with figures
                       of older runs; seal_open_vs_floor_packb
@@ -45,14 +47,25 @@ disk; the library calls the CLI makes):
   rewrap_per_s        sealedmeta.rewrap.Rewrapper(store).run([DIR]) after a
                       rotation: every file re-sealed and replaced durably
                       (fsync of the file and of its directory, per file)
+  plain_write_per_s   the baseline: a plain loop over the same files that
+                      reads each and writes its bytes back the durable way
+                      (temporary file, fsync, rename, fsync of the
+                      directory); rewrap_vs_plain_write, the time ratio
   verify_per_s        sealedmeta.audit.Auditor(store).run([DIR]): every file
                       read, authenticated, decrypted and checked
+  plain_read_per_s    the baseline: a plain loop (os.walk) that reads every
+                      file; verify_vs_plain_read, the time ratio
 
 Cinder (benchmarks/cinder_overhead.py, run as a subprocess by a Python that
 has the cinder package: $SEALEDMETA_CINDER_PYTHON, this Python, or
 .tox/cinder; omitted, with the reason printed, otherwise):
   cinder_backup_overhead_ms    what sealing adds to one backup (median)
   cinder_restore_overhead_ms   what opening adds to one restore (median)
+  volume_backup_sealed_vs_stock, volume_restore_sealed_vs_stock
+                      a whole backup / restore of a 1 GiB volume
+                      (--volume-mib) through the real posix driver, sealed
+                      class against the stock one, interleaved; the
+                      seconds of each are printed and kept
 """
 
 import argparse
@@ -463,6 +476,29 @@ def bench_files(count, rewrap_rounds, verify_rounds):
         setup_s = time.perf_counter() - t0
 
         verify_rates, rewrap_rates = [], []
+        read_rates, write_rates = [], []
+
+        def plain_read():
+            t0 = time.perf_counter()
+            seen = 0
+            for directory, _, names in os.walk(data):
+                for name in names:
+                    with open(os.path.join(directory, name), "rb") as handle:
+                        handle.read()
+                    seen += 1
+            read_rates.append(seen / (time.perf_counter() - t0))
+
+        def plain_write():
+            t0 = time.perf_counter()
+            seen = 0
+            for directory, _, names in os.walk(data):
+                for name in names:
+                    path = os.path.join(directory, name)
+                    with open(path, "rb") as handle:
+                        content = handle.read()
+                    _durable_replace(path, content)
+                    seen += 1
+            write_rates.append(seen / (time.perf_counter() - t0))
 
         def verify():
             t0 = time.perf_counter()
@@ -472,9 +508,11 @@ def bench_files(count, rewrap_rounds, verify_rounds):
                 raise RuntimeError("verify: %s" % report.counts)
             return json.dumps(report.as_dict(), sort_keys=True)
 
+        # Each figure next to its baseline, round by round.
         for n in range(max(rewrap_rounds, verify_rounds - 2)):
             if n < verify_rounds - 2:
                 verify()
+                plain_read()
             if n < rewrap_rounds:
                 store.rotate(RING)
                 t0 = time.perf_counter()
@@ -482,19 +520,47 @@ def bench_files(count, rewrap_rounds, verify_rounds):
                 rewrap_rates.append(count / (time.perf_counter() - t0))
                 if summary.count(rewrap.REWRAPPED) != count:
                     raise RuntimeError("rewrap: %s" % summary.as_dict())
+                plain_write()
         # The last two audits, of the same tree: the same report.
         if verify() != verify():
             raise RuntimeError("two audits of the same files differ")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print("files: %d envelopes written in %.1fs; rewrap/s %s; verify/s %s"
+    print("files: %d envelopes written in %.1fs; rewrap/s %s (plain write"
+          " %s); verify/s %s (plain read %s)"
           % (count, setup_s, [round(r) for r in rewrap_rates],
-             [round(r) for r in verify_rates]))
-    return {
+             [round(r) for r in write_rates], [round(r) for r in verify_rates],
+             [round(r) for r in read_rates]))
+    figures = {
         "files": count,
         "rewrap_per_s": round(statistics.median(rewrap_rates)),
         "verify_per_s": round(statistics.median(verify_rates)),
+        "plain_write_per_s": round(statistics.median(write_rates)),
+        "plain_read_per_s": round(statistics.median(read_rates)),
     }
+    # Time ratios (how many times the plain loop's time).
+    figures["rewrap_vs_plain_write"] = round(
+        figures["plain_write_per_s"] / figures["rewrap_per_s"], 3)
+    figures["verify_vs_plain_read"] = round(
+        figures["plain_read_per_s"] / figures["verify_per_s"], 3)
+    return figures
+
+
+def _durable_replace(path, content):
+    """What replacing a file durably costs at least: temporary file in the
+    same directory, fsync, rename, fsync of the directory."""
+    directory = os.path.dirname(path)
+    temporary = os.path.join(directory, ".plain-%s" % os.path.basename(path))
+    with open(temporary, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.rename(temporary, path)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- Cinder: what sealing adds to a backup and to a restore -----------------
@@ -537,7 +603,7 @@ def _with_pythonpath():
     return env
 
 
-def bench_cinder(iterations):
+def bench_cinder(iterations, volume_mib, volume_rounds):
     if not os.path.exists(CINDER_SCRIPT):
         print("cinder: %s does not exist; cinder_*_overhead_ms omitted"
               % os.path.relpath(CINDER_SCRIPT, TOP))
@@ -555,9 +621,12 @@ def bench_cinder(iterations):
         try:
             proc = subprocess.run(
                 [python, "-W", "ignore", CINDER_SCRIPT, "--iterations",
-                 str(iterations), "--json", out.name],
+                 str(iterations), "--json", out.name, "--volume-mib",
+                 str(volume_mib), "--volume-rounds", str(volume_rounds)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, text=True, timeout=900, cwd=TOP,
+                stdin=subprocess.DEVNULL, text=True,
+                timeout=900 + 240 * volume_rounds * max(1, volume_mib // 1024),
+                cwd=TOP,
                 env=_with_pythonpath())
         except subprocess.TimeoutExpired:
             print("cinder: %s timed out; cinder_*_overhead_ms omitted"
@@ -605,6 +674,21 @@ def bench_cinder(iterations):
         "restore_stock_ms": whole_ms("restore_stock_ms"),
         "restore_sealed_ms": whole_ms("restore_sealed_ms"),
     }
+    for name in ("volume_backup_sealed_vs_stock",
+                 "volume_restore_sealed_vs_stock"):
+        if name in result:
+            figures[name] = result[name]
+    if "volume_mib" in result:
+        figures["cinder"]["volume"] = {
+            k: v for k, v in result.items() if k.startswith("volume_")}
+        print("cinder: %d MiB volume, %d rounds, seconds (stock -> sealed):"
+              " backup %s -> %s, restore %s -> %s; each round %s" % (
+                  result["volume_mib"], result["volume_rounds"],
+                  result["volume_backup_stock_s"],
+                  result["volume_backup_sealed_s"],
+                  result["volume_restore_stock_s"],
+                  result["volume_restore_sealed_s"],
+                  result["volume_seconds"]))
     print("cinder: %s (sealedmeta from %s): backup +%.3f ms, restore +%.3f ms;"
           " whole backup %s -> %s ms, whole restore %s -> %s ms (stock ->"
           " sealed, 320 KiB volume, noisy)" % (
@@ -647,9 +731,15 @@ def _version(dist):
 SUMMARY_KEYS = (
     "seal_open_us", "floor_us", "fernet_msgpack_us", "seal_open_vs_floor",
     "seal_open_vs_fernet_msgpack", "barbican_requests_per_1000_seals",
-    "keystone_tokens_per_1000_seals", "rewrap_per_s", "verify_per_s",
+    "keystone_tokens_per_1000_seals", "rewrap_per_s", "plain_write_per_s",
+    "rewrap_vs_plain_write", "verify_per_s", "plain_read_per_s",
+    "verify_vs_plain_read",
     "sign_seal_extra_us", "public_verify_us",
-    "cinder_backup_overhead_ms", "cinder_restore_overhead_ms")
+    "cinder_backup_overhead_ms", "cinder_restore_overhead_ms",
+    "volume_backup_sealed_vs_stock", "volume_restore_sealed_vs_stock")
+
+# The regression guard of seal + open (printed, never asserted in tests).
+GUARD = (("seal_open_vs_floor", 2.0), ("seal_open_vs_fernet_msgpack", 1.5))
 
 
 def main(argv=None):
@@ -664,11 +754,16 @@ def main(argv=None):
                         help="skip the Barbican / Keystone request counts")
     parser.add_argument("--no-cinder", action="store_true",
                         help="skip the Cinder overhead")
+    parser.add_argument("--volume-mib", type=int, default=1024, metavar="N",
+                        help="size of the volume of the whole Cinder backup"
+                             " and restore (default 1024; 0 skips them)")
     args = parser.parse_args(argv)
     if args.quick:
         rounds, inner, rewrap_rounds, verify_rounds, cinder_it = 15, 200, 1, 3, 300
+        volume_rounds = 1
     else:
         rounds, inner, rewrap_rounds, verify_rounds, cinder_it = 41, 1000, 3, 6, 2000
+        volume_rounds = 3
     started = time.monotonic()
     figures = {"machine": machine(), "quick": args.quick}
     figures.update(bench_core(rounds, inner))
@@ -681,7 +776,7 @@ def main(argv=None):
         "seal_open_us", "floor_us", "fernet_msgpack_us", "seal_open_vs_floor",
         "seal_open_vs_fernet_msgpack", "seal_open_vs_floor_packb")}
     if not args.no_cinder:
-        figures.update(bench_cinder(cinder_it))
+        figures.update(bench_cinder(cinder_it, args.volume_mib, volume_rounds))
     figures["elapsed_s"] = round(time.monotonic() - started, 1)
 
     print()
@@ -690,6 +785,12 @@ def main(argv=None):
         print("%-*s  %s" % (width, name,
                             figures.get(name, "(omitted, see above)")))
     print("%-*s  %s" % (width, "paired ratios", figures["paired_ratios"]))
+    for name, limit in GUARD:
+        held = [figures[name], figures["core_rerun"][name],
+                figures["paired_ratios"][name]]
+        print("%-*s  %s <= %s: %s (median, rerun, paired)" % (
+            width, "guard", name, limit,
+            "held" if max(held) <= limit else "BROKEN %s" % held))
     print("%-*s  %s" % (width, "core rerun", figures["core_rerun"]))
     print("%-*s  %s s" % (width, "elapsed", figures["elapsed_s"]))
     if args.json:

@@ -410,7 +410,7 @@ class Auditor:
             return Finding(item.path, MALFORMED, item.malformed)
         raw = item.carried.envelope
         try:
-            header = envelope.split(raw, self.max_envelope_size)[0]
+            header = envelope.parse(raw, self.max_envelope_size).header
         except exceptions.InvalidEnvelope as exc:
             return Finding(item.path, MALFORMED, str(exc))
         finding = Finding(item.path, VALID, None, header.keyring,
@@ -503,13 +503,14 @@ class PublicAuditor:
         """The :class:`Finding` of the raw envelope bytes *raw* (found in
         the file as *carried*, a :class:`~sealedmeta.carriers.Carried`)."""
         try:
-            header, _, _, _, signature = envelope.split(raw, self.max_envelope_size)
+            parsed = envelope.parse(raw, self.max_envelope_size)
         except exceptions.InvalidEnvelope as exc:
             return Finding(path, MALFORMED, str(exc))
+        header = parsed.header
         finding = Finding(path, VALID, None, header.keyring,
                           header.key_version, header.key_id.hex())
         self._named.add(header.keyring)
-        verdict = self._verdict(raw, header, signature, carried)
+        verdict = self._verdict(raw, header, parsed.signature, carried)
         if verdict is not None:
             finding.status, finding.reason = verdict
         return finding

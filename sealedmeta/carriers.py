@@ -125,8 +125,8 @@ class Carried:
         Raises ContextMismatch, writing nothing, when *new_envelope* is
         sealed for another context than the file expects."""
         if self.expected_context is not None:
-            header = envelope.split(new_envelope,
-                                    self.carrier.max_envelope_size)[0]
+            header = envelope.parse(new_envelope,
+                                    self.carrier.max_envelope_size).header
             mismatch = self.context_mismatch(header.context)
             if mismatch is not None:
                 raise exceptions.ContextMismatch(mismatch)

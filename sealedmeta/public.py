@@ -183,8 +183,11 @@ def _document(value):
         where = "keyrings[%d]" % index
         _object(ring, _RING_KEYS, where)
         name = ring["name"]
-        if type(name) is not str or not envelope._good_keyring_name(name):
-            raise PublicKeysError("%s: name is not a valid keyring name" % where)
+        try:
+            envelope.check_keyring_name(name)
+        except exceptions.InvalidMetadata:
+            raise PublicKeysError("%s: name is not a valid keyring name"
+                                  % where) from None
         if name in rings:
             raise PublicKeysError("keyring %r is listed twice" % name)
         versions = ring["versions"]

@@ -367,7 +367,7 @@ class Rewrapper:
             return Outcome(path, FAILED, item.malformed), None
         raw = item.carried.envelope
         try:
-            header = envelope.split(raw, self.max_envelope_size)[0]
+            header = envelope.parse(raw, self.max_envelope_size).header
         except exceptions.InvalidEnvelope as exc:
             return Outcome(path, FAILED, str(exc)), None
         outcome = Outcome(path, FAILED, None, header.keyring, header.key_version)
@@ -402,7 +402,7 @@ class Rewrapper:
             outcome.status = CURRENT
             outcome.to_version = header.key_version
             return outcome, None
-        new_header = envelope.split(new, self.max_envelope_size)[0]
+        new_header = envelope.parse(new, self.max_envelope_size).header
         outcome.to_version = new_header.key_version
         try:
             content = item.carried.rewritten(new)

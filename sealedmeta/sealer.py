@@ -56,11 +56,8 @@ class Sealer:
         self._keys = {}  # key id -> key bytes, openable versions only
         self._signers = {}  # key id -> Ed25519 private key object (active)
         # What a seal under the ring's active version needs, made once per
-        # ring read: (ring, version, key, suite, HKDF info, header head).
+        # ring read: (ring, version, key, suite, HKDF info).
         self._sealing = (None,)
-        # (ring, {header head: (version, HKDF info)}) for the ring's
-        # openable versions: open() recognises their envelopes by bytes.
-        self._opening = (None, {})
 
     @classmethod
     def from_config(cls, conf, store=None, keyring=None):
@@ -211,22 +208,20 @@ class Sealer:
             state = self._sealing = (
                 ring, version, self._key(version), suite,
                 crypto.info(envelope.FORMAT_VERSION, suite, self.keyring,
-                            version.number),
-                envelope.header_head(envelope.FORMAT_VERSION, suite,
-                                     self.keyring, version.number,
-                                     version.key_id))
+                            version.number))
         return state
 
     def _seal_payload(self, payload, context):
         """An envelope of the encoded *payload* under the active version;
         *context* is checked and sorted by key."""
-        _, version, key, suite, info, head = self._sealing_state()
+        _, version, key, suite, info = self._sealing_state()
         # One read of the system CSPRNG for both (fresh per envelope).
         random = os.urandom(envelope.SALT_SIZE + envelope.NONCE_SIZE)
         salt = random[:envelope.SALT_SIZE]
         nonce = random[envelope.SALT_SIZE:]
-        prefix = envelope.encode_prefix_after(head, context, kr.now(), salt,
-                                              nonce)
+        prefix = envelope.encode_prefix(envelope.encode_header_fields(
+            envelope.FORMAT_VERSION, suite, self.keyring, version.number,
+            version.key_id, context, kr.now(), salt, nonce))
         ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
         sealed = b"".join((prefix, ciphertext, mac))  # envelope.assemble
         if suite == crypto.SIGNED_SUITE_ID:
@@ -239,7 +234,7 @@ class Sealer:
 
     def seal(self, metadata, context):
         """Envelope bytes of *metadata* bound to *context* (str -> str)."""
-        context = envelope.sorted_context(context)
+        context = envelope.check_context(context)
         envelope.check_metadata(metadata)
         return self._seal_payload(envelope.encode_payload(metadata), context)
 
@@ -268,51 +263,14 @@ class Sealer:
         """The authenticated header of *data*; checks *context* when given."""
         _, fields, payload = self._authenticate(data)
         if context is not None:
-            _check_context(fields[_CONTEXT],
-                           envelope.validated_context(context))
+            _check_context(fields[_CONTEXT], envelope.check_context(context))
         envelope.decode_payload(payload)
         return envelope.header_of(fields)
 
-    def _heads(self):
-        """{header head: (version, HKDF info)} of the current ring's
-        openable versions, both suites."""
-        ring = self._current()
-        opening = self._opening
-        if opening[0] is not ring:
-            heads = {}
-            for version in ring.versions:
-                if version.state not in kr.OPENABLE:
-                    continue
-                for suite in (crypto.SUITE_ID, crypto.SIGNED_SUITE_ID):
-                    try:
-                        head = envelope.header_head(
-                            envelope.FORMAT_VERSION, suite, self.keyring,
-                            version.number, version.key_id)
-                    except exceptions.InvalidMetadata:
-                        continue  # not nameable: left to the checked path
-                    heads[head] = (version, crypto.info(
-                        envelope.FORMAT_VERSION, suite, self.keyring,
-                        version.number))
-            opening = self._opening = (ring, heads)
-        return opening[1]
-
     def open(self, data, context):
         """The metadata sealed in *data* (bytes or armour), for *context*."""
-        expected = envelope.sorted_context(context)
-        raw = envelope.load(data, self.max_envelope_size)
-        # The usual case, an envelope of an openable version sealed for the
-        # expected context, is recognised by its header bytes; anything else
-        # takes the checked path, which also says what is wrong.
-        known = envelope.split_known(raw, self._heads(),
-                                     envelope.encode_context(expected),
-                                     self.max_envelope_size)
-        if known is not None:
-            (version, info), salt, nonce, authenticated, ciphertext, mac, _ = (
-                known)
-            return envelope.decode_payload(crypto.decrypt(
-                self._key(version), salt, nonce, info, authenticated,
-                ciphertext, mac))
-        _, fields, payload = self._authenticate(raw)
+        expected = envelope.check_context(context)
+        _, fields, payload = self._authenticate(data)
         _check_context(fields[_CONTEXT], expected)
         return envelope.decode_payload(payload)
 
@@ -336,7 +294,7 @@ class Sealer:
         active version, for *purpose*: a claim short enough for a database
         column, where an envelope would not fit. Authenticates, hides
         nothing; binds keyring, version and purpose."""
-        _, version, key, _, _, _ = self._sealing_state()
+        _, version, key, _, _ = self._sealing_state()
         return version.number, crypto.tag(
             key, crypto.tag_info(self.keyring, version.number, purpose),
             message)

@@ -106,7 +106,7 @@ class CinderMetadataCarrier(carriers.Carrier):
                 " (a backup made before sealing -- see 'sealedmeta cinder"
                 " reseal' -- or a forgery)")
         raw = envelope.dearmor(armour, self.max_envelope_size)
-        envelope.split(raw, self.max_envelope_size)  # malformed: say so here
+        envelope.parse(raw, self.max_envelope_size)  # malformed: say so here
         # Judged once the header is authenticated: an authentic envelope
         # sealed for another backup is a context mismatch, not a malformed
         # object.

@@ -122,18 +122,19 @@ def test_suite2_vector_opens_and_verifies_publicly(tmp_path):
     assert public_check(rings_of(store, v["keyring"]), raw) == ("valid", None)
 
 
-def test_split_of_suite1_and_suite2(ssealer, sealer):
+def test_parse_of_suite1_and_suite2(ssealer, sealer):
     one = sealer.seal(META, CTX)
     two = ssealer.seal(META, CTX)
-    assert envelope.split(one)[4] is None
     assert envelope.parse(one).signature is None
-    header, a, ct, mac, sig = envelope.split(two)
-    assert header.suite == 2 and len(sig) == 64 and len(mac) == 32
+    parsed = envelope.parse(two)
+    a, ct, mac, sig = (parsed.authenticated, parsed.ciphertext, parsed.mac,
+                       parsed.signature)
+    assert parsed.header.suite == 2 and len(sig) == 64 and len(mac) == 32
     assert a + ct + mac + sig == two
     # A suite-2 envelope too short for mac + signature is malformed.
     with pytest.raises(exceptions.MalformedEnvelope):
-        envelope.split(two[:len(a) + 16 + 32 + 64])
-    assert envelope.split(two[:len(a) + 17 + 32 + 64])
+        envelope.parse(two[:len(a) + 16 + 32 + 64])
+    assert envelope.parse(two[:len(a) + 17 + 32 + 64])
 
 
 # -- sealing -----------------------------------------------------------------
