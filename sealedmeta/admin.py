@@ -116,14 +116,17 @@ def create_keyring(store, name, coordinator, signing=False):
     return ring
 
 
-def rekey(store, name, coordinator):
+def rekey(store, name, coordinator, signing=False):
     """Rotate keyring *name*: a new active version, the previous active
-    becomes decrypt-only. Returns a :class:`RekeyResult`."""
+    becomes decrypt-only. With *signing*, a keyring without signing keys
+    becomes a signing keyring from the new version on (a signing keyring
+    stays one either way). Returns a :class:`RekeyResult`."""
     envelope.check_keyring_name(name)
     with coordinator.lock(name):
         previous = store.get_keyring(name).active  # fresh, under the lock
         try:
-            version = store.rotate(name)
+            version = (store.rotate(name, signing=True) if signing
+                       else store.rotate(name))
         except Exception as exc:
             # Still under the lock: whatever the keyring shows now is this
             # rotation's doing.

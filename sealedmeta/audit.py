@@ -108,7 +108,10 @@ What it establishes is that the signing key of the version the header names
 signed every byte before the signature -- the backup service sealed this
 envelope, with this header (keyring, version, key id, context, time).
 Per envelope: the header is parsed (``malformed`` as above; an unknown
-suite is ``malformed``); a suite-1 envelope is ``unsigned``; the header's
+suite is ``malformed``); a suite-1 envelope is ``unsigned``, or
+``invalid`` when the file gives its version a public key (such a version
+signs every envelope, so a suite-1 one was made with the symmetric key
+alone, and key holders refuse it too); the header's
 (keyring, key id) is looked up in the file (``unknown-key`` if absent, and
 ``invalid`` when the file has that key id under another version number);
 the signature is verified over everything before it (``invalid`` when it
@@ -118,8 +121,9 @@ does not verify); then the version's state as the file records it
 (``context-mismatch``).
 
 ``unsigned``
-    (public mode only) a well-formed suite-1 envelope: it carries no
-    signature, so nothing about its origin can be checked without the key.
+    (public mode only) a well-formed suite-1 envelope of a version without a
+    key pair: it carries no signature, so nothing about its origin can be
+    checked without the key.
 
 JSON report, format 2 (public mode only)
 ----------------------------------------
@@ -517,6 +521,12 @@ class PublicAuditor:
 
     def _verdict(self, raw, header, signature, carried):
         if header.suite == crypto.SUITE_ID:
+            # Under a version with a key pair, a suite 1 envelope is a
+            # forgery with the symmetric key: key holders refuse it too.
+            ring = self.rings.get(header.keyring)
+            version = None if ring is None else ring.by_key_id(header.key_id)
+            if version is not None and version.public_key is not None:
+                return INVALID, "envelope failed signature verification"
             return UNSIGNED, ("suite 1 envelope: not signed, its origin cannot"
                               " be checked with public keys")
         if header.suite != crypto.SIGNED_SUITE_ID:

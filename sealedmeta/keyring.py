@@ -141,13 +141,15 @@ def next_version_number(ring):
 def rotated(ring, key_id, created=None, public_key=None):
     """(new ring, new version): a new active version; the old active -> decrypt-only.
 
-    A signing keyring stays signing: its new version needs *public_key*.
+    A signing keyring stays signing: its new version needs *public_key*. A
+    keyring without signing keys becomes a signing one when the new version
+    has one (``rekey --signing``); the way back is refused, since a version
+    without a key pair would let a symmetric key alone make envelopes again.
     """
-    if ring.signing != (public_key is not None):
+    if ring.signing and public_key is None:
         raise exceptions.KeyStoreError(
-            "keyring %r %s signing keys; the new version must %s one"
-            % (ring.name, "has" if ring.signing else "has no",
-               "have" if ring.signing else "not have"))
+            "keyring %r has signing keys; the new version must have one"
+            % ring.name)
     new = KeyVersion(next_version_number(ring), key_id, KeyState.ACTIVE,
                      now() if created is None else created, public_key)
     if ring.by_key_id(key_id) is not None:

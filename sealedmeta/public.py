@@ -56,19 +56,21 @@ def _b64url_decode(text):
 
 
 def document(rings):
-    """The public keys document (a dict) of signing KeyRings."""
+    """The public keys document (a dict) of signing KeyRings: the versions
+    with a key pair (those from before ``rekey --signing`` have none)."""
     out = []
     for ring in rings:
-        if any(v.public_key is None for v in ring.versions):
+        if not ring.signing:
             raise PublicKeysError(
                 "keyring %r is not a signing keyring (create signing keyrings"
-                " with keyring create --signing)" % ring.name)
+                " with keyring create --signing, or make one sign from its"
+                " next version with rekey --signing)" % ring.name)
         out.append({"name": ring.name, "versions": [
             {"version": v.number, "key_id": v.key_id.hex(),
              "state": v.state.value, "created": v.created,
              "public_key": b64url(v.public_key),
              "public_key_id": v.public_key_id.hex()}
-            for v in ring.versions]})
+            for v in ring.versions if v.public_key is not None]})
     return {"format": FORMAT, "version": VERSION, "keyrings": out}
 
 

@@ -9,15 +9,14 @@ envelopes sealed after another agent rotated the keyring.
 
 Signing keyrings: when the active version has a public key the Sealer seals
 with suite 2 and signs each envelope with the version's Ed25519 private key
-(one signature per seal; the key is cached like the symmetric one). open,
-verify and rewrap accept suite 1 and suite 2 alike and check the MAC first,
-as always; they do not check the signature. A caller of the Sealer holds the
-symmetric key, and for a key holder the MAC is the authentication: anyone
-able to forge a signature-less envelope can also compute the MAC, and no
-one without the key can compute either. The signature is for those who do
-not hold the key (auditors, ``sealedmeta verify --public-keys``), and the
-suite byte, authenticated by the MAC and the AEAD, keeps a key holder's
-reader from being fooled about which construction was used.
+(one signature per seal; the key is cached like the symmetric one). For a
+version with a public key, open, verify and rewrap require suite 2 and a
+valid signature as well as the MAC: a leaked symmetric key alone then cannot
+make an envelope a key holder accepts, and a key holder and an auditor with
+only the public keys (``sealedmeta verify --public-keys``) give one answer.
+Envelopes of versions without a key pair (a keyring made before it became a
+signing keyring with ``rekey --signing``) are authenticated by the MAC alone,
+as they always were.
 """
 
 import logging
@@ -55,6 +54,7 @@ class Sealer:
         self._last_miss_refresh = None
         self._keys = {}  # key id -> key bytes, openable versions only
         self._signers = {}  # key id -> Ed25519 private key object (active)
+        self._verifiers = {}  # public key -> Ed25519 public key object
         # What a seal under the ring's active version needs, made once per
         # ring read: (ring, version, key, suite, HKDF info).
         self._sealing = (None,)
@@ -254,10 +254,25 @@ class Sealer:
                 "unsupported algorithm suite %d (this library knows %d and %d)"
                 % (suite, crypto.SUITE_ID, crypto.SIGNED_SUITE_ID))
         version = self._version_for(keyring, key_id, key_version)
+        if version.public_key is not None:
+            self._check_signature(version, suite, raw)
         info = crypto.info(fmt, suite, keyring, key_version)
         payload = crypto.decrypt(self._key(version), salt, nonce, info,
                                  authenticated, ciphertext, mac)
         return raw, fields, payload
+
+    def _check_signature(self, version, suite, raw):
+        """A signing version's envelope must be suite 2 and signed by its
+        key pair; the one authentication error otherwise."""
+        if suite != crypto.SIGNED_SUITE_ID:
+            raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
+        verifier = self._verifiers.get(version.public_key)
+        if verifier is None:
+            verifier = self._verifiers[version.public_key] = (
+                signing.public_key_object(version.public_key))
+        if not signing.verify(verifier, raw[-envelope.SIGNATURE_SIZE:],
+                              raw[:-envelope.SIGNATURE_SIZE]):
+            raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
 
     def verify(self, data, context=None):
         """The authenticated header of *data*; checks *context* when given."""

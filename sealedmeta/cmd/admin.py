@@ -53,6 +53,11 @@ class Rekey(show.ShowOne):
                             action="extend", default=[],
                             help="After rotating, rewrap the envelopes of this"
                                  " keyring under these files / directories.")
+        parser.add_argument("--signing", action="store_true",
+                            help="Give the new version an Ed25519 key pair:"
+                                 " a keyring without signing keys becomes a"
+                                 " signing keyring (its older versions keep"
+                                 " opening as before).")
         return parser
 
     def run(self, parsed_args):
@@ -66,7 +71,8 @@ class Rekey(show.ShowOne):
             # Refuse bad paths before the keyring changes.
             sm_carriers.check_paths(parsed_args.rewrap)
         with coordinator(self.app) as coord:
-            result = admin.rekey(self.app.store, name, coord)
+            result = admin.rekey(self.app.store, name, coord,
+                                 signing=parsed_args.signing)
         names = ("keyring", "version", "key_id", "previous_version")
         values = (name, result.version.number, result.version.key_id.hex(),
                   result.previous.number)

@@ -819,7 +819,10 @@ class BarbicanKeyStore(base.KeyStore):
             raise
         return self.get_keyring(name)
 
-    def rotate(self, name):
+    def rotate(self, name, signing=False):
+        return self._rotate(name, signing)
+
+    def _rotate(self, name, sign):
         """Add a new version (pending, claimed, then active).
 
         Racing rotations (no coordination lock) are settled by the
@@ -842,7 +845,8 @@ class BarbicanKeyStore(base.KeyStore):
             key = os.urandom(crypto.KEY_SIZE)
             key_id = crypto.key_id(key)
             created = kr.now()
-            seed = signing.new_seed() if ring.signing else None
+            seed = (signing.new_seed() if ring.signing or sign
+                    else None)
             started = time.monotonic()
             secret = self._store_version(name, container, number, key, PENDING,
                                          created, seed, started)

@@ -58,10 +58,12 @@ class KeyStore(abc.ABC):
         """The 32-byte key of an openable version (KeyUnavailable otherwise)."""
 
     @abc.abstractmethod
-    def rotate(self, name):
+    def rotate(self, name, signing=False):
         """Add a new active version; the previous active becomes decrypt-only.
 
-        Returns the new KeyVersion.
+        The new version has an Ed25519 key pair when the keyring signs or
+        *signing* is true (a keyring becomes a signing keyring at a
+        rotation, never the reverse). Returns the new KeyVersion.
         """
 
     @abc.abstractmethod

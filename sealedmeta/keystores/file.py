@@ -367,11 +367,15 @@ class FileKeyStore(base.KeyStore):
                 atomic.fsync_dir(self.path)
             return ring
 
-    def rotate(self, name):
+    def rotate(self, name, signing=False):
+        return self._rotate(name, signing)
+
+    def _rotate(self, name, sign):
         with self._locked():
             ring = self.get_keyring(name)
             key = os.urandom(crypto.KEY_SIZE)
-            seed = signing.new_seed() if ring.signing else None
+            seed = (signing.new_seed() if ring.signing or sign
+                    else None)
             new_ring, version = kr.rotated(
                 ring, crypto.key_id(key),
                 public_key=None if seed is None else signing.public_key_of(seed))

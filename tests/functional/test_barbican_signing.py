@@ -137,3 +137,33 @@ def test_copy_signing_keyring_file_store_to_barbican(barbican, open_store,
     report = json.loads(proc.stdout)
     assert report["format"] == 2 and report["summary"]["all_valid"]
     assert not os.path.exists(nowhere)
+
+
+def test_rekey_signing_turns_a_barbican_keyring_into_a_signing_one(
+        barbican, open_store, ring_name):
+    store = open_store(barbican.conf_path)
+    store.create_keyring(ring_name)
+    old = Sealer(store, keyring=ring_name, cache_ttl=0).seal(META, CTX)
+    version = store.rotate(ring_name, signing=True)
+    assert version.number == 2 and len(version.public_key) == 32
+    client = barbican.barbican_client()
+    uuid2, meta = _signing_uuid(client, store, ring_name, 2)
+    assert uuid2 and meta["public_key"] == version.public_key.hex()
+    assert _signing_uuid(client, store, ring_name, 1)[0] is None
+    # Another agent reads it as a signing keyring and seals suite 2.
+    sealer = Sealer(open_store(barbican.conf_path), keyring=ring_name,
+                    cache_ttl=0)
+    new = sealer.seal(META, CTX)
+    assert envelope.parse(new).header.suite == 2
+    assert _public(store, ring_name, new) == "valid"
+    assert sealer.open(old, CTX) == META
+    assert _public(store, ring_name, old) == "unsigned"
+    # The symmetric key of version 2 alone makes nothing a key holder takes.
+    from tests.unit.helpers import seal_raw
+    forged = seal_raw(store.get_key(ring_name, 2), ring_name, 2,
+                      envelope.encode_payload({"forged": True}), context=CTX)
+    with pytest.raises(exceptions.InvalidEnvelope):
+        sealer.open(forged, CTX)
+    assert _public(store, ring_name, forged) == "invalid"
+    # It stays a signing keyring.
+    assert store.rotate(ring_name).public_key is not None

@@ -470,3 +470,28 @@ def test_help_lists_the_new_commands(env):
     for name in ("rekey", "rewrap", "verify", "key retire", "key reinstate",
                  "key destroy"):
         assert name in out
+
+
+def test_rekey_signing_through_the_command_line(env):
+    # A plain keyring becomes a signing one at its next rotation; --rewrap
+    # then leaves every envelope signed (suite 2 under the new version).
+    code, out, err = env.run("rekey", RING, "--signing", "--rewrap",
+                             str(env.data), "-f", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["version"] == 3 and result["rewrapped"] == 6
+    ring = env.store.get_keyring(RING)
+    assert ring.signing and ring.version(3).public_key is not None
+    assert ring.version(1).public_key is None
+    for path in env.contexts:
+        code, out, err = env.run("inspect", path, "-f", "json")
+        assert code == 0, err
+        header = json.loads(out)
+        assert (header["suite"], header["key_version"]) == (2, 3), path
+    code, out, err = env.run("keyring", "export-public", RING, "-o",
+                             str(env.tmp / "public.json"))
+    assert code == 0, err
+    code, out, err = env.run("verify", "--public-keys",
+                             str(env.tmp / "public.json"), str(env.data),
+                             "-f", "json")
+    assert code == 0, err

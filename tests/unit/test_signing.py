@@ -209,25 +209,89 @@ def test_header_swap_fails_public_verification(sstore, ssealer):
     assert public_check(rings, one[:-64] + two[-64:])[0] == "invalid"
 
 
-def test_symmetric_key_holder_cannot_forge_for_auditors(sstore, ssealer):
-    rings = rings_of(sstore, RING)
-    version = sstore.get_keyring(RING).active
+def _symmetric_key_forgeries(sstore, ssealer):
+    """What a holder of a signing version's symmetric key alone can make:
+    {name: envelope bytes}, each with a correct MAC."""
     key = sstore.get_key(RING, 1)
     payload = envelope.encode_payload({"forged": True})
-    # Suite 1 under the right key: opens for key holders, "unsigned" here.
-    forged1 = seal_raw(key, RING, 1, payload, context=CTX)
-    assert Sealer(sstore, keyring=RING).open(forged1, CTX) == {"forged": True}
-    assert public_check(rings, forged1)[0] == "unsigned"
-    # Suite 2, correct MAC, signed with another Ed25519 key.
     body = seal_raw(key, RING, 1, payload, context=CTX, suite=2)
-    forged2 = body + ed25519.Ed25519PrivateKey.generate().sign(body)
-    assert Sealer(sstore, keyring=RING).open(forged2, CTX) == {"forged": True}
-    assert public_check(rings, forged2) == (
-        "invalid", "envelope failed signature verification")
-    # Suite 2 with the signature of a genuine envelope: invalid.
     genuine = ssealer.seal(META, CTX)
-    assert public_check(rings, body + genuine[-64:])[0] == "invalid"
-    assert version.public_key is not None
+    return {
+        "suite 1": seal_raw(key, RING, 1, payload, context=CTX),
+        "suite 2, another key's signature":
+            body + ed25519.Ed25519PrivateKey.generate().sign(body),
+        "suite 2, a genuine envelope's signature": body + genuine[-64:],
+        "suite 2, flipped signature bit":
+            genuine[:-1] + bytes((genuine[-1] ^ 1,)),
+    }
+
+
+def test_symmetric_key_holder_cannot_forge(sstore, ssealer, tmp_path):
+    # Key holders (open, verify, rewrap, the keyed audit) and the public
+    # audit give one answer: every forgery is refused, with the one error.
+    rings = rings_of(sstore, RING)
+    assert sstore.get_keyring(RING).active.public_key is not None
+    forgeries = _symmetric_key_forgeries(sstore, ssealer)
+    sealer = Sealer(sstore, keyring=RING)
+    for name, raw in forgeries.items():
+        for call in (lambda: sealer.open(raw, CTX), lambda: sealer.verify(raw),
+                     lambda: sealer.rewrap(raw)):
+            with pytest.raises(exceptions.InvalidEnvelope) as info:
+                call()
+            assert type(info.value) is exceptions.InvalidEnvelope, name
+            assert str(info.value) == crypto.AUTH_FAILED, name
+        assert public_check(rings, raw)[0] == "invalid", name
+        path = tmp_path / "audit" / (name.replace(" ", "_").replace(",", "")
+                                     + ".env")
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(raw)
+    report = audit.audit(sstore, [str(tmp_path / "audit")])
+    assert [f.status for f in report.findings] == ["invalid"] * len(forgeries)
+    public_report = audit.public_audit(rings, [str(tmp_path / "audit")])
+    assert [f.status for f in public_report.findings] == (
+        ["invalid"] * len(forgeries))
+    # The genuine envelope passes both.
+    genuine = ssealer.seal(META, CTX)
+    assert sealer.open(genuine, CTX) == META
+    assert public_check(rings, genuine)[0] == "valid"
+
+
+def test_rewrap_tree_leaves_forgeries_untouched(sstore, ssealer, tmp_path):
+    from sealedmeta import rewrap
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    forgeries = _symmetric_key_forgeries(sstore, ssealer)
+    for i, raw in enumerate(forgeries.values()):
+        (tree / ("f%d.env" % i)).write_bytes(raw)
+    sstore.rotate(RING)
+    summary = rewrap.rewrap(sstore, [str(tree)], keyring=RING)
+    assert summary.count(rewrap.FAILED) == len(forgeries)
+    for i, raw in enumerate(forgeries.values()):
+        assert (tree / ("f%d.env" % i)).read_bytes() == raw
+
+
+def test_rekey_signing_makes_a_plain_keyring_sign(store, ring, sealer):
+    from sealedmeta import admin, coordination
+    old = sealer.seal(META, CTX)
+    assert envelope.parse(old).header.suite == 1
+    result = admin.rekey(store, ring.name, coordination.NoCoordination(),
+                         signing=True)
+    assert result.version.public_key is not None
+    assert store.get_keyring(ring.name).version(1).public_key is None
+    fresh = Sealer(store, keyring=ring.name)
+    new = fresh.seal(META, CTX)
+    assert envelope.parse(new).header.suite == 2
+    rings = rings_of(store, ring.name)
+    assert public_check(rings, new)[0] == "valid"
+    # The old version has no key pair: its envelopes open as before and
+    # stay "unsigned" for the public audit.
+    assert fresh.open(old, CTX) == META
+    assert public_check(rings, old)[0] == "unsigned"
+    # A signing keyring stays one: the next rotation signs without asking.
+    assert store.rotate(ring.name).public_key is not None
+    # The way back is refused.
+    with pytest.raises(exceptions.KeyStoreError):
+        kr.rotated(store.get_keyring(ring.name), b"\x01" * 16)
 
 
 def test_downgrade_by_stripping_the_signature_fails(sstore, ssealer):
@@ -239,7 +303,8 @@ def test_downgrade_by_stripping_the_signature_fails(sstore, ssealer):
     with pytest.raises(exceptions.InvalidEnvelope):
         ssealer.open(stripped, CTX)
     # Relabelled suite 1: the MAC (over the header with the suite) fails for
-    # key holders, and public verification calls it unsigned at best.
+    # key holders, and public verification calls it invalid: its version
+    # has a key pair, so it signs everything it seals.
     h = envelope.parse(raw).header
     relabel = envelope.encode_prefix(envelope.encode_header(
         dataclasses.replace(h, suite=1))) + stripped[8 + int.from_bytes(
@@ -247,7 +312,7 @@ def test_downgrade_by_stripping_the_signature_fails(sstore, ssealer):
     with pytest.raises(exceptions.InvalidEnvelope) as info:
         ssealer.open(relabel, CTX)
     assert type(info.value) is exceptions.InvalidEnvelope
-    assert public_check(rings, relabel)[0] == "unsigned"
+    assert public_check(rings, relabel)[0] == "invalid"
 
 
 def test_unknown_keyring_and_key_and_version(sstore, ssealer, tmp_path):
