@@ -48,6 +48,11 @@ def install():
     keys = top + "/keys"
     FileKeyStore(keys).create_keyring("cinder-backup")
 
+    # Every stock module first: NFSBackupDriver must derive from the stock
+    # PosixBackupDriver, as it does in a deployment.
+    for stock_module, _, sealed_module, _ in SUBSTITUTIONS:
+        importlib.import_module(stock_module)
+        importlib.import_module(sealed_module)
     for stock_module, stock_name, sealed_module, sealed_name in SUBSTITUTIONS:
         stock = importlib.import_module(stock_module)
         sealed = getattr(importlib.import_module(sealed_module), sealed_name)
