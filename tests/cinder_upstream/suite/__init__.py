@@ -5,9 +5,12 @@ sealed classes replace the stock ones first (:mod:`..hook`)."""
 import importlib
 import os
 
-# Cinder's unit tests of its chunked backup drivers, as shipped in the
-# cinder package.
+# Cinder's unit tests of its chunked backup drivers, of the driver base and
+# of the backup manager (whose driver is the configured backup_driver, by
+# default the Swift class), as shipped in the cinder package.
 MODULES = (
+    "cinder.tests.unit.backup.test_backup",
+    "cinder.tests.unit.backup.drivers.test_backup_driver_base",
     "cinder.tests.unit.backup.drivers.test_backup_posix",
     "cinder.tests.unit.backup.drivers.test_backup_nfs",
     "cinder.tests.unit.backup.drivers.test_backup_swift",
