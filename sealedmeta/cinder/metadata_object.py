@@ -53,11 +53,14 @@ def _no_duplicates(pairs):
 
 
 def _takes_size(read):
+    # A named positional parameter only: Cinder's Google reader is wrapped in
+    # gcs_logger's (self, *args, **kwargs) around a read() without a size.
     try:
-        params = inspect.signature(read).parameters
+        params = inspect.signature(read).parameters.values()
     except (TypeError, ValueError):
         return False
-    return bool(params)
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               for p in params)
 
 
 def read(reader, max_size=DEFAULT_MAX_SIZE):
