@@ -783,7 +783,7 @@ class BarbicanKeyStore(base.KeyStore):
         """Store a version's Ed25519 private key; its secret uuid."""
         return self._store_secret(
             "%s:%s:v%d:sign" % (self._prefix, name, number), "private", "ED25519",
-            signing.seed_to_pkcs8(seed),
+            signing.seed_to_pem(seed),
             "storing the signing key of version %d of keyring %r" % (number, name))
 
     def _store_version(self, name, container, number, key, state, created,
