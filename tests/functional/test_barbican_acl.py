@@ -58,7 +58,7 @@ def open_to_project(client, kind, uuid):
 
 def plant(peer, name, number, key, state="active"):
     """A secret the peer made, with its key and a version's metadata; its
-    (uuid, container entry name)."""
+    (uuid, ref, container entry name)."""
     created = kr.now()
     key_id = crypto.key_id(key)
     ref = peer.secrets.create(name="sealedmeta:%s:v%d" % (name, number),
@@ -68,7 +68,7 @@ def plant(peer, name, number, key, state="active"):
     peer.client.put("secrets/%s/metadata" % uuid, json={"metadata": {
         "keyring": name, "version": str(number), "key_id": key_id.hex(),
         "created": str(created), "state": state}})
-    return uuid, "v%d.%s.%d" % (number, key_id.hex(), created)
+    return uuid, ref, "v%d.%s.%d" % (number, key_id.hex(), created)
 
 
 def test_peer_cannot_read_any_key(barbican, open_store, ring_name):
@@ -125,8 +125,7 @@ def test_peer_cannot_plant_an_active_version(barbican, open_store, ring_name):
     peer = barbican.barbican_client("peer")
     container, _ = peer_view(peer, ring_name)
     chosen = os.urandom(crypto.KEY_SIZE)
-    planted, entry = plant(peer, ring_name, 2, chosen)
-    ref = peer.secrets.get(planted).secret_ref
+    planted, ref, entry = plant(peer, ring_name, 2, chosen)
     assert status_of(peer.client.post, "containers/%s/secrets" % container,
                      json={"name": entry, "secret_ref": ref}) == 403
     assert status_of(peer.client.put, "containers/%s/acl" % container,
@@ -156,9 +155,9 @@ def test_what_a_peer_writes_into_an_open_keyring_is_refused(
     container, _ = peer_view(peer, ring_name)
     open_to_project(own, "containers", container)
     chosen = os.urandom(crypto.KEY_SIZE)
-    planted, entry = plant(peer, ring_name, 2, chosen)
+    planted, ref, entry = plant(peer, ring_name, 2, chosen)
     peer.client.post("containers/%s/secrets" % container, json={
-        "name": entry, "secret_ref": peer.secrets.get(planted).secret_ref})
+        "name": entry, "secret_ref": ref})
     fresh = open_store(barbican.conf_path)
     sealer = Sealer(fresh, keyring=ring_name, cache_ttl=0)
     with pytest.raises(exceptions.UntrustedKeyObject) as info:
