@@ -2,15 +2,15 @@
 
 Layout in Barbican (one project, dedicated to sealedmeta):
 
-* each key version is a symmetric secret named ``PREFIX:KEYRING:vN``, created
-  through castellan; its user metadata holds the version's mutable state
+* each key version is a symmetric secret named ``PREFIX:KEYRING:vN`` (read
+  through castellan); its user metadata holds the version's mutable state
   (``state``, plus ``keyring``, ``version``, ``key_id``, ``created``);
 * a generic container named ``PREFIX:KEYRING`` lists the versions; each
   entry is named ``vN.KEYID.CREATED`` -- the immutable facts of the version --
   so a destroyed version (its secret deleted) is still known by number and
   key id;
-* a signing keyring's version also has an Ed25519 private key, stored
-  through castellan as a Barbican ``private`` secret (PKCS#8 DER) named
+* a signing keyring's version also has an Ed25519 private key, stored as
+  a Barbican ``private`` secret (PKCS#8 PEM, as castellan stores it) named
   ``PREFIX:KEYRING:vN:sign``; the version secret's metadata records its
   uuid (``signing_key``) and the public key (``public_key``, hex). A
   destroyed version's tombstone keeps ``public_key``, and destroying deletes
