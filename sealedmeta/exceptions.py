@@ -61,6 +61,14 @@ class KeyringExists(KeyStoreError):
     """A keyring of that name already exists."""
 
 
+class UntrustedKeyObject(KeyStoreError):
+    """An object of the key store that its service user did not create.
+
+    Another user of a shared project may have planted or changed it: it is
+    never used. The message names the object, never its content.
+    """
+
+
 class InvalidTransition(SealedMetaError):
     """A key version state change the lifecycle does not allow."""
 

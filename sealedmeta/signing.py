@@ -70,6 +70,14 @@ def seed_to_pkcs8(seed):
         serialization.NoEncryption())
 
 
+def seed_to_pem(seed):
+    """PEM PKCS#8 of a seed: what Barbican keeps of a private secret (castellan
+    hands out DER, converted from it)."""
+    return private_key(seed).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+
+
 def seed_from_pkcs8(der):
     """The seed of a DER PKCS#8 Ed25519 private key; KeyStoreError otherwise."""
     try:

@@ -68,7 +68,8 @@ class DevOpenStack:
         """Every password of env.json: none may ever appear in a message."""
         env = self.env
         found = []
-        for key in ("admin", "sealedmeta", "norole", "barbican_service_user"):
+        for key in ("admin", "sealedmeta", "norole", "peer",
+                    "barbican_service_user"):
             if env.get(key):
                 found.append(env[key]["password"])
         return found
@@ -146,7 +147,9 @@ class DevOpenStack:
     # -- direct clients (no sealedmeta code) ---------------------------------
 
     def barbican_client(self, user="sealedmeta"):
-        """python-barbicanclient, straight to this Barbican."""
+        """python-barbicanclient, straight to this Barbican, as *user*
+        (a key of env.json: "sealedmeta", the store's user, or "peer",
+        another member of its project)."""
         from barbicanclient import client as bc_client
         from keystoneauth1 import session as ks_session
         env = self.env
@@ -162,7 +165,9 @@ class DevOpenStack:
             sess = ks_session.Session(auth=auth)
             return bc_client.Client(session=sess, endpoint=env["barbican_url"],
                                     version="v1", microversion="1.1")
-        sess = ks_session.Session(additional_headers=env["noauth_headers"])
+        headers = dict(env["noauth_headers"],
+                       **{"X-User-Id": env["noauth_user_ids"][user]})
+        sess = ks_session.Session(additional_headers=headers)
         return bc_client.Client(session=sess, endpoint=env["barbican_url"],
                                 project_id=env["project_id"], version="v1",
                                 microversion="1.1")

@@ -1,16 +1,16 @@
 """The Barbican key store: version keys are Barbican secrets.
 
-Layout in Barbican (one project, the service's):
+Layout in Barbican (one project, dedicated to sealedmeta):
 
-* each key version is a symmetric secret named ``PREFIX:KEYRING:vN``, created
-  through castellan; its user metadata holds the version's mutable state
+* each key version is a symmetric secret named ``PREFIX:KEYRING:vN`` (read
+  through castellan); its user metadata holds the version's mutable state
   (``state``, plus ``keyring``, ``version``, ``key_id``, ``created``);
 * a generic container named ``PREFIX:KEYRING`` lists the versions; each
   entry is named ``vN.KEYID.CREATED`` -- the immutable facts of the version --
   so a destroyed version (its secret deleted) is still known by number and
   key id;
-* a signing keyring's version also has an Ed25519 private key, stored
-  through castellan as a Barbican ``private`` secret (PKCS#8 DER) named
+* a signing keyring's version also has an Ed25519 private key, stored as
+  a Barbican ``private`` secret (PKCS#8 PEM, as castellan stores it) named
   ``PREFIX:KEYRING:vN:sign``; the version secret's metadata records its
   uuid (``signing_key``) and the public key (``public_key``, hex). A
   destroyed version's tombstone keeps ``public_key``, and destroying deletes
@@ -32,6 +32,17 @@ never listed, its signing key, a tombstone never listed -- is reported by
 there for why that cannot race with a rotation still in flight. A destroy
 cut half-way is finished by running it again (:meth:`finish_destroy`).
 
+Every secret and container is readable by the service user alone (ACL
+``project-access: false`` with that user listed): Barbican then lets no
+other member of the project read it, change its metadata or its entries.
+Anything a keyring refers to that Barbican does not record as created by
+that user (``creator_id``) is refused with
+:class:`~sealedmeta.exceptions.UntrustedKeyObject`; objects of a keyring
+made before ACLs were set get theirs the first time they are checked.
+A version secret and a signing key are created without payload, made
+private, and only then given their key, so the key is never readable by
+the project.
+
 One keystoneauth session (and so one token) per store object: castellan's own
 client would authenticate again for every call.
 """
@@ -52,8 +63,6 @@ from castellan.common import exception as castellan_exc
 from castellan.common import utils as castellan_utils
 from castellan.common.credentials import keystone_password
 from castellan.common.credentials import keystone_token
-from castellan.common.objects import private_key as castellan_private_key
-from castellan.common.objects import symmetric_key
 from castellan.key_manager import barbican_key_manager
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import identity
@@ -112,6 +121,10 @@ barbican_store_opts = [
                     "without Keystone, sending this project id and the "
                     "member role in headers. Leave unset in production, where "
                     "castellan's [key_manager] credentials are used."),
+    cfg.StrOpt("noauth_user_id", default="sealedmeta",
+               help="DEVELOPMENT AND TESTS ONLY: the user id sent with "
+                    "noauth_project_id; Barbican records it as the creator "
+                    "of what this store creates."),
 ]
 
 
@@ -129,13 +142,18 @@ def list_opts():
 class _NoAuth(ks_plugin.BaseAuthPlugin):
     """Headers a Barbican without Keystone trusts (development only)."""
 
-    def __init__(self, endpoint, project_id):
+    def __init__(self, endpoint, project_id, user_id):
         super().__init__()
         self._endpoint = endpoint
         self._project_id = project_id
+        self._user_id = user_id
 
     def get_headers(self, session, **kwargs):
-        return {"X-Project-Id": self._project_id, "X-Roles": "member"}
+        return {"X-Project-Id": self._project_id, "X-Roles": "member",
+                "X-User-Id": self._user_id}
+
+    def get_user_id(self, session, **kwargs):
+        return self._user_id
 
     def get_endpoint(self, session, **kwargs):
         return self._endpoint
@@ -168,7 +186,8 @@ class _KeyManager(barbican_key_manager.BarbicanKeyManager):
 
 def _auth_from_conf(conf, endpoint):
     if conf.barbican_store.noauth_project_id:
-        return _NoAuth(endpoint, conf.barbican_store.noauth_project_id)
+        return _NoAuth(endpoint, conf.barbican_store.noauth_project_id,
+                       conf.barbican_store.noauth_user_id)
     if not conf.key_manager.auth_type:
         raise exceptions.KeyStoreError(
             "the barbican key store needs credentials: set [key_manager]"
@@ -285,6 +304,10 @@ class BarbicanKeyStore(base.KeyStore):
         self._signing = {}
         self._snapshots = {}    # keyring -> (monotonic time, KeyRing) of the last read
         self._tombstones = set()  # uuids of tombstone secrets, as last read
+        self._user_id = None      # the service user's id, once known
+        # uuids checked as created by the service user and private to it:
+        # neither can change afterwards but by that user or a project admin
+        self._owned = set()
 
     @classmethod
     def from_config(cls, conf):
@@ -415,13 +438,90 @@ class BarbicanKeyStore(base.KeyStore):
         except Exception as exc:
             raise self._error(what, exc) from None
 
+    # -- who may read and change what ---------------------------------------
+
+    def _service_user(self):
+        """The id of the user this store authenticates as."""
+        if self._user_id is None:
+            try:
+                user_id = self._auth.get_user_id(self._session)
+            except Exception as exc:
+                raise self._error("finding the service user's id", exc) from None
+            if not user_id:
+                raise exceptions.KeyStoreError(
+                    "the barbican key store cannot tell which user it"
+                    " authenticates as; check [key_manager] credentials")
+            self._user_id = user_id
+        return self._user_id
+
+    def _restrict(self, kind, uuid, what):
+        """Make secret or container *uuid* (*kind*: "secrets" or
+        "containers") readable by the service user alone: no other member
+        of the project may then read it or change it."""
+        self._write("restricting access to %s" % what, self._client.client.put,
+                    "%s/%s/acl" % (kind, uuid),
+                    json={"read": {"project-access": False,
+                                   "users": [self._service_user()]}})
+        self._owned.add(uuid)
+
+    def _check_owned(self, kind, uuid, what, doc=None):
+        """UntrustedKeyObject unless the service user created *uuid*; a
+        keyring's object made before ACLs were set gets its ACL now.
+        *doc*: the object as just read, if at hand. A 404 passes through."""
+        if uuid in self._owned:
+            return
+        api = self._client.client
+
+        def get(path):
+            try:
+                return api.get(path)
+            except bc_exc.HTTPClientError as exc:
+                if exc.status_code == 403:
+                    return {}    # private to someone else: not ours
+                raise
+
+        if doc is None:
+            doc = self._read("reading %s" % what, get, "%s/%s" % (kind, uuid))
+        if doc.get("creator_id") != self._service_user():
+            raise exceptions.UntrustedKeyObject(
+                "%s (Barbican %s %s) was not created by the user this store"
+                " authenticates as: another user of the project may have"
+                " planted it; it is not used. Give sealedmeta a project of its"
+                " own" % (what, kind[:-1], uuid))
+        acl = self._read("reading the access list of %s" % what, api.get,
+                         "%s/%s/acl" % (kind, uuid)).get("read", {})
+        if acl.get("project-access") is not False or \
+                self._service_user() not in acl.get("users", []):
+            LOG.warning("%s was readable by the whole project; restricting it"
+                        " to the service user", what)
+            self._restrict(kind, uuid, what)
+        self._owned.add(uuid)
+
+    def _store_secret(self, name, secret_type, algorithm, payload, what):
+        """Store a private secret: created empty, restricted, then given
+        *payload*, so that no other user can read it at any moment."""
+        ref = self._write(what, self._client.client.post, "secrets", json={
+            "name": name, "secret_type": secret_type, "algorithm": algorithm,
+            "bit_length": 256})
+        uuid = _uuid(ref["secret_ref"])
+        try:
+            self._restrict("secrets", uuid, what)
+            self._write(what, self._client.client.put, "secrets/%s" % uuid,
+                        data=payload,
+                        headers={"Content-Type": "application/octet-stream"})
+        except exceptions.SealedMetaError:
+            self._forget_secret(uuid)
+            raise
+        return uuid
+
     # -- containers -------------------------------------------------------
 
     def _container_name(self, name):
         return "%s:%s" % (self._prefix, envelope.check_keyring_name(name))
 
     def _find_containers(self, name):
-        """Container JSON documents named for *name*, oldest first."""
+        """Container JSON documents named for *name* that the service user
+        created, oldest first (UntrustedKeyObject if only others' are)."""
         api = self._client.client
         found = []
         offset = 0
@@ -436,16 +536,23 @@ class BarbicanKeyStore(base.KeyStore):
             offset += len(items)
             if not items or offset >= page.get("total", 0):
                 break
-        return sorted(found, key=lambda c: (c.get("created", ""),
-                                            c.get("container_ref", "")))
+        own = [c for c in found if c.get("creator_id") == self._service_user()]
+        if found and not own:
+            self._check_owned("containers", _uuid(found[0]["container_ref"]),
+                              "the container of keyring %r" % name, found[0])
+        return sorted(own, key=lambda c: (c.get("created", ""),
+                                          c.get("container_ref", "")))
 
     def _container(self, name, required=True):
         uuid = self._containers.get(name)
         api = self._client.client
         if uuid is not None:
             try:
-                return uuid, self._read("reading keyring %r" % name, api.get,
-                                        "containers/%s" % uuid)
+                doc = self._read("reading keyring %r" % name, api.get,
+                                 "containers/%s" % uuid)
+                self._check_owned("containers", uuid,
+                                  "the container of keyring %r" % name, doc)
+                return uuid, doc
             except Exception as exc:
                 if not self._is_not_found(exc):
                     raise
@@ -458,6 +565,8 @@ class BarbicanKeyStore(base.KeyStore):
             return None, None
         doc = found[0]
         uuid = _uuid(doc["container_ref"])
+        self._check_owned("containers", uuid, "the container of keyring %r" % name,
+                          doc)
         self._containers[name] = uuid
         return uuid, doc
 
@@ -493,7 +602,17 @@ class BarbicanKeyStore(base.KeyStore):
         # active before it demotes older ones, so a reader going up the
         # versions always meets at least one active version.
         for number, key_id, created, secret in self._entries(doc):
-            meta = self._metadata(secret)
+            try:
+                # Only the service user can write the metadata of its own
+                # private secret: what is not its own is not believed.
+                self._check_owned("secrets", secret,
+                                  "version %d of keyring %r" % (number, name))
+            except Exception as exc:
+                if not self._is_not_found(exc):
+                    raise
+                meta = None
+            else:
+                meta = self._metadata(secret)
             if meta is None:
                 # The secret is gone: a pending secret its rotation withdrew
                 # (it lost a race or failed), or a destroyed version, which
@@ -505,7 +624,8 @@ class BarbicanKeyStore(base.KeyStore):
                 self._tombstones.add(secret)
             else:
                 state = meta.get("state")
-                if meta.get("key_id") != key_id.hex() or meta.get("version") != str(number):
+                if meta.get("key_id") != key_id.hex() or meta.get("version") != str(number) \
+                        or meta.get("keyring") != name:
                     LOG.warning("keyring %r: version %d's secret metadata does"
                                 " not match its entry; ignoring it", name, number)
                     continue
@@ -568,7 +688,8 @@ class BarbicanKeyStore(base.KeyStore):
             items = page.get("containers", [])
             for c in items:
                 cname = c.get("name") or ""
-                if cname.startswith(prefix):
+                if cname.startswith(prefix) and \
+                        c.get("creator_id") == self._service_user():
                     names.add(cname[len(prefix):])
             offset += len(items)
             if not items or offset >= page.get("total", 0):
@@ -614,6 +735,8 @@ class BarbicanKeyStore(base.KeyStore):
                 "version %d of keyring %r names no signing key secret"
                 % (version, name))
         try:
+            self._check_owned("secrets", uuid, "the signing key of version %d of"
+                              " keyring %r" % (version, name))
             der = self._read("fetching the signing key of version %d of keyring %r"
                              % (version, name),
                              lambda: self._km.get(self._ctx, uuid).get_encoded())
@@ -658,13 +781,10 @@ class BarbicanKeyStore(base.KeyStore):
 
     def _store_signing_key(self, name, number, seed):
         """Store a version's Ed25519 private key; its secret uuid."""
-        secret = self._write(
-            "storing the signing key of version %d of keyring %r" % (number, name),
-            self._km.store, self._ctx,
-            castellan_private_key.PrivateKey(
-                "ED25519", 256, signing.seed_to_pkcs8(seed),
-                name="%s:%s:v%d:sign" % (self._prefix, name, number)))
-        return _uuid(secret)
+        return self._store_secret(
+            "%s:%s:v%d:sign" % (self._prefix, name, number), "private", "ED25519",
+            signing.seed_to_pem(seed),
+            "storing the signing key of version %d of keyring %r" % (number, name))
 
     def _store_version(self, name, container, number, key, state, created,
                        seed=None, started=None):
@@ -678,16 +798,13 @@ class BarbicanKeyStore(base.KeyStore):
             extra = {"public_key": signing.public_key_of(seed).hex(),
                      "signing_key": self._store_signing_key(name, number, seed)}
         try:
-            secret = self._write(
-                "storing version %d of keyring %r" % (number, name),
-                self._km.store, self._ctx,
-                symmetric_key.SymmetricKey("AES", crypto.KEY_SIZE * 8, key,
-                                           name="%s:%s:v%d" % (self._prefix, name, number)))
+            secret = self._store_secret(
+                "%s:%s:v%d" % (self._prefix, name, number), "symmetric", "AES", key,
+                "storing version %d of keyring %r" % (number, name))
         except exceptions.SealedMetaError:
             if extra:
                 self._forget_secret(extra["signing_key"])
             raise
-        secret = _uuid(secret)
         self._signing[secret] = extra
         try:
             self._set_state(secret, name, number, key_id, created, state)
@@ -791,6 +908,16 @@ class BarbicanKeyStore(base.KeyStore):
                                                   "name": self._container_name(name),
                                                   "secret_refs": []})
             mine = _uuid(ref["container_ref"])
+            try:
+                self._restrict("containers", mine,
+                               "the container of keyring %r" % name)
+            except exceptions.SealedMetaError:
+                try:
+                    self._client.client.delete("containers/%s" % mine)
+                except Exception:
+                    LOG.warning("could not remove the container of the failed"
+                                " keyring %r", name)
+                raise
             if all(_uuid(c["container_ref"]) == mine
                    for c in self._find_containers(name)):
                 break
@@ -950,6 +1077,7 @@ class BarbicanKeyStore(base.KeyStore):
             name="%s:%s:v%d:destroyed" % (self._prefix, name, version),
             payload="destroyed", payload_content_type="text/plain").store)
         tomb = _uuid(tomb)
+        self._restrict("secrets", tomb, what)
         tomb_meta = {"keyring": name, "version": str(version),
                      "key_id": current.key_id.hex(),
                      "created": str(current.created), "state": "destroyed",
@@ -1116,7 +1244,9 @@ class BarbicanKeyStore(base.KeyStore):
                 items = page.get("secrets", [])
                 for item in items:
                     match = own.match(item.get("name") or "")
-                    if match and item.get("secret_ref"):
+                    # another user's secret is never ours to remove
+                    if match and item.get("secret_ref") and \
+                            item.get("creator_id") == self._service_user():
                         found.append((_uuid(item["secret_ref"]), item["name"],
                                       int(match.group(1)), kinds[match.group(2)],
                                       _iso_date(item.get("created"))))
@@ -1140,6 +1270,7 @@ class BarbicanKeyStore(base.KeyStore):
                                               "name": self._container_name(name),
                                               "secret_refs": []})
         container = _uuid(ref["container_ref"])
+        self._restrict("containers", container, "the container of keyring %r" % name)
         self._containers[name] = container
         for version in ring.versions:
             if version.state is kr.KeyState.DESTROYED:
