@@ -11,8 +11,9 @@ envelopes of a pool without copying it to files.
 
 * The backup comes from the object's name; its volume from the names of the
   pool's RBD images, as Cinder names them (``volume-<volume id>.backup.<backup
-  id>`` for a full copy, snapshots ``backup.<backup id>.snap.<time>`` of
-  ``volume-<volume id>.backup.base`` for a differential backup). An object
+  id>`` for a full copy or the first backup of a differential chain;
+  snapshots ``backup.<backup id>.snap.<time>`` of such an image, or of
+  ``volume-<volume id>.backup.base``, for the backups of the chain). An object
   of a backup with no image in the pool is ``malformed``: which volume its
   envelope must be sealed for is unknown.
 * Each object is stat'ed first and refused unread over
@@ -180,7 +181,6 @@ def _list_volumes(rbd, ioctx, volumes):
         volume_id, backup = match.groups()
         if backup != _BASE:
             volumes[backup] = volume_id
-            continue
         try:
             with rbd.Image(ioctx, image, read_only=True) as base:
                 for snap in base.list_snaps():

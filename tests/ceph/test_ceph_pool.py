@@ -127,7 +127,7 @@ def test_verify_sorts_the_objects_of_a_pool_by_status(rbdc, pool, capsys, conf_f
         pool.path(copied.id)]
     assert "over the %d byte limit" % ceph_pool.MAX_OBJECT_SIZE in reasons[
         pool.path(oversized.id)]
-    assert report["counts"]["valid"] == 2
+    assert report["summary"]["counts"]["valid"] == 2
 
 
 def test_key_destroy_refuses_a_version_in_use_in_a_pool(rbdc, pool, capsys, conf_file,
