@@ -236,10 +236,11 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     *scan* is a list of PATHs holding the backups' envelopes, *sources*
     more places that do (see :meth:`sealedmeta.audit.Auditor.run`, e.g. a
     Ceph backup pool); they are audited first and the destruction is
-    refused (:class:`VersionInUse`) while any envelope under this version -- or any file that cannot be
-    read -- is found. Without *scan* it is refused (:class:`DestroyRefused`)
-    unless *force*; *force* also overrides what the scan found. The active
-    version is never destroyed (it must be rotated, then retired, first).
+    refused (:class:`VersionInUse`) while any envelope under this version
+    -- or any file that cannot be read -- is found. Without *scan* (or
+    *sources*) it is refused (:class:`DestroyRefused`) unless *force*;
+    *force* also overrides what the scan found. The active version is
+    never destroyed (it must be rotated, then retired, first).
 
     A destroy that failed half-way (:class:`DestroyFailed`, ``destroyed``
     True) is finished by calling this again: for a version already

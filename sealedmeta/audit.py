@@ -377,9 +377,9 @@ def _scan(paths, carriers, check, progress):
 
 def _gather(paths, sources, carriers, check, progress):
     """(findings, skipped) of *paths* (when given, or when there is no
-    source) and of every source's :class:`~sealedmeta.carriers.Item`\ s
-    (an object with ``items()``, e.g. :class:`sealedmeta.cinder.ceph_pool.
-    CephPool`)."""
+    source) and of the items of every source: an object whose ``items()``
+    gives :class:`~sealedmeta.carriers.Item` objects, e.g. a
+    :class:`sealedmeta.cinder.ceph_pool.CephPool`."""
     findings, skipped = ((_scan(paths, carriers, check, progress)
                           if paths or not sources else ([], [])))
     for source in sources:
