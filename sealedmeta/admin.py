@@ -230,15 +230,17 @@ def reinstate(store, name, version, coordinator):
 
 def destroy(store, name, version, coordinator, scan=None, force=False,
             max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
-            carriers=None):
+            carriers=None, sources=()):
     """retired -> destroyed: the key material is removed for good.
 
-    *scan* is a list of PATHs holding the backups' envelopes; they are
-    audited first and the destruction is refused (:class:`VersionInUse`)
-    while any envelope under this version -- or any file that cannot be
-    read -- is found. Without *scan* it is refused (:class:`DestroyRefused`)
-    unless *force*; *force* also overrides what the scan found. The active
-    version is never destroyed (it must be rotated, then retired, first).
+    *scan* is a list of PATHs holding the backups' envelopes, *sources*
+    more places that do (see :meth:`sealedmeta.audit.Auditor.run`, e.g. a
+    Ceph backup pool); they are audited first and the destruction is
+    refused (:class:`VersionInUse`) while any envelope under this version
+    -- or any file that cannot be read -- is found. Without *scan* (or
+    *sources*) it is refused (:class:`DestroyRefused`) unless *force*;
+    *force* also overrides what the scan found. The active version is
+    never destroyed (it must be rotated, then retired, first).
 
     A destroy that failed half-way (:class:`DestroyFailed`, ``destroyed``
     True) is finished by calling this again: for a version already
@@ -254,12 +256,13 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     # Fail fast on what the current state already forbids...
     target = kr.check_transition(ring, version, kr.KeyState.DESTROYED)
     scanned = in_use = None
-    if scan:
+    if scan or sources:
         # A retired version seals nothing and rewrap cannot open it, so no
         # envelope under it appears while the scan runs: the scan can be
         # made without holding the lock.
         report = audit.Auditor(store, max_envelope_size,
-                               carriers=carriers).run(list(scan))
+                               carriers=carriers).run(list(scan or ()),
+                                                      list(sources))
         scanned = len(report.findings)
         under = report.under(name, target.key_id)
         unreadable = [f for f in report.findings if f.status == audit.UNREADABLE]

@@ -375,6 +375,25 @@ def _scan(paths, carriers, check, progress):
     return findings, skipped
 
 
+def _gather(paths, sources, carriers, check, progress):
+    """(findings, skipped) of *paths* (when given, or when there is no
+    source) and of the items of every source: an object whose ``items()``
+    gives :class:`~sealedmeta.carriers.Item` objects, e.g. a
+    :class:`sealedmeta.cinder.ceph_pool.CephPool`."""
+    findings, skipped = ((_scan(paths, carriers, check, progress)
+                          if paths or not sources else ([], [])))
+    for source in sources:
+        items = list(source.items())
+        for done, item in enumerate(items, 1):
+            if item.skipped is not None:
+                skipped.append((item.path, item.skipped))
+            else:
+                findings.append(check(item))
+            if progress is not None:
+                progress(done, len(items))
+    return findings, skipped
+
+
 class Auditor:
     """Verifies the envelopes under PATHs; never writes."""
 
@@ -397,11 +416,13 @@ class Auditor:
                 max_envelope_size=self.max_envelope_size)
         return sealer
 
-    def run(self, paths):
-        """The :class:`Report` of *paths*. Raises PathError before reading
-        anything when a PATH does not exist, and KeyStoreError when the
-        store cannot be read."""
-        findings, skipped = _scan(paths, self.carriers, self.check, self.progress)
+    def run(self, paths, sources=()):
+        """The :class:`Report` of *paths* and *sources* (see
+        :func:`_gather`). Raises PathError before reading anything when a
+        PATH does not exist, and KeyStoreError when the store cannot be
+        read."""
+        findings, skipped = _gather(paths, sources, self.carriers, self.check,
+                                    self.progress)
         return Report(findings, skipped, self.rings.seen())
 
     def check(self, item):
@@ -487,10 +508,11 @@ class PublicAuditor:
         self._verifiers = {}   # public key bytes -> Ed25519PublicKey
         self._named = set()    # keyrings envelopes name
 
-    def run(self, paths):
-        """The :class:`PublicReport` of *paths* (PathError when a PATH does
-        not exist)."""
-        findings, skipped = _scan(paths, self.carriers, self.check, self.progress)
+    def run(self, paths, sources=()):
+        """The :class:`PublicReport` of *paths* and *sources* (PathError
+        when a PATH does not exist)."""
+        findings, skipped = _gather(paths, sources, self.carriers, self.check,
+                                    self.progress)
         return PublicReport(findings, skipped,
                             {name: self.rings.get(name) for name in self._named})
 

@@ -105,6 +105,11 @@ class CinderMetadataCarrier(carriers.Carrier):
                 "Cinder backup metadata object whose volume_meta is not sealed"
                 " (a backup made before sealing -- see 'sealedmeta cinder"
                 " reseal' -- or a forgery)")
+        return self.carried(armour, data, expected)
+
+    def carried(self, armour, data, expected):
+        """The :class:`~sealedmeta.carriers.Carried` envelope of *armour*,
+        found in the object *data*, expected to be sealed for *expected*."""
         raw = envelope.dearmor(armour, self.max_envelope_size)
         envelope.parse(raw, self.max_envelope_size)  # malformed: say so here
         # Judged once the header is authenticated: an authentic envelope

@@ -33,10 +33,12 @@ from cinder import exception
 from cinder import utils
 from cinder.volume.drivers import rbd as rbd_driver
 
+from sealedmeta.cinder import ceph_pool
 from sealedmeta.cinder import mixin
 
-# Longer objects are refused unread to the end (a sealed one is a few KiB).
-MAX_OBJECT_SIZE = 1024 * 1024
+# Longer objects are refused unread to the end (a sealed one is a few KiB);
+# the same limit as an audit of the pool.
+MAX_OBJECT_SIZE = ceph_pool.MAX_OBJECT_SIZE
 
 
 class _CephMetadataObject:

@@ -116,9 +116,10 @@ class KeyReinstate(_SetState):
 class KeyDestroy(show.ShowOne):
     """Destroy a retired version's key material, for good.
 
-    Refused while a scan of the backup stores (--scan PATH ...) finds
-    envelopes under the version (or files it cannot read), and refused
-    without --scan, unless --force. The active version is never destroyed.
+    Refused while a scan of the backup stores (--scan PATH ..., and
+    --ceph-pool POOL for a Ceph backup pool) finds envelopes under the
+    version (or files it cannot read), and refused without a scan, unless
+    --force. The active version is never destroyed.
     """
 
     def get_parser(self, prog_name):
@@ -132,6 +133,7 @@ class KeyDestroy(show.ShowOne):
         parser.add_argument("--force", action="store_true",
                             help="Destroy even without --scan, or although the"
                                  " scan found envelopes under the version.")
+        scan_cmd.add_ceph_options(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -141,7 +143,10 @@ class KeyDestroy(show.ShowOne):
                 result = admin.destroy(
                     self.app.store, parsed_args.name, version, coord,
                     scan=parsed_args.scan, force=parsed_args.force,
-                    max_envelope_size=self.app.conf.sealedmeta.max_envelope_size)
+                    max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
+                    sources=scan_cmd.ceph_sources(self.app, parsed_args))
+        except scan_cmd.ceph_pool_errors() as exc:
+            raise common.CommandError(str(exc)) from None
         except admin.DestroyRefused:
             raise common.CommandError(
                 "refusing to destroy version %d of keyring %r without --scan"

@@ -136,6 +136,38 @@ class Rewrap(show.ShowOne):
         return summary_fields(summary)
 
 
+def add_ceph_options(parser):
+    """--ceph-pool/--ceph-conf/--ceph-user: also scan Ceph backup pools."""
+    parser.add_argument("--ceph-pool", metavar="POOL", action="append",
+                        default=[],
+                        help="Also scan the backup.<id>.meta objects of this"
+                             " Ceph backup pool, through librados"
+                             " (repeatable).")
+    parser.add_argument("--ceph-conf", metavar="FILE", default=None,
+                        help="Ceph configuration file for --ceph-pool"
+                             " (default: librados' own search).")
+    parser.add_argument("--ceph-user", metavar="ID", default=None,
+                        help="Ceph client id for --ceph-pool, e.g."
+                             " cinder-backup (default: admin); its keyring is"
+                             " found through the configuration file.")
+
+
+def ceph_sources(app, parsed_args):
+    """The CephPool of every --ceph-pool."""
+    if not parsed_args.ceph_pool:
+        return []
+    from sealedmeta.cinder import ceph_pool
+    return [ceph_pool.CephPool(pool, parsed_args.ceph_conf, parsed_args.ceph_user,
+                               app.conf.sealedmeta.max_envelope_size)
+            for pool in parsed_args.ceph_pool]
+
+
+def ceph_pool_errors():
+    """The error a CephPool raises when its pool cannot be listed."""
+    from sealedmeta.cinder import ceph_pool
+    return ceph_pool.CephPoolError
+
+
 def print_table(stream, headers, rows):
     rows = [["" if v is None else common.escaped(str(v)) for v in row]
             for row in rows]
@@ -174,8 +206,10 @@ class Verify(command.Command):
                             help="Verify signatures with the public keys in"
                                  " FILE (keyring export-public), without any"
                                  " key store access.")
-        parser.add_argument("paths", metavar="PATH", nargs="+",
-                            help="Envelope file or directory of them.")
+        add_ceph_options(parser)
+        parser.add_argument("paths", metavar="PATH", nargs="*",
+                            help="Envelope file or directory of them (at"
+                                 " least one PATH or --ceph-pool).")
         return parser
 
     def _auditor(self, parsed_args, expect, bar):
@@ -195,11 +229,14 @@ class Verify(command.Command):
         bar = progress.for_stream(self.app.stderr, "verify")
         try:
             expect = common.parse_pairs(parsed_args.expect, option="--expect")
+            if not parsed_args.paths and not parsed_args.ceph_pool:
+                raise common.CommandError("no PATH and no --ceph-pool given")
             auditor = self._auditor(parsed_args, expect, bar)
-            report = auditor.run(parsed_args.paths)
+            report = auditor.run(parsed_args.paths,
+                                 ceph_sources(self.app, parsed_args))
         except (common.CommandError, exceptions.InvalidMetadata,
                 sm_carriers.PathError, exceptions.KeyStoreError,
-                public.PublicKeysError) as exc:
+                public.PublicKeysError, ceph_pool_errors()) as exc:
             bar.close()
             LOG.error("verify cannot run: %s", exc)
             return 2
@@ -210,7 +247,9 @@ class Verify(command.Command):
         else:
             self._table(report)
         if not report.findings:
-            LOG.error("no envelope found under %s", ", ".join(parsed_args.paths))
+            LOG.error("no envelope found under %s", ", ".join(
+                parsed_args.paths + ["Ceph pool " + pool
+                                     for pool in parsed_args.ceph_pool]))
             return 1
         if not report.all_valid:
             counts = report.counts

@@ -1,0 +1,191 @@
+"""The envelopes of a Ceph backup pool, read through librados.
+
+Cinder's Ceph backup driver keeps a backup's metadata in the RADOS object
+``backup.<backup id>.meta`` of the pool the backup was made in; the sealed
+class (:mod:`sealedmeta.cinder.ceph`) writes there the armour of an envelope
+bound to ``{backup_id, volume_id}``. :class:`CephPool` lists those objects
+and yields one :class:`~sealedmeta.carriers.Item` per object, judged by
+:meth:`sealedmeta.audit.Auditor.run` like the files under a PATH, so that
+``sealedmeta verify --ceph-pool`` and ``key destroy --ceph-pool`` count the
+envelopes of a pool without copying it to files.
+
+* The backup comes from the object's name; its volume from the names of the
+  pool's RBD images, as Cinder names them (``volume-<volume id>.backup.<backup
+  id>`` for a full copy or the first backup of a differential chain;
+  snapshots ``backup.<backup id>.snap.<time>`` of such an image, or of
+  ``volume-<volume id>.backup.base``, for the backups of the chain). An object
+  of a backup with no image in the pool is ``malformed``: which volume its
+  envelope must be sealed for is unknown.
+* Each object is stat'ed first and refused unread over
+  :data:`MAX_OBJECT_SIZE`; at most that many bytes plus one are read.
+* An object whose content is not an armoured envelope (a stock backup's
+  plain JSON, or a forgery) is ``unsealed``; one sealed for another backup
+  is ``context-mismatch``.
+
+Imports nothing from Cinder; the rados (and rbd) bindings are imported when
+a pool is read.
+"""
+
+import re
+
+from sealedmeta import envelope
+from sealedmeta import exceptions
+from sealedmeta import carriers
+from sealedmeta.cinder import carrier as cinder_carrier
+from sealedmeta.cinder import volume_meta as vm
+
+# Longer objects are refused unread (a sealed one is a few KiB).
+MAX_OBJECT_SIZE = 1024 * 1024
+# Seconds to wait for the cluster before giving up.
+CONNECT_TIMEOUT = 30
+
+_META_NAME = re.compile(r"backup\.([^/]+)\.meta\Z")
+_IMAGE_NAME = re.compile(r"volume-([0-9a-fA-F-]{36})\.backup\.(.+)\Z")
+_SNAP_NAME = re.compile(r"backup\.(.+)\.snap\.[0-9.]+\Z")
+_BASE = "base"
+
+
+class CephPoolError(exceptions.SealedMetaError):
+    """The pool cannot be listed (no bindings, cluster unreachable, no such
+    pool, not allowed)."""
+
+
+class CephMetadataCarrier(cinder_carrier.CinderMetadataCarrier):
+    """A Ceph backup's ``backup.<id>.meta`` object: the armour itself."""
+
+    name = "ceph-metadata"
+
+    def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 max_object_size=MAX_OBJECT_SIZE):
+        super().__init__(max_envelope_size, max_object_size)
+
+    def sniff(self, path, head):
+        # Only CephPool hands objects to this carrier; never a file.
+        return False
+
+    def extract_object(self, data, backup_id, volume_id):
+        """The Carried envelope of the object *data* of a backup whose
+        volume is *volume_id* (None: unknown)."""
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            text = None
+        if not vm.is_sealed(text):
+            raise carriers.Unsealed(
+                "Ceph backup metadata object that is not sealed (a backup"
+                " made before sealing -- see 'sealedmeta cinder reseal' -- or"
+                " a forgery)")
+        if volume_id is None:
+            raise self._malformed(
+                "no RBD image of backup %s in the pool: which volume it"
+                " belongs to is unknown" % backup_id)
+        return self.carried(text, data, vm.context_for(backup_id, volume_id))
+
+    def replace(self, carried, new_envelope):
+        return envelope.armor(new_envelope).encode("ascii")
+
+
+class CephPool:
+    """The ``backup.<id>.meta`` objects of one pool, as Items."""
+
+    def __init__(self, pool, conffile=None, user=None,
+                 max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE):
+        self.pool = pool
+        self.conffile = conffile
+        self.user = user
+        self.carrier = CephMetadataCarrier(max_envelope_size)
+
+    def __str__(self):
+        return "Ceph pool %s" % self.pool
+
+    def path(self, name):
+        return "%s/%s" % (self.pool, name)
+
+    def items(self):
+        """One Item per metadata object, in name order. Raises
+        CephPoolError when the pool cannot be listed."""
+        try:
+            import rados
+        except ImportError as exc:
+            raise CephPoolError("cannot read %s: the rados Python bindings"
+                                " are missing (%s)" % (self, exc)) from None
+        try:
+            cluster = rados.Rados(rados_id=self.user, conffile=self.conffile or "")
+            cluster.connect(timeout=CONNECT_TIMEOUT)
+        except rados.Error as exc:
+            raise CephPoolError("cannot connect to the cluster of %s: %s"
+                                % (self, exc)) from None
+        try:
+            try:
+                ioctx = cluster.open_ioctx(self.pool)
+            except rados.Error as exc:
+                raise CephPoolError("cannot open %s: %s" % (self, exc)) from None
+            try:
+                try:
+                    names = sorted(o.key for o in ioctx.list_objects()
+                                   if _META_NAME.match(o.key))
+                    volumes = _volumes(ioctx)
+                except rados.Error as exc:
+                    raise CephPoolError("cannot list %s: %s" % (self, exc)) from None
+                items = [self._item(rados, ioctx, name, volumes) for name in names]
+            finally:
+                ioctx.close()
+        finally:
+            cluster.shutdown()
+        return items
+
+    def _item(self, rados, ioctx, name, volumes):
+        path = self.path(name)
+        limit = self.carrier.max_file_size()
+        try:
+            size, _ = ioctx.stat(name)
+            if size > limit:
+                return carriers.Item(path, malformed="object of %d bytes is over"
+                                     " the %d byte limit" % (size, limit))
+            data = ioctx.read(name, length=limit + 1)
+        except rados.Error as exc:
+            return carriers.Item(path, error="cannot read: %s" % exc)
+        if len(data) > limit:      # grew since the stat
+            return carriers.Item(path, malformed="object is over the %d byte"
+                                 " limit" % limit)
+        backup_id = _META_NAME.match(name).group(1)
+        try:
+            carried = self.carrier.extract_object(data, backup_id,
+                                                  volumes.get(backup_id))
+        except carriers.Unsealed as exc:
+            return carriers.Item(path, malformed=str(exc), unsealed=True)
+        except exceptions.InvalidEnvelope as exc:
+            return carriers.Item(path, malformed=str(exc))
+        return carriers.Item(path, carried=carried)
+
+
+def _volumes(ioctx):
+    """{backup id: volume id} from the names of the pool's RBD images."""
+    try:
+        import rbd
+    except ImportError:
+        return {}
+    volumes = {}
+    try:
+        _list_volumes(rbd, ioctx, volumes)
+    except rbd.Error:
+        pass    # a backup left out is reported malformed, never valid
+    return volumes
+
+
+def _list_volumes(rbd, ioctx, volumes):
+    for image in rbd.RBD().list(ioctx):
+        match = _IMAGE_NAME.match(image)
+        if match is None:
+            continue
+        volume_id, backup = match.groups()
+        if backup != _BASE:
+            volumes[backup] = volume_id
+        try:
+            with rbd.Image(ioctx, image, read_only=True) as base:
+                for snap in base.list_snaps():
+                    found = _SNAP_NAME.match(snap["name"])
+                    if found is not None:
+                        volumes[found.group(1)] = volume_id
+        except rbd.ImageNotFound:   # removed while listing
+            continue

@@ -1,0 +1,167 @@
+"""``sealedmeta verify --ceph-pool`` and ``key destroy --ceph-pool`` against
+the real Ceph: the backup.<id>.meta objects of a pool, read through librados.
+
+Each test backs up into a pool of its own (created with the admin key, and
+removed after), so that the envelopes other tests leave in ``backups`` do
+not count; one test reads ``backups`` as the cinder-backup user."""
+
+import json
+import uuid
+
+import pytest
+from oslo_config import cfg
+import rados
+
+from cinder.backup.drivers import ceph as stock_ceph
+
+from sealedmeta.cinder import ceph_pool
+from tests.ceph import rbd_helpers
+from tests.cinder import helpers
+from tests.cinder.test_reseal import run_cli
+
+CONF = cfg.CONF
+
+
+@pytest.fixture
+def rbdc(ctxt, tmp_path, ceph):
+    cloud = rbd_helpers.CephCloud(ctxt, str(tmp_path / "volumes"), ceph)
+    cloud.configure()
+    yield cloud
+    cloud.unconfigure()
+    cloud.close()
+
+
+@pytest.fixture
+def pool(rbdc):
+    """A fresh pool, written by the admin user (the cinder-backup user's
+    capabilities name only volumes and backups)."""
+    name = "verify-" + uuid.uuid4().hex[:8]
+    admin = rados.Rados(rados_id="admin", conffile=rbdc.conf)
+    admin.connect()
+    admin.create_pool(name)
+    CONF.set_override("backup_ceph_user", "admin")
+    try:
+        with admin.open_ioctx(name) as ioctx:
+            ioctx.application_enable("rbd")
+        yield _Pool(admin, name)
+    finally:
+        CONF.clear_override("backup_ceph_user")
+        admin.delete_pool(name)
+        admin.shutdown()
+
+
+class _Pool:
+    def __init__(self, admin, name):
+        self.admin, self.name = admin, name
+
+    def path(self, backup_id):
+        return "%s/backup.%s.meta" % (self.name, backup_id)
+
+    def read(self, backup_id):
+        with self.admin.open_ioctx(self.name) as ioctx:
+            return ioctx.read("backup.%s.meta" % backup_id, length=1 << 21)
+
+    def write_full(self, backup_id, data):
+        with self.admin.open_ioctx(self.name) as ioctx:
+            ioctx.write_full("backup.%s.meta" % backup_id, data)
+
+
+@pytest.fixture
+def conf_file(tmp_path, keys):
+    path = tmp_path / "sealedmeta.conf"
+    path.write_text("[sealedmeta]\nkey_repository = %s\n" % keys.path)
+    return str(path)
+
+
+def verify(capsys, conf_file, rbdc, pool, user="admin"):
+    code, out, err = run_cli(capsys, "--config-file", conf_file, "verify",
+                             "--ceph-pool", pool, "--ceph-conf", rbdc.conf,
+                             "--ceph-user", user, "-f", "json")
+    report = json.loads(out) if out else None
+    return code, report, err
+
+
+def statuses(report):
+    return {e["path"]: e["status"] for e in report["envelopes"]}
+
+
+def test_verify_sorts_the_objects_of_a_pool_by_status(rbdc, pool, capsys, conf_file):
+    rbd_src = rbdc.rbd_volume(glance=helpers.GLANCE)
+    differential = rbdc.backup(rbd_src, container=pool.name)
+    file_src = rbdc.volume(glance=helpers.GLANCE)
+    full = rbdc.backup(file_src, container=pool.name)
+
+    code, report, err = verify(capsys, conf_file, rbdc, pool.name)
+    assert code == 0, err
+    assert statuses(report) == {pool.path(differential.id): "valid",
+                                pool.path(full.id): "valid"}
+
+    # Tampering as a holder of a key that writes the pool (write_full).
+    flipped = rbdc.backup(rbdc.volume(glance=helpers.GLANCE), container=pool.name)
+    armour = pool.read(flipped.id).decode()
+    index = len(armour) // 2
+    pool.write_full(flipped.id, (armour[:index] + ("B" if armour[index] != "B" else "C")
+                                 + armour[index + 1:]).encode())
+    # Another backup's envelope copied over this one's (same volume too).
+    copied = rbdc.backup(rbd_src, parent=differential, container=pool.name)
+    pool.write_full(copied.id, pool.read(differential.id))
+    stock = rbdc.backup(rbdc.volume(glance=helpers.GLANCE), cls=stock_ceph.CephBackupDriver,
+                        container=pool.name)
+    assert b"billing_code_licence" in pool.read(stock.id)     # plain JSON
+    oversized = rbdc.backup(rbdc.volume(glance=helpers.GLANCE), container=pool.name)
+    pool.write_full(oversized.id, pool.read(oversized.id)
+                    + b"A" * ceph_pool.MAX_OBJECT_SIZE)
+
+    code, report, err = verify(capsys, conf_file, rbdc, pool.name)
+    assert code == 1
+    assert statuses(report) == {
+        pool.path(differential.id): "valid",
+        pool.path(full.id): "valid",
+        pool.path(flipped.id): "invalid",
+        pool.path(copied.id): "context-mismatch",
+        pool.path(stock.id): "unsealed",
+        pool.path(oversized.id): "malformed",
+    }
+    reasons = {e["path"]: e["reason"] for e in report["envelopes"]}
+    assert "backup_id is %r, not %r" % (differential.id, copied.id) in reasons[
+        pool.path(copied.id)]
+    assert "over the %d byte limit" % ceph_pool.MAX_OBJECT_SIZE in reasons[
+        pool.path(oversized.id)]
+    assert report["summary"]["counts"]["valid"] == 2
+
+
+def test_key_destroy_refuses_a_version_in_use_in_a_pool(rbdc, pool, capsys, conf_file,
+                                                        keys):
+    backup = rbdc.backup(rbdc.rbd_volume(glance=helpers.GLANCE), container=pool.name)
+    keys.rotate("cinder-backup")
+    keys.set_state("cinder-backup", 1, "retired")
+    before = pool.read(backup.id)
+
+    code, out, err = run_cli(capsys, "--config-file", conf_file, "key", "destroy",
+                             "cinder-backup", "1", "--ceph-pool", pool.name,
+                             "--ceph-conf", rbdc.conf, "--ceph-user", "admin")
+    assert code == 1
+    assert "the scan found 1 envelope under it: %s" % pool.path(backup.id) in err
+    assert keys.get_keyring("cinder-backup").version(1).state.value == "retired"
+    assert pool.read(backup.id) == before
+
+    # Once the backup is gone, the scan finds nothing under version 1.
+    rbdc.driver().delete_backup(backup)
+    code, out, err = run_cli(capsys, "--config-file", conf_file, "key", "destroy",
+                             "cinder-backup", "1", "--ceph-pool", pool.name,
+                             "--ceph-conf", rbdc.conf, "--ceph-user", "admin")
+    assert code == 0, err
+    assert keys.get_keyring("cinder-backup").version(1).state.value == "destroyed"
+
+
+def test_verify_reads_the_backups_pool_as_cinder_backup(rbdc, capsys, conf_file):
+    backup = rbdc.backup(rbdc.rbd_volume(glance=helpers.GLANCE))
+    code, report, err = verify(capsys, conf_file, rbdc, "backups", user="cinder-backup")
+    # Other tests' backups, sealed under their own key stores, are there too.
+    assert statuses(report)["backups/backup.%s.meta" % backup.id] == "valid"
+
+
+def test_verify_of_a_missing_pool_cannot_run(rbdc, capsys, conf_file):
+    code, report, err = verify(capsys, conf_file, rbdc, "no-such-pool")
+    assert code == 2
+    assert "cannot open Ceph pool no-such-pool" in err
