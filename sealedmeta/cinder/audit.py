@@ -65,7 +65,7 @@ class Row:
                 self.klass, self.key_version, self.reason)
 
     def as_dict(self):
-        return dict(zip(COLUMNS, self.as_row()))
+        return dict(zip(COLUMNS, self.as_row(), strict=True))
 
     @classmethod
     def from_dict(cls, data):
