@@ -197,3 +197,43 @@ class Audit(lister.Lister):
         for version, count in sorted(summary.key_versions.items()):
             out.write("key version %s: %d %s\n" % (version, count, audit.SEALED_VALID))
         out.flush()
+
+
+class AuditMerge(Audit):
+    """Merge the JSON reports of 'cinder audit --shard K/N' runs into one.
+
+    Each FILE is the output of 'cinder audit -f json'; a backup in two
+    reports is an error. Same columns, summary and exit status as the audit.
+    """
+
+    def get_parser(self, prog_name):
+        parser = lister.Lister.get_parser(self, prog_name)
+        parser.add_argument("reports", nargs="+", metavar="FILE",
+                            help="A shard's JSON report.")
+        return parser
+
+    def take_action(self, parsed_args):
+        import json
+        from sealedmeta.cinder import audit
+        rows = {}
+        for path in parsed_args.reports:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    report = json.load(handle)
+                shard_rows = [audit.Row.from_dict(item) for item in report]
+            except OSError as exc:
+                raise common.CommandError("cannot read report %s: %s"
+                                          % (path, exc.strerror)) from None
+            except (ValueError, KeyError, TypeError) as exc:
+                raise common.CommandError("bad report %s: %s" % (path, exc)) from None
+            for row in shard_rows:
+                if row.backup_id in rows:
+                    raise common.CommandError(
+                        "backup %s is in two reports (%s)" % (row.backup_id, path))
+                rows[row.backup_id] = row
+        summary = audit.Summary()
+        ordered = [rows[key] for key in sorted(rows)]
+        for row in ordered:
+            summary.add(row)
+        self._summarize(summary)
+        return audit.COLUMNS, [row.as_row() for row in ordered]

@@ -122,9 +122,24 @@ def test_state_resumes_without_reading_finished_backups(fleet, cloud, capsys,
     assert code == 1
 
 
-def test_two_shards_make_the_whole_report(fleet, capsys, cinder_conf):  # noqa: F811
-    code, full, err = audit_json(capsys, cinder_conf)
+def test_two_shards_make_the_whole_report(fleet, capsys, cinder_conf,  # noqa: F811
+                                          tmp_path):
+    code, full, err_full = audit_json(capsys, cinder_conf)
     code1, one, err = audit_json(capsys, cinder_conf, "--shard", "1/2")
     code2, two, err = audit_json(capsys, cinder_conf, "--shard", "2/2")
     assert not set(one) & set(two)
     assert {**one, **two} == full
+    paths = []
+    for number in (1, 2):
+        code, out, err = run_cli(capsys, "--config-file", cinder_conf, "cinder", "audit",
+                                 "--shard", "%d/2" % number, "-f", "json")
+        paths.append(tmp_path / ("shard%d.json" % number))
+        paths[-1].write_text(out)
+    code, out, merged_err = run_cli(capsys, "cinder", "audit-merge", *map(str, paths),
+                                    "-f", "json")
+    assert code == 1
+    assert {row["backup_id"]: row for row in json.loads(out)} == full
+    assert merged_err.splitlines()[-4:] == [
+        line for line in err_full.splitlines() if not line.startswith("Cinder policy")][-4:]
+    code, out, err = run_cli(capsys, "cinder", "audit-merge", str(paths[0]), str(paths[0]))
+    assert code == 2 and "is in two reports" in err
