@@ -92,3 +92,148 @@ class Reseal(lister.Lister):
                       left[0].reason)
             self.exit_code = 1
         return reseal.COLUMNS, [r.as_row() for r in results]
+
+
+class Audit(lister.Lister):
+    """Judge every backup the Cinder database knows, where it is stored.
+
+    Reads each selected backup's metadata object through the configured
+    sealed backup_driver (in each backup's project on per-user Swift) and
+    judges it as a restore would: sealed-valid (with its key version),
+    legacy, invalid, context-mismatch, missing or unreadable. A summary per
+    class, project and key version goes to standard error. Exit status 0
+    when every backup is sealed and valid, 1 when any is not, 2 when the
+    audit cannot run. Never writes to the store or the database.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--project", metavar="PROJECT_ID",
+                            help="Only this project's backups.")
+        parser.add_argument("--status", metavar="STATUS",
+                            help="Only backups in this status (e.g. available).")
+        parser.add_argument("--since", metavar="YYYY-MM-DD[THH:MM:SS]",
+                            help="Only backups created at or after this UTC time.")
+        parser.add_argument("--workers", type=int, default=4, metavar="N",
+                            help="Backups read at the same time (default 4).")
+        parser.add_argument("--state", metavar="FILE",
+                            help="Record finished backups in FILE; a rerun with"
+                            " the same FILE does not read them again.")
+        parser.add_argument("--shard", metavar="K/N",
+                            help="Only the K-th of N shards of the backups, by id.")
+        return parser
+
+    def run(self, parsed_args):
+        self.exit_code = 0
+        try:
+            super().run(parsed_args)
+        except common.CommandError as exc:
+            LOG.error("cinder audit cannot run: %s", exc)
+            return 2
+        return self.exit_code
+
+    def take_action(self, parsed_args):
+        import datetime
+        files = self.app.options.config_file
+        if not files:
+            raise common.CommandError(
+                "'sealedmeta cinder audit' needs Cinder's configuration:"
+                " --config-file /etc/cinder/cinder.conf")
+        try:
+            import cinder  # noqa: F401
+        except ImportError:
+            raise common.CommandError(NO_CINDER) from None
+        if parsed_args.workers < 1:
+            raise common.CommandError("--workers must be at least 1")
+        since = None
+        if parsed_args.since:
+            try:
+                since = datetime.datetime.fromisoformat(parsed_args.since)
+            except ValueError:
+                raise common.CommandError("bad --since %r" % parsed_args.since) from None
+            since = since.replace(tzinfo=None)
+        load_cinder_conf(files)
+        from sealedmeta.cinder import audit
+        from sealedmeta.cinder import reseal
+        try:
+            shard = audit.parse_shard(parsed_args.shard) if parsed_args.shard else None
+            drivers = reseal.project_drivers()
+            state = audit.State(parsed_args.state)
+        except (audit.SetupError, reseal.SetupError) as exc:
+            raise common.CommandError(str(exc)) from None
+        summary = audit.Summary()
+        stderr = self.app.stderr
+        tty = common.is_terminal(stderr)
+
+        def progress(done):
+            if tty:
+                stderr.write("\raudit: %d backups judged" % done)
+                stderr.flush()
+
+        def rows():
+            try:
+                for row in audit.audit(parsed_args.project, parsed_args.status, since,
+                                       shard, parsed_args.workers, state, summary,
+                                       progress, drivers):
+                    yield row.as_row()
+            finally:
+                state.close()
+                if tty:
+                    stderr.write("\n")
+            self._summarize(summary)
+
+        return audit.COLUMNS, rows()
+
+    def _summarize(self, summary):
+        from sealedmeta.cinder import audit
+        if not summary.all_valid:
+            self.exit_code = 1
+        out = self.app.stderr
+        out.write("summary: %d backups: %s\n" % (summary.total, ", ".join(
+            "%s %d" % (k, v) for k, v in summary.classes.items())))
+        for project, counts in sorted(summary.projects.items()):
+            out.write("project %s: %s\n" % (project, ", ".join(
+                "%s %d" % (k, v) for k, v in counts.items() if v)))
+        for version, count in sorted(summary.key_versions.items()):
+            out.write("key version %s: %d %s\n" % (version, count, audit.SEALED_VALID))
+        out.flush()
+
+
+class AuditMerge(Audit):
+    """Merge the JSON reports of 'cinder audit --shard K/N' runs into one.
+
+    Each FILE is the output of 'cinder audit -f json'; a backup in two
+    reports is an error. Same columns, summary and exit status as the audit.
+    """
+
+    def get_parser(self, prog_name):
+        parser = lister.Lister.get_parser(self, prog_name)
+        parser.add_argument("reports", nargs="+", metavar="FILE",
+                            help="A shard's JSON report.")
+        return parser
+
+    def take_action(self, parsed_args):
+        import json
+        from sealedmeta.cinder import audit
+        rows = {}
+        for path in parsed_args.reports:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    report = json.load(handle)
+                shard_rows = [audit.Row.from_dict(item) for item in report]
+            except OSError as exc:
+                raise common.CommandError("cannot read report %s: %s"
+                                          % (path, exc.strerror)) from None
+            except (ValueError, KeyError, TypeError) as exc:
+                raise common.CommandError("bad report %s: %s" % (path, exc)) from None
+            for row in shard_rows:
+                if row.backup_id in rows:
+                    raise common.CommandError(
+                        "backup %s is in two reports (%s)" % (row.backup_id, path))
+                rows[row.backup_id] = row
+        summary = audit.Summary()
+        ordered = [rows[key] for key in sorted(rows)]
+        for row in ordered:
+            summary.add(row)
+        self._summarize(summary)
+        return audit.COLUMNS, [row.as_row() for row in ordered]

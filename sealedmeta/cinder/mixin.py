@@ -228,8 +228,11 @@ class SealedMetadataMixin:
                 reason="the metadata object of backup %s is not a JSON object" % backup["id"])
         return metadata
 
-    def judge(self, backup):
+    def judge(self, backup, metadata=None):
         """``(metadata, verdict, reason)`` of *backup*'s metadata object.
+
+        *metadata*, when given, is that object already read with
+        :meth:`_metadata_object` (the audit keeps the sealed original).
 
         *metadata* is the object with ``volume_meta`` replaced by what
         ``put_metadata`` may apply: the authenticated original string, the
@@ -249,7 +252,8 @@ class SealedMetadataMixin:
                 " whatever its metadata object holds, [sealedmeta]"
                 " legacy_backups = reject. Seal it with 'sealedmeta cinder"
                 " reseal --backup-id %s'" % (backup_id, service, backup_id))
-        metadata = self._metadata_object(backup)
+        if metadata is None:
+            metadata = self._metadata_object(backup)
         value = metadata.get("volume_meta")
         if vm.is_sealed(value):
             try:

@@ -1,0 +1,317 @@
+"""Audit every backup the Cinder database knows, judged where it is stored.
+
+Each backup's metadata object is read through the configured driver class
+(acting in the backup's project where the store keeps backups per project:
+:func:`sealedmeta.cinder.reseal.project_drivers`) and judged by the very
+function a restore uses (:meth:`SealedMetadataMixin.judge`). Never writes
+to the store or the database.
+
+Classes (``CLASSES``): ``sealed-valid`` (with its key version),
+``legacy`` (unsealed, made before sealing), ``invalid`` (with the reason
+class), ``context-mismatch`` (an authentic envelope of another backup),
+``missing`` (no metadata object), ``unreadable`` (the store could not be
+read, or the key store could not be used).
+
+Backups are read from the database a page at a time, ordered by id, and
+rows are yielded as they are judged: memory does not grow with the number
+of backups. ``--state FILE`` appends each finished row (one JSON line, made
+durable before the next row is reported) so that a killed audit resumes
+without reading those backups again.
+"""
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import threading
+import uuid
+
+from cinder import context as cinder_context
+from cinder import exception
+from cinder import objects
+from sealedmeta import envelope
+from sealedmeta import exceptions
+from sealedmeta.cinder import metadata_object
+from sealedmeta.cinder import mixin
+from sealedmeta.cinder import reseal
+from sealedmeta.cinder import volume_meta as vm
+
+SEALED_VALID = "sealed-valid"
+LEGACY = "legacy"
+INVALID = "invalid"
+CONTEXT_MISMATCH = "context-mismatch"
+MISSING = "missing"
+UNREADABLE = "unreadable"
+CLASSES = (SEALED_VALID, LEGACY, INVALID, CONTEXT_MISMATCH, MISSING, UNREADABLE)
+
+COLUMNS = ("backup_id", "project_id", "volume_id", "status", "class",
+           "key_version", "reason")
+
+PAGE = 500  # backups read from the database at a time
+
+
+@dataclasses.dataclass
+class Row:
+    backup_id: str
+    project_id: str
+    volume_id: str
+    status: str
+    klass: str
+    key_version: int = None
+    reason: str = None
+
+    def as_row(self):
+        return (self.backup_id, self.project_id, self.volume_id, self.status,
+                self.klass, self.key_version, self.reason)
+
+    def as_dict(self):
+        return dict(zip(COLUMNS, self.as_row(), strict=True))
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(*(data[name] for name in COLUMNS))
+
+
+class SetupError(exceptions.SealedMetaError):
+    """The audit cannot run (configuration, driver, state file, shard)."""
+
+
+def parse_shard(text):
+    """``"K/N"`` -> ``(K, N)`` with ``1 <= K <= N``."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise SetupError("bad --shard %r: expected K/N, e.g. 1/4" % text) from None
+    if not 1 <= k <= n:
+        raise SetupError("bad --shard %r: K must be between 1 and N" % text)
+    return k, n
+
+
+def in_shard(backup_id, shard):
+    if shard is None:
+        return True
+    k, n = shard
+    try:
+        number = uuid.UUID(backup_id).int
+    except ValueError:
+        number = int.from_bytes(backup_id.encode(), "big")
+    return number % n == k - 1
+
+
+def _key_version(value):
+    try:
+        return envelope.parse(envelope.dearmor(value)).header.key_version
+    except exceptions.InvalidEnvelope:
+        return None
+
+
+def _invalid_class(cause):
+    if isinstance(cause, exceptions.ContextMismatch):
+        return CONTEXT_MISMATCH
+    return INVALID
+
+
+def _reason_class(cause, default):
+    if isinstance(cause, exceptions.SealedMetaError):
+        return "%s: %s" % (type(cause).__name__, cause)
+    return default
+
+
+def judge_backup(driver, backup):
+    """The :class:`Row` of one backup, judged as a restore would."""
+    row = Row(backup.id, backup.project_id, backup.volume_id, backup.status, None)
+    try:
+        metadata = driver._metadata_object(backup)
+    except exception.InvalidBackup as exc:
+        cause = exc.__context__
+        if cause is not None and metadata_object.missing(cause):
+            row.klass, row.reason = MISSING, str(exc.msg)
+        else:
+            row.klass, row.reason = INVALID, "object: %s" % exc.msg
+        return row
+    except Exception as exc:  # the store's own errors: I/O, permissions, auth
+        row.klass, row.reason = UNREADABLE, "%s: %s" % (type(exc).__name__, exc)
+        return row
+    value = metadata.get("volume_meta")
+    sealed = vm.is_sealed(value)
+    if sealed:
+        row.key_version = _key_version(value)
+    try:
+        _, verdict, reason = driver.judge(backup, metadata=dict(metadata))
+    except exception.InvalidBackup as exc:
+        cause = exc.__context__
+        if isinstance(cause, exceptions.KeyUnavailable) and not isinstance(
+                cause, exceptions.InvalidEnvelope):
+            row.klass = UNREADABLE
+        elif not sealed and driver.is_legacy_service(backup.service):
+            row.klass = LEGACY  # refused by legacy_backups = reject
+        else:
+            row.klass = _invalid_class(cause)
+        row.reason = _reason_class(cause, str(exc.msg))
+        return row
+    except exception.BackupOperationError as exc:
+        row.klass, row.reason = UNREADABLE, str(exc.msg)
+        return row
+    if verdict == mixin.SEALED:
+        row.klass = SEALED_VALID
+    elif verdict == mixin.LEGACY:
+        row.klass, row.key_version = LEGACY, None
+    else:  # on_invalid = drop: judged untrustworthy
+        row.klass, row.reason = INVALID, reason
+    return row
+
+
+def _since_ok(backup, since):
+    return since is None or (backup.created_at is not None
+                             and backup.created_at.replace(tzinfo=None) >= since)
+
+
+def iter_backups(ctxt, project=None, status=None, since=None, shard=None):
+    """The selected backups, ordered by id, a page at a time."""
+    filters = {}
+    if project:
+        filters["project_id"] = project
+    if status:
+        filters["status"] = status
+    marker = None
+    while True:
+        page = objects.BackupList.get_all(
+            ctxt, filters=dict(filters), marker=marker, limit=PAGE,
+            sort_keys=["id"], sort_dirs=["asc"])
+        if not page:
+            return
+        for backup in page:
+            if in_shard(backup.id, shard) and _since_ok(backup, since):
+                yield backup
+        marker = page[-1].id
+        if len(page) < PAGE:
+            return
+
+
+class State:
+    """The rows already finished, kept in *path* as JSON lines."""
+
+    def __init__(self, path):
+        self.path = path
+        self.done = {}
+        if path is None:
+            self._file = None
+            return
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        row = Row.from_dict(json.loads(line))
+                    except (ValueError, KeyError, TypeError):
+                        continue  # the last line of a killed write
+                    self.done[row.backup_id] = row
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise SetupError("cannot read --state %s: %s" % (path, exc.strerror)) from None
+        try:
+            self._file = open(path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise SetupError("cannot write --state %s: %s" % (path, exc.strerror)) from None
+        if self.done:
+            # A killed write leaves a partial last line: start on a new one.
+            self._file.write("\n")
+
+    def record(self, row):
+        if self._file is None:
+            return
+        self._file.write(json.dumps(row.as_dict(), sort_keys=True) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+
+
+class Summary:
+    """Counts per class, per project and per key version."""
+
+    def __init__(self):
+        self.classes = dict.fromkeys(CLASSES, 0)
+        self.projects = {}
+        self.key_versions = {}
+
+    def add(self, row):
+        self.classes[row.klass] += 1
+        project = self.projects.setdefault(row.project_id, dict.fromkeys(CLASSES, 0))
+        project[row.klass] += 1
+        if row.klass == SEALED_VALID:
+            key = str(row.key_version)
+            self.key_versions[key] = self.key_versions.get(key, 0) + 1
+
+    @property
+    def total(self):
+        return sum(self.classes.values())
+
+    @property
+    def all_valid(self):
+        return self.classes[SEALED_VALID] == self.total
+
+    def as_dict(self):
+        return {"classes": self.classes, "projects": self.projects,
+                "key_versions": self.key_versions}
+
+
+def audit(project=None, status=None, since=None, shard=None, workers=4,
+          state=None, summary=None, progress=None, drivers=None):
+    """Yield one :class:`Row` per selected backup; *summary* counts them.
+
+    Backups finished in *state* are not read again: their recorded rows
+    are yielded as they were.
+    """
+    drivers = drivers or reseal.project_drivers()
+    ctxt = cinder_context.get_admin_context()
+    state = state or State(None)
+    summary = summary if summary is not None else Summary()
+    lock = threading.Lock()
+    cache = {}
+
+    def driver_for(project_id):
+        with lock:  # one driver per project, made once
+            if project_id not in cache:
+                cache[project_id] = drivers(project_id)
+            return cache[project_id]
+
+    def one(backup):
+        try:
+            driver = driver_for(backup.project_id)
+        except Exception as exc:  # the service user's login, a driver's own
+            return Row(backup.id, backup.project_id, backup.volume_id, backup.status,
+                       UNREADABLE, None, "cannot act in project %s: %s"
+                       % (backup.project_id, exc))
+        return judge_backup(driver, backup)
+
+    done = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        window = []
+        backups = iter_backups(ctxt, project, status, since, shard)
+
+        def drain(keep):
+            nonlocal done
+            while len(window) > keep:
+                row = window.pop(0).result()
+                state.record(row)
+                summary.add(row)
+                done += 1
+                if progress is not None:
+                    progress(done)
+                yield row
+
+        for backup in backups:
+            recorded = state.done.get(backup.id)
+            if recorded is not None:
+                yield from drain(0)
+                summary.add(recorded)
+                done += 1
+                yield recorded
+                continue
+            window.append(pool.submit(one, backup))
+            # A bounded window: memory stays flat whatever the database holds.
+            yield from drain(workers * 4)
+        yield from drain(0)

@@ -1,0 +1,145 @@
+"""``sealedmeta cinder audit``: every backup in the Cinder database judged
+through the real posix driver classes, with the real command line (cliff
+app, entry point ``cinder_audit``) in this process, where the database is."""
+
+import json
+import os
+
+import pytest
+from oslo_config import cfg
+
+from cinder import objects
+from sealedmeta.cinder import audit
+
+from tests.cinder import helpers
+from tests.cinder.test_reseal import cinder_conf  # noqa: F401 - fixture
+from tests.cinder.test_reseal import run_cli
+
+CONF = cfg.CONF
+
+
+def audit_json(capsys, conf, *args):
+    code, out, err = run_cli(capsys, "--config-file", conf, "cinder", "audit",
+                             *args, "-f", "json")
+    return code, {row["backup_id"]: row for row in json.loads(out)}, err
+
+
+@pytest.fixture
+def fleet(cloud):
+    """Backups of two projects, one of each class; ``{name: backup}``."""
+    made = {}
+    first = cloud.project_id
+    made["sealed"] = cloud.backup(cloud.volume(glance=helpers.GLANCE))
+    made["legacy"] = cloud.backup(cloud.volume(), cls=helpers.stock_class())
+    cloud.project_id = "second-project"
+    made["sealed2"] = cloud.backup(cloud.volume())
+    made["tampered"] = cloud.backup(cloud.volume())
+    obj = cloud.read_object(made["tampered"])
+    value = obj["volume_meta"]
+    middle = len(value) // 2
+    obj["volume_meta"] = value[:middle] + ("A" if value[middle] != "A" else "B") \
+        + value[middle + 1:]
+    cloud.write_object(made["tampered"], obj)
+    made["copied"] = cloud.backup(cloud.volume())
+    obj = cloud.read_object(made["copied"])
+    obj["volume_meta"] = cloud.read_object(made["sealed2"])["volume_meta"]
+    cloud.write_object(made["copied"], obj)
+    made["stripped"] = cloud.backup(cloud.volume())
+    obj = cloud.read_object(made["stripped"])
+    obj["volume_meta"] = json.dumps({"version": 2})
+    cloud.write_object(made["stripped"], obj)
+    made["missing"] = cloud.backup(cloud.volume())
+    os.unlink(cloud.metadata_path(made["missing"]))
+    cloud.project_id = first
+    return made
+
+
+EXPECTED = {"sealed": audit.SEALED_VALID, "legacy": audit.LEGACY,
+            "sealed2": audit.SEALED_VALID, "tampered": audit.INVALID,
+            "copied": audit.CONTEXT_MISMATCH, "stripped": audit.INVALID,
+            "missing": audit.MISSING}
+
+
+def classes(rows, fleet):
+    return {name: rows[b.id]["class"] for name, b in fleet.items()}
+
+
+def test_each_backup_lands_in_its_class(fleet, capsys, cinder_conf):  # noqa: F811
+    code, rows, err = audit_json(capsys, cinder_conf, "--workers", "3")
+    assert code == 1
+    assert classes(rows, fleet) == EXPECTED
+    assert len(rows) == len(fleet)
+    assert rows[fleet["sealed"].id]["key_version"] == 1
+    assert rows[fleet["legacy"].id]["key_version"] is None
+    assert "missing" in rows[fleet["missing"].id]["reason"]
+    assert "ContextMismatch" in rows[fleet["copied"].id]["reason"]
+    assert "summary: 7 backups: sealed-valid 2, legacy 1, invalid 2," \
+        " context-mismatch 1, missing 1, unreadable 0" in err
+    assert "project second-project: sealed-valid 1, invalid 2," \
+        " context-mismatch 1, missing 1" in err
+    assert "key version 1: 2 sealed-valid" in err
+
+
+def test_exit_zero_when_all_sealed_and_valid(fleet, capsys, cinder_conf):  # noqa: F811
+    project = fleet["sealed"].project_id
+    code, rows, err = audit_json(capsys, cinder_conf, "--project", project,
+                                 "--status", "available")
+    assert code == 1  # the project's legacy backup
+    fleet["legacy"].destroy()
+    code, rows, err = audit_json(capsys, cinder_conf, "--project", project)
+    assert code == 0
+    assert list(rows) == [fleet["sealed"].id]
+    code, rows, err = audit_json(capsys, cinder_conf, "--since", "2999-01-01")
+    assert (code, rows) == (0, {})
+
+
+def test_cannot_run_exits_2(fleet, capsys, cinder_conf):  # noqa: F811
+    code, out, err = run_cli(capsys, "cinder", "audit")
+    assert code == 2 and "needs Cinder's configuration" in err
+    code, out, err = run_cli(capsys, "--config-file", cinder_conf, "cinder", "audit",
+                             "--shard", "3/2")
+    assert code == 2 and "bad --shard" in err
+    code, out, err = run_cli(capsys, "--config-file", cinder_conf, "cinder", "audit",
+                             "--workers", "0")
+    assert code == 2 and "--workers must be at least 1" in err
+
+
+def test_state_resumes_without_reading_finished_backups(fleet, cloud, capsys,
+                                                        cinder_conf, tmp_path):  # noqa: F811
+    state = tmp_path / "audit.state"
+    code, full, err = audit_json(capsys, cinder_conf, "--state", str(state))
+    lines = state.read_text().splitlines()
+    assert len(lines) == len(fleet)
+    # As a kill would leave it: two rows finished, a third half written.
+    state.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])
+    finished = [json.loads(line)["backup_id"] for line in lines[:2]]
+    for backup_id in finished:  # not read again: their rows stay as recorded
+        path = cloud.metadata_path(objects.Backup.get_by_id(cloud.ctxt, backup_id))
+        if os.path.exists(path):
+            os.unlink(path)
+    code, resumed, err = audit_json(capsys, cinder_conf, "--state", str(state))
+    assert resumed == full
+    assert code == 1
+
+
+def test_two_shards_make_the_whole_report(fleet, capsys, cinder_conf,  # noqa: F811
+                                          tmp_path):
+    code, full, err_full = audit_json(capsys, cinder_conf)
+    code1, one, err = audit_json(capsys, cinder_conf, "--shard", "1/2")
+    code2, two, err = audit_json(capsys, cinder_conf, "--shard", "2/2")
+    assert not set(one) & set(two)
+    assert {**one, **two} == full
+    paths = []
+    for number in (1, 2):
+        code, out, err = run_cli(capsys, "--config-file", cinder_conf, "cinder", "audit",
+                                 "--shard", "%d/2" % number, "-f", "json")
+        paths.append(tmp_path / ("shard%d.json" % number))
+        paths[-1].write_text(out)
+    code, out, merged_err = run_cli(capsys, "cinder", "audit-merge", *map(str, paths),
+                                    "-f", "json")
+    assert code == 1
+    assert {row["backup_id"]: row for row in json.loads(out)} == full
+    assert merged_err.splitlines()[-4:] == [
+        line for line in err_full.splitlines() if not line.startswith("Cinder policy")][-4:]
+    code, out, err = run_cli(capsys, "cinder", "audit-merge", str(paths[0]), str(paths[0]))
+    assert code == 2 and "is in two reports" in err
