@@ -189,9 +189,11 @@ def settle_left(ring, number, window, at=None):
     """Seconds until *window* seconds have passed since version *number*
     stopped being active (0 when they have, or it has no such time)."""
     since = inactive_since(ring, number)
-    if since is None:
+    if since is None or window <= 0:
         return 0
-    return max(0, since + window - (now() if at is None else at))
+    # Times are whole seconds, rounded down: the moment itself may have
+    # been up to a second later.
+    return max(0, since + 1 + window - (now() if at is None else at))
 
 
 def check_transition(ring, number, state):

@@ -46,39 +46,40 @@ def test_retire_refused_inside_the_window_with_the_time_left(store):
     coord = coordination.NoCoordination()
     with pytest.raises(admin.NotSettled) as err:
         admin.retire(store, RING, 1, coord, settle=WINDOW,
-                     at=_since(store) + WINDOW - 42)
+                     at=_since(store) + 1 + WINDOW - 42)
     assert err.value.left == 42
     assert "42s left" in str(err.value)
     assert store.get_keyring(RING).version(1).state is kr.KeyState.DECRYPT_ONLY
     updated = admin.retire(store, RING, 1, coord, settle=WINDOW,
-                           at=_since(store) + WINDOW)
+                           at=_since(store) + 1 + WINDOW)
     assert updated.state is kr.KeyState.RETIRED
 
 
 def test_destroy_refused_inside_the_window_with_the_time_left(store):
     coord = coordination.NoCoordination()
     since = _since(store)
-    admin.retire(store, RING, 1, coord, settle=WINDOW, at=since + WINDOW)
+    admin.retire(store, RING, 1, coord, settle=WINDOW, at=since + 1 + WINDOW)
     with pytest.raises(admin.NotSettled) as err:
         admin.destroy(store, RING, 1, coord, force=True, settle=WINDOW + 60,
-                      at=since + WINDOW)
+                      at=since + 1 + WINDOW)
     assert err.value.left == 60
     assert "60s left" in str(err.value)
     assert store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
     result = admin.destroy(store, RING, 1, coord, force=True,
-                           settle=WINDOW + 60, at=since + WINDOW + 60)
+                           settle=WINDOW + 60, at=since + 1 + WINDOW + 60)
     assert result.version.state is kr.KeyState.DESTROYED
 
 
 def test_reinstate_is_never_held_back(store):
     coord = coordination.NoCoordination()
     since = _since(store)
-    admin.retire(store, RING, 1, coord, settle=WINDOW, at=since + WINDOW)
+    admin.retire(store, RING, 1, coord, settle=WINDOW, at=since + 1 + WINDOW)
     updated = admin.reinstate(store, RING, 1, coord)
     assert updated.state is kr.KeyState.DECRYPT_ONLY
 
 
 def test_keyring_written_before_the_time_was_recorded(store):
+    # (Times are whole seconds: the window counts one more.)
     # Such a keyring has no 'deactivated': the successor's creation (the
     # rotation that demoted the version) counts instead.
     path = os.path.join(store.path, RING, "keyring.json")
@@ -95,7 +96,7 @@ def test_keyring_written_before_the_time_was_recorded(store):
     assert kr.inactive_since(ring, 1) == successor + 7
     with pytest.raises(admin.NotSettled) as err:
         admin.retire(store, RING, 1, coordination.NoCoordination(),
-                     settle=WINDOW, at=successor + WINDOW)
+                     settle=WINDOW, at=successor + 1 + WINDOW)
     assert err.value.left == 7
 
 
