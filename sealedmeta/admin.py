@@ -36,6 +36,33 @@ class DestroyRefused(exceptions.InvalidTransition):
     """``key destroy`` refused: no scan of the backup stores and no force."""
 
 
+class NotSettled(exceptions.InvalidTransition):
+    """``key retire`` / ``key destroy`` refused: the version stopped being
+    active less than the settle window (``cache_ttl + stale_grace``) ago, so
+    a running process may still seal under it. *left*: seconds to wait."""
+
+    def __init__(self, message, left):
+        super().__init__(message)
+        self.left = left
+
+
+def settle_window(conf):
+    """Seconds a running process may keep sealing under a version after it
+    stopped being active: it reads the keyring again after ``cache_ttl``,
+    and keeps the old one ``stale_grace`` longer when the store fails."""
+    return conf.sealedmeta.cache_ttl + conf.sealedmeta.stale_grace
+
+
+def _check_settled(ring, version, action, settle, at):
+    left = kr.settle_left(ring, version, settle, at)
+    if left > 0:
+        raise NotSettled(
+            "refusing to %s version %d of keyring %r: it stopped being active"
+            " less than %ds ago (cache_ttl + stale_grace), so a running"
+            " process may still seal under it; %ds left"
+            % (action, version, ring.name, settle, left), left)
+
+
 class RekeyFailed(exceptions.KeyStoreError):
     """``rekey`` failed; the message also says what the keyring, read again
     right after the failure (under the same lock), shows -- a failure can
@@ -207,19 +234,28 @@ def _rekey_failed(store, name, previous, exc):
         took_effect=False, ring=ring)
 
 
-def _set_state(store, name, version, state, coordinator):
+def _set_state(store, name, version, state, coordinator, settle=0, at=None):
     envelope.check_keyring_name(name)
     _number(version)
     with coordinator.lock(name):
-        kr.check_transition(store.get_keyring(name), version, state)
+        ring = store.get_keyring(name)
+        kr.check_transition(ring, version, state)
+        if state is kr.KeyState.RETIRED:
+            _check_settled(ring, version, "retire", settle, at)
         updated = store.set_state(name, version, state)
     LOG.info("keyring %s: version %d is now %s", name, version, updated.state)
     return updated
 
 
-def retire(store, name, version, coordinator):
-    """decrypt-only -> retired (envelopes under it are refused, key kept)."""
-    return _set_state(store, name, version, kr.KeyState.RETIRED, coordinator)
+def retire(store, name, version, coordinator, settle=0, at=None):
+    """decrypt-only -> retired (envelopes under it are refused, key kept).
+
+    Refused (:class:`NotSettled`) until *settle* seconds (see
+    :func:`settle_window`) have passed since the version stopped being
+    active; *at*: the current time (epoch seconds), default now.
+    """
+    return _set_state(store, name, version, kr.KeyState.RETIRED, coordinator,
+                      settle, at)
 
 
 def reinstate(store, name, version, coordinator):
@@ -230,7 +266,7 @@ def reinstate(store, name, version, coordinator):
 
 def destroy(store, name, version, coordinator, scan=None, force=False,
             max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
-            carriers=None, sources=()):
+            carriers=None, sources=(), settle=0, at=None):
     """retired -> destroyed: the key material is removed for good.
 
     *scan* is a list of PATHs holding the backups' envelopes, *sources*
@@ -246,6 +282,9 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     True) is finished by calling this again: for a version already
     destroyed no scan is needed, and the store removes whatever the earlier
     run left (:meth:`~sealedmeta.keystores.base.KeyStore.finish_destroy`).
+
+    Refused (:class:`NotSettled`) until *settle* seconds have passed since
+    the version stopped being active, as :func:`retire`.
     """
     envelope.check_keyring_name(name)
     _number(version)
@@ -255,6 +294,7 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
         return _finish_destroy(store, name, version, coordinator, force)
     # Fail fast on what the current state already forbids...
     target = kr.check_transition(ring, version, kr.KeyState.DESTROYED)
+    _check_settled(ring, version, "destroy", settle, at)
     scanned = in_use = None
     if scan or sources:
         # A retired version seals nothing and rewrap cannot open it, so no
@@ -294,6 +334,7 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     with coordinator.lock(name):
         ring = store.get_keyring(name)
         current = kr.check_transition(ring, version, kr.KeyState.DESTROYED)
+        _check_settled(ring, version, "destroy", settle, at)
         if current.key_id != target.key_id:
             raise exceptions.InvalidTransition(
                 "version %d of keyring %r changed during the scan; run again"

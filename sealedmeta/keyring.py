@@ -45,6 +45,10 @@ class KeyVersion:
     # Ed25519 public key (32 raw bytes) of a signing keyring's version; None
     # for a keyring without signatures. Not secret.
     public_key: bytes = None
+    # When the version stopped being active (epoch seconds), recorded by the
+    # rotation that demoted it; None while active, and in keyrings written
+    # before it was recorded (see inactive_since).
+    deactivated: int = None
 
     @property
     def key_id_hex(self):
@@ -62,6 +66,8 @@ class KeyVersion:
                 "state": self.state.value, "created": self.created}
         if self.public_key is not None:
             data["public_key"] = self.public_key.hex()
+        if self.deactivated is not None:
+            data["deactivated"] = self.deactivated
         return data
 
 
@@ -155,9 +161,39 @@ def rotated(ring, key_id, created=None, public_key=None):
     if ring.by_key_id(key_id) is not None:
         raise exceptions.KeyStoreError("key id collision in keyring %r" % ring.name)
     versions = tuple(
-        dataclasses.replace(v, state=KeyState.DECRYPT_ONLY)
+        dataclasses.replace(v, state=KeyState.DECRYPT_ONLY,
+                            deactivated=new.created)
         if v.state is KeyState.ACTIVE else v for v in ring.versions)
     return KeyRing(ring.name, versions + (new,)), new
+
+
+def inactive_since(ring, number):
+    """When version *number* stopped being active (epoch seconds); None while
+    it is active.
+
+    A version without a recorded time (a keyring written before it was
+    recorded, or demoted by resolve_actives) stopped being active when its
+    successor was created: the rotation that created the successor demoted
+    it. Without a successor, its own creation time.
+    """
+    version = ring.version(number)
+    if version is None or version.state is KeyState.ACTIVE:
+        return None
+    if version.deactivated is not None:
+        return version.deactivated
+    later = [v.created for v in ring.versions if v.number > number]
+    return min(later) if later else version.created
+
+
+def settle_left(ring, number, window, at=None):
+    """Seconds until *window* seconds have passed since version *number*
+    stopped being active (0 when they have, or it has no such time)."""
+    since = inactive_since(ring, number)
+    if since is None or window <= 0:
+        return 0
+    # Times are whole seconds, rounded down: the moment itself may have
+    # been up to a second later.
+    return max(0, since + 1 + window - (now() if at is None else at))
 
 
 def check_transition(ring, number, state):
@@ -237,6 +273,13 @@ def _stored_public_key(version):
     return public_key
 
 
+def _stored_deactivated(version):
+    value = version.get("deactivated")
+    if value is None:
+        return None
+    return _stored_int(value, 0, envelope.MAX_CREATED)
+
+
 def from_dict(data):
     """A KeyRing from its stored description; KeyStoreError when malformed."""
     try:
@@ -248,7 +291,8 @@ def from_dict(data):
                        state=KeyState(v["state"]),
                        created=_stored_int(v["created"], 0,
                                            envelope.MAX_CREATED),
-                       public_key=_stored_public_key(v))
+                       public_key=_stored_public_key(v),
+                       deactivated=_stored_deactivated(v))
             for v in data["versions"])
         if any(len(v.key_id) != envelope.KEY_ID_SIZE for v in versions):
             raise ValueError("key id size")

@@ -4,7 +4,9 @@ Thin: parse, call :mod:`sealedmeta.admin` under the configured coordination
 backend, print.
 """
 
+import logging
 import re
+import time
 
 from cliff import show
 
@@ -12,9 +14,12 @@ from sealedmeta import admin
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import coordination
 from sealedmeta import envelope
+from sealedmeta import keyring as kr
 from sealedmeta.cmd import common
 from sealedmeta.cmd import keyring as keyring_cmd
 from sealedmeta.cmd import scan as scan_cmd
+
+LOG = logging.getLogger(__name__)
 
 _NUMBER = re.compile(r"[0-9]{1,10}\Z")
 
@@ -58,6 +63,12 @@ class Rekey(show.ShowOne):
                                  " a keyring without signing keys becomes a"
                                  " signing keyring (its older versions keep"
                                  " opening as before).")
+        parser.add_argument("--wait", action="store_true",
+                            help="With --rewrap: wait the settle window"
+                                 " (cache_ttl + stale_grace) before"
+                                 " rewrapping, so that envelopes running"
+                                 " agents still seal under the old version"
+                                 " are rewrapped too.")
         return parser
 
     def run(self, parsed_args):
@@ -77,6 +88,19 @@ class Rekey(show.ShowOne):
         values = (name, result.version.number, result.version.key_id.hex(),
                   result.previous.number)
         if parsed_args.rewrap:
+            settle = admin.settle_window(self.app.conf)
+            left = kr.settle_left(self.app.store.get_keyring(name),
+                                  result.previous.number, settle)
+            if parsed_args.wait:
+                LOG.info("waiting %ds (cache_ttl + stale_grace) for running"
+                         " agents to stop sealing under version %d",
+                         left, result.previous.number)
+                time.sleep(left)
+            elif settle:
+                LOG.warning(
+                    "running agents may seal under version %d for up to %ds"
+                    " more (cache_ttl + stale_grace); rewrap again after"
+                    " that, or use --wait", result.previous.number, settle)
             summary = scan_cmd.run_rewrap(self.app, parsed_args.rewrap, name)
             self.exit_code = scan_cmd.report_failures(summary)
             more_names, more_values = scan_cmd.summary_fields(summary)
@@ -88,6 +112,9 @@ class Rekey(show.ShowOne):
 class _SetState(show.ShowOne):
     action = None
 
+    def settle_args(self):
+        return {}
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME", help="Keyring.")
@@ -97,7 +124,8 @@ class _SetState(show.ShowOne):
     def take_action(self, parsed_args):
         version = parse_version(parsed_args.version)
         with coordinator(self.app) as coord:
-            updated = self.action(self.app.store, parsed_args.name, version, coord)
+            updated = self.action(self.app.store, parsed_args.name, version,
+                                  coord, **self.settle_args())
         return version_fields(parsed_args.name, updated)
 
 
@@ -105,6 +133,9 @@ class KeyRetire(_SetState):
     """Retire a decrypt-only version: envelopes under it are refused (reversible)."""
 
     action = staticmethod(admin.retire)
+
+    def settle_args(self):
+        return {"settle": admin.settle_window(self.app.conf)}
 
 
 class KeyReinstate(_SetState):
@@ -144,7 +175,8 @@ class KeyDestroy(show.ShowOne):
                     self.app.store, parsed_args.name, version, coord,
                     scan=parsed_args.scan, force=parsed_args.force,
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
-                    sources=scan_cmd.ceph_sources(self.app, parsed_args))
+                    sources=scan_cmd.ceph_sources(self.app, parsed_args),
+                    settle=admin.settle_window(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:
             raise common.CommandError(str(exc)) from None
         except admin.DestroyRefused:

@@ -93,6 +93,8 @@ PENDING = "pending"
 CONSUMER_SERVICE = "sealedmeta"
 CONSUMER_TYPE = "keyring"
 _ROTATE_ATTEMPTS = 10
+# Secret metadata fields a state change keeps as they are.
+_KEPT_FIELDS = ("public_key", "signing_key", "deactivated")
 # The rule that keeps removing leftovers from racing with a rotation in
 # flight (one that holds no lock, e.g. a library caller without a
 # coordination backend): a rotation lists (claims) its new secret in the
@@ -233,6 +235,15 @@ def _parse_entry_name(name):
         return int(vpart[1:]), key_id, int(created)
     except (ValueError, AttributeError):
         return None
+
+
+def _parse_time(text):
+    """Epoch seconds from a decimal string of secret metadata; None when
+    it is not one."""
+    if type(text) is not str or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= envelope.MAX_CREATED else None
 
 
 def _unwrap(exc):
@@ -629,27 +640,34 @@ class BarbicanKeyStore(base.KeyStore):
                     LOG.warning("keyring %r: version %d's secret metadata does"
                                 " not match its entry; ignoring it", name, number)
                     continue
-            extra = {k: meta[k] for k in ("public_key", "signing_key")
-                     if k in meta}
+            extra = {k: meta[k] for k in _KEPT_FIELDS if k in meta}
             if meta.get("tombstone") != "1":
                 self._signing[secret] = extra
             raw.append((number, key_id, created, secret, state))
-            public_keys[(number, secret)] = extra.get("public_key")
+            public_keys[(number, secret)] = extra
         versions = {}
         for number, key_id, created, secret, state in raw:
             if state == PENDING:
                 continue
+            extra = public_keys[(number, secret)]
             try:
-                public_key = public_keys[(number, secret)]
+                public_key = extra.get("public_key")
                 if public_key is not None:
                     public_key = signing.check_public_key(bytes.fromhex(public_key))
             except (ValueError, TypeError, exceptions.KeyStoreError):
                 raise exceptions.KeyStoreError(
                     "keyring %r: version %d has a malformed public key"
                     % (name, number)) from None
+            deactivated = extra.get("deactivated")
+            if deactivated is not None:
+                deactivated = _parse_time(deactivated)
+                if deactivated is None:
+                    raise exceptions.KeyStoreError(
+                        "keyring %r: version %d has a malformed deactivated"
+                        " time" % (name, number))
             try:
                 version = kr.KeyVersion(number, key_id, kr.KeyState(state), created,
-                                        public_key)
+                                        public_key, deactivated)
             except ValueError:
                 raise exceptions.KeyStoreError(
                     "keyring %r: version %d has unknown state %r"
@@ -847,15 +865,20 @@ class BarbicanKeyStore(base.KeyStore):
         base_url = self._client.secrets._api.get_endpoint().rstrip("/")
         return "%s/secrets/%s" % (base_url, uuid)
 
-    def _set_state(self, secret, name, number, key_id, created, state):
+    def _set_state(self, secret, name, number, key_id, created, state,
+                   deactivated=None):
         # The metadata is replaced as a whole: keep the signing key's fields.
         extra = self._signing.get(secret)
         if extra is None:
             meta = self._metadata(secret) or {}
             extra = self._signing[secret] = {
-                k: meta[k] for k in ("public_key", "signing_key") if k in meta}
+                k: meta[k] for k in _KEPT_FIELDS if k in meta}
         meta = {"keyring": name, "version": str(number), "key_id": key_id.hex(),
                 "created": str(created), "state": state}
+        if deactivated is not None:
+            # When the version stopped being active (see keyring.py): kept
+            # with the other fields by every later state change.
+            extra["deactivated"] = str(deactivated)
         meta.update(extra)
         self._write("recording the state of version %d of %r" % (number, name),
                     self._client.secrets.set_secret_metadata, secret, meta)
@@ -879,7 +902,7 @@ class BarbicanKeyStore(base.KeyStore):
             key_id, created, secret, stored = by_number[version.number]
             if stored == kr.KeyState.ACTIVE.value and version.state is not kr.KeyState.ACTIVE:
                 self._set_state(secret, name, version.number, key_id, created,
-                                version.state.value)
+                                version.state.value, deactivated=kr.now())
 
     def create_keyring(self, name, signing=False):
         return self._create_keyring(name, signing)
@@ -1006,7 +1029,8 @@ class BarbicanKeyStore(base.KeyStore):
             ring, raw_after, _ = self._load(name)
             for n, k, c, s, st in raw_after:
                 if st == kr.KeyState.ACTIVE.value and n < number:
-                    self._set_state(s, name, n, k, c, kr.KeyState.DECRYPT_ONLY.value)
+                    self._set_state(s, name, n, k, c, kr.KeyState.DECRYPT_ONLY.value,
+                                    deactivated=kr.now())
             return self.get_keyring(name).version(number)
         raise exceptions.KeyStoreError(
             "could not rotate keyring %r: other rotations kept racing; use a"
@@ -1283,5 +1307,6 @@ class BarbicanKeyStore(base.KeyStore):
                                          keys[version.number], PENDING, version.created,
                                          signing_keys.get(version.number))
             self._set_state(secret, name, version.number, version.key_id,
-                            version.created, version.state.value)
+                            version.created, version.state.value,
+                            deactivated=version.deactivated)
         return self.get_keyring(name)

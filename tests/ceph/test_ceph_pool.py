@@ -69,7 +69,9 @@ class _Pool:
 @pytest.fixture
 def conf_file(tmp_path, keys):
     path = tmp_path / "sealedmeta.conf"
-    path.write_text("[sealedmeta]\nkey_repository = %s\n" % keys.path)
+    # cache_ttl = 0: no agent runs beside the tests' key destroy.
+    path.write_text("[sealedmeta]\nkey_repository = %s\ncache_ttl = 0\n"
+                    % keys.path)
     return str(path)
 
 

@@ -2,6 +2,7 @@
 coordination over file://, logging. Every case runs a subprocess."""
 
 import json
+import re
 import os
 import pty
 import select
@@ -53,7 +54,13 @@ def env(tmp_path):
     e = Env()
     e.tmp, e.repo, e.store, e.data, e.junk, e.contexts = (
         tmp_path, repo, store, data, junk, contexts)
-    e.run = lambda *args, config=None: sm_cli.run(args, tmp_path, repo, config)
+    # No agent runs beside these commands: a settle window of 0 lets them
+    # retire and destroy the version the fixture just rotated away from
+    # (test_settle_window_on_the_command_line keeps the default).
+    e.lab_config = sm_cli.write_config(tmp_path / "lab.conf",
+                                       sealedmeta={"cache_ttl": 0})
+    e.run = lambda *args, config=None: sm_cli.run(
+        args, tmp_path, repo, config or e.lab_config)
     e.digest = lambda: sm_cli.tree_digest(data, junk, repo)
     return e
 
@@ -153,6 +160,7 @@ def test_failed_key_store_write_is_one_line(env):
             before = env.digest()
             text = "cannot destroy version 1 of keyring 'kr'"
         proc = sm_cli.start(argv + ["-f", "json"], env.tmp, env.repo,
+                            config=env.lab_config,
                             preexec_fn=file_size_limit(64))
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err
@@ -312,7 +320,8 @@ def test_keyring_create_takes_the_lock(env):
     url = "file://%s" % (env.tmp / "locks")  # the default, next to keys/
     with coordination.Coordinator(url) as held, held.lock("newring"):
         config = sm_cli.write_config(env.tmp / "c.conf",
-                                     coordination={"lock_timeout": "0.5"})
+                                     sealedmeta={"cache_ttl": 0},
+                                 coordination={"lock_timeout": "0.5"})
         code, out, err = env.run("keyring", "create", "newring", config=config)
         assert code == 1
         assert "timed out after 0.5s waiting for the lock of keyring 'newring'" in one_line(err)
@@ -326,6 +335,7 @@ def test_state_changes_wait_for_the_lock(env):
     """While another process holds the keyring's lock, rekey / retire /
     destroy refuse after lock_timeout and change nothing."""
     config = sm_cli.write_config(env.tmp / "c.conf",
+                                 sealedmeta={"cache_ttl": 0},
                                  coordination={"lock_timeout": "0.5"})
     env.store.rotate(RING)
     env.store.set_state(RING, 1, "retired")
@@ -356,6 +366,7 @@ def test_unreachable_backend_refuses_state_changes(env, url, text):
     s.close()
     fill = {"port": port, "tmp": env.tmp}
     config = sm_cli.write_config(env.tmp / "c.conf",
+                                 sealedmeta={"cache_ttl": 0},
                                  coordination={"backend_url": url.format(**fill)})
     env.store.set_state(RING, 1, "retired")
     before = env.digest()
@@ -383,6 +394,7 @@ def test_rekey_race_file_backend(tmp_path):
 def test_oslo_log_file_and_one_line_errors(env):
     log_file = env.tmp / "sealedmeta.log"
     config = sm_cli.write_config(env.tmp / "c.conf",
+                                 sealedmeta={"cache_ttl": 0},
                                  DEFAULT={"log_file": str(log_file)})
     code, out, err = env.run("rekey", RING, "-f", "json", config=config)
     assert code == 0, err
@@ -399,6 +411,7 @@ def test_oslo_log_file_and_one_line_errors(env):
 
 def test_bad_log_config_is_one_line(env):
     config = sm_cli.write_config(env.tmp / "c.conf",
+                                 sealedmeta={"cache_ttl": 0},
                                  DEFAULT={"log_file": str(env.tmp / "no" / "dir" / "x.log")})
     code, out, err = env.run("keyring", "list", config=config)
     assert code == 1 and "cannot set up logging" in one_line(err)
@@ -495,3 +508,30 @@ def test_rekey_signing_through_the_command_line(env):
                              str(env.tmp / "public.json"), str(env.data),
                              "-f", "json")
     assert code == 0, err
+
+
+def test_settle_window_on_the_command_line(env, tmp_path):
+    # The default cache_ttl (300 s): version 2 stopped being active at this
+    # rekey, so retire and destroy are refused, naming the time left, and
+    # change nothing; with the window over (stale_grace and cache_ttl 0)
+    # they go through.
+    code, out, err = env.run("rekey", RING)
+    assert code == 0, err
+    before = env.digest()
+    config = sm_cli.write_config(tmp_path / "default.conf", sealedmeta={})
+    def refused(*argv):
+        code, out, err = env.run(*argv, config=config)
+        line = one_line(err)
+        assert code == 1 and "stopped being active less than 300s ago" in line
+        left = re.search(r"; (\d+)s left$", line)
+        assert left and 0 < int(left.group(1)) <= 301, line
+        assert env.digest() == before
+
+    refused("key", "retire", RING, "2")
+    assert env.store.get_keyring(RING).version(2).state.value == "decrypt-only"
+    code, out, err = env.run("key", "retire", RING, "2", "-f", "value",
+                             "-c", "state")
+    assert (code, out.strip()) == (0, "retired"), err
+    before = env.digest()
+    refused("key", "destroy", RING, "2", "--force")
+    assert env.store.get_keyring(RING).version(2).state.value == "retired"
