@@ -1108,6 +1108,8 @@ class BarbicanKeyStore(base.KeyStore):
                      "tombstone": "1"}
         if current.public_key is not None:
             tomb_meta["public_key"] = current.public_key.hex()
+        if current.deactivated is not None:
+            tomb_meta["deactivated"] = str(current.deactivated)
         self._write(what, self._client.secrets.set_secret_metadata, tomb, tomb_meta)
         self._write(what, self._client.client.post,
                     "containers/%s/secrets" % self._containers[name],

@@ -140,6 +140,9 @@ def test_keyring_copy_keeps_destroyed_versions(barbican, sealedmeta_cli,
                 "created": str(destroyed.created)}
         if name == signed:
             want["public_key"] = destroyed.public_key.hex()
+        # When it stopped being active (recorded by the rotation).
+        assert destroyed.deactivated is not None
+        want["deactivated"] = str(destroyed.deactivated)
         assert meta == want
         assert target.leftovers(name) == []
         assert target.finish_destroy(name, 1) == (destroyed, False)
