@@ -935,11 +935,7 @@ class BarbicanKeyStore(base.KeyStore):
                 self._restrict("containers", mine,
                                "the container of keyring %r" % name)
             except exceptions.SealedMetaError:
-                try:
-                    self._client.client.delete("containers/%s" % mine)
-                except Exception:
-                    LOG.warning("could not remove the container of the failed"
-                                " keyring %r", name)
+                self._remove_failed_container(name, mine)
                 raise
             if all(_uuid(c["container_ref"]) == mine
                    for c in self._find_containers(name)):
@@ -961,13 +957,17 @@ class BarbicanKeyStore(base.KeyStore):
         except exceptions.SealedMetaError:
             # Leave no keyring without a version behind.
             self._containers.pop(name, None)
-            try:
-                self._client.client.delete("containers/%s" % mine)
-            except Exception:
-                LOG.warning("could not remove the container of the failed"
-                            " keyring %r", name)
+            self._remove_failed_container(name, mine)
             raise
         return self.get_keyring(name)
+
+    def _remove_failed_container(self, name, container):
+        """Best effort: no keyring container without a version is left."""
+        try:
+            self._client.client.delete("containers/%s" % container)
+        except Exception:
+            LOG.warning("could not remove the container of the failed"
+                        " keyring %r", name)
 
     def rotate(self, name, signing=False):
         return self._rotate(name, signing)
