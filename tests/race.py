@@ -24,6 +24,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -92,9 +93,16 @@ def local_user():
     """``(uid, gid)`` of a fresh unprivileged user, deleted afterwards."""
     require_root()
     name = "smrace%d" % os.getpid()
-    subprocess.run([_tool("useradd"), "--system", "--no-create-home",
-                    "--shell", "/usr/sbin/nologin", "--user-group", name],
-                   check=True, capture_output=True)
+    # useradd refuses while another process holds /etc/passwd's lock (exit
+    # 10): another test run on the machine may be adding its own user.
+    for attempt in range(50):
+        done = subprocess.run([_tool("useradd"), "--system", "--no-create-home",
+                               "--shell", "/usr/sbin/nologin", "--user-group",
+                               name], capture_output=True)
+        if done.returncode != 10:
+            break
+        time.sleep(0.2)
+    done.check_returncode()
     try:
         import pwd
         entry = pwd.getpwnam(name)
