@@ -269,14 +269,18 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
     ctxt = cinder_context.get_admin_context()
     state = state or State(None)
     summary = summary if summary is not None else Summary()
-    lock = threading.Lock()
-    cache = {}
+    local = threading.local()
 
     def driver_for(project_id):
-        with lock:  # one driver per project, made once
-            if project_id not in cache:
-                cache[project_id] = drivers(project_id)
-            return cache[project_id]
+        # One driver per project and worker thread: a driver holds one
+        # connection to its store (swiftclient's, an S3 client), and those
+        # are not safe to share between threads. Drivers share the sealer.
+        cache = getattr(local, "drivers", None)
+        if cache is None:
+            cache = local.drivers = {}
+        if project_id not in cache:
+            cache[project_id] = drivers(project_id)
+        return cache[project_id]
 
     def one(backup):
         try:
