@@ -122,7 +122,8 @@ class Harness:
         from cinder import context
         from cinder.db import api as db
         self.db, self.data = db, data
-        self.ctxt = context.get_admin_context()
+        # A user in the context: Cinder's Swift driver connects only then.
+        self.ctxt = context.RequestContext(user_id="u", project_id="p", is_admin=True)
         self.type_id = db.volume_type_get_by_name(self.ctxt, "__DEFAULT__")["id"]
         volume = db.volume_create(self.ctxt, {
             "size": 1, "status": "available", "volume_type_id": self.type_id,
@@ -205,6 +206,7 @@ def whole_volume(harness, drivers, mib, rounds):
                 harness.restore(drivers[kind][0], made[kind], size) / 1e3)
         for kind in kinds:
             drivers[kind][0](harness.ctxt).delete_backup(made[kind])
+            made[kind].destroy()
     os.unlink(path)
     median = {k: statistics.median(v) for k, v in seconds.items()}
     return {
