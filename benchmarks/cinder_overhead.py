@@ -49,7 +49,7 @@ import warnings
 warnings.simplefilter("ignore")
 
 
-def setup(workdir):
+def setup(workdir, connection="sqlite://"):
     from cinder import objects
     objects.register_all()
     import oslo_messaging
@@ -64,7 +64,7 @@ def setup(workdir):
     conf = cfg.CONF
     conf([], project="cinder", default_config_files=[])
     conf.set_override("state_path", workdir)
-    conf.set_override("connection", "sqlite://", group="database")
+    conf.set_override("connection", connection, group="database")
     conf.register_opts(om_transport._transport_opts)
     conf.set_override("transport_url", "fake:/")
     oslo_messaging.get_notification_transport(conf)
