@@ -199,7 +199,7 @@ class Audit(lister.Lister):
         for row in data:
             if selector:
                 row = self._compress_iterable(row, selector)
-            out.write(separator + json.dumps(dict(zip(columns, row))))
+            out.write(separator + json.dumps(dict(zip(columns, row, strict=True))))
             separator = ",\n"
         out.write("[]\n" if separator == "[\n" else "\n]\n")
         return 0
