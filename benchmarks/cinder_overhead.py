@@ -49,7 +49,7 @@ import warnings
 warnings.simplefilter("ignore")
 
 
-def setup(workdir):
+def setup(workdir, connection="sqlite://"):
     from cinder import objects
     objects.register_all()
     import oslo_messaging
@@ -64,7 +64,7 @@ def setup(workdir):
     conf = cfg.CONF
     conf([], project="cinder", default_config_files=[])
     conf.set_override("state_path", workdir)
-    conf.set_override("connection", "sqlite://", group="database")
+    conf.set_override("connection", connection, group="database")
     conf.register_opts(om_transport._transport_opts)
     conf.set_override("transport_url", "fake:/")
     oslo_messaging.get_notification_transport(conf)
@@ -110,22 +110,85 @@ def timed(fn, iterations, scale=1e6):
     return samples
 
 
-def whole_volume(conf, ctxt, make_backup, restore, sealed_cls, stock_cls,
-                 path, mib, rounds):
+POSIX = {"stock": "cinder.backup.drivers.posix.PosixBackupDriver",
+         "sealed": "sealedmeta.cinder.posix.SealedPosixBackupDriver"}
+
+
+class Harness:
+    """A volume row (Glance, user and base metadata) with its file, and
+    whole backups and restores of it through a driver class."""
+
+    def __init__(self, workdir, data):
+        from cinder import context
+        from cinder.db import api as db
+        self.db, self.data = db, data
+        # A user in the context: Cinder's Swift driver connects only then.
+        self.ctxt = context.RequestContext(user_id="u", project_id="p", is_admin=True)
+        self.type_id = db.volume_type_get_by_name(self.ctxt, "__DEFAULT__")["id"]
+        volume = db.volume_create(self.ctxt, {
+            "size": 1, "status": "available", "volume_type_id": self.type_id,
+            "display_name": "bench", "project_id": "p", "user_id": "u",
+            "metadata": {"tier": "gold", "owner": "finance", "cost-centre": "4711"}})
+        for key, value in GLANCE.items():
+            db.volume_glance_metadata_create(self.ctxt, volume.id, key, value)
+        self.volume_id = volume.id
+        self.voldir = os.path.join(workdir, "volumes")
+        os.makedirs(self.voldir)
+        self.src = self.volume_file(volume.id, data)
+
+    def volume_file(self, volume_id, content=None):
+        path = os.path.join(self.voldir, volume_id)
+        if content is not None:
+            with open(path, "wb") as handle:
+                handle.write(content)
+        return path
+
+    def make_backup(self, cls, service, source=None, project_id="p"):
+        from cinder import objects
+        from cinder.objects import fields
+        backup = objects.Backup(
+            context=self.ctxt, volume_id=self.volume_id, user_id="u",
+            project_id=project_id, status=fields.BackupStatus.CREATING,
+            service=service, size=1, metadata={})
+        backup.create()
+        with open(source or self.src, "rb") as handle:
+            updates = cls(self.ctxt).backup(backup, handle) or {}
+        for key, value in updates.items():
+            setattr(backup, key, value)
+        # Ready for restore() (Cinder cancels a restore of a backup in
+        # any other status).
+        backup.status = fields.BackupStatus.RESTORING
+        backup.save()
+        return backup
+
+    def restore(self, cls, backup, size=None):
+        """ms of one restore into a fresh target volume (row + file)."""
+        size = len(self.data) if size is None else size
+        target = self.db.volume_create(self.ctxt, {
+            "size": 1, "status": "restoring-backup", "volume_type_id": self.type_id,
+            "project_id": "p", "user_id": "u"})
+        path = self.volume_file(target.id)
+        with open(path, "wb") as handle:
+            handle.truncate(size)  # sparse: the restore writes it all
+        with open(path, "r+b") as handle:
+            start = time.perf_counter()
+            cls(self.ctxt).restore(backup, target.id, handle, True)
+            elapsed = (time.perf_counter() - start) * 1e3
+        os.unlink(path)
+        return elapsed
+
+
+def whole_volume(harness, drivers, mib, rounds):
     """Seconds of whole backups and restores of a *mib* MiB volume, stock and
-    sealed interleaved, with Cinder's default chunking and compression."""
-    for name in ("backup_file_size", "backup_sha_block_size_bytes"):
-        conf.clear_override(name)
+    sealed interleaved; *drivers* maps "stock" and "sealed" to ``(class,
+    service name)``. The chunk, block and compression options are whatever
+    the caller left in the configuration (Cinder's defaults, normally)."""
+    path = harness.volume_file(harness.volume_id + "-big")
     half = 512 * 1024
     with open(path, "wb") as handle:
         for _ in range(mib):
             handle.write(os.urandom(half) + bytes(half))
     size = mib * 1024 * 1024
-    drivers = {
-        "stock": (stock_cls, "cinder.backup.drivers.posix.PosixBackupDriver"),
-        "sealed": (sealed_cls,
-                   "sealedmeta.cinder.posix.SealedPosixBackupDriver"),
-    }
     seconds = {"%s_%s" % (op, kind): [] for op in ("backup", "restore")
                for kind in drivers}
     for n in range(rounds):
@@ -136,13 +199,14 @@ def whole_volume(conf, ctxt, make_backup, restore, sealed_cls, stock_cls,
         for kind in kinds:
             cls, service = drivers[kind]
             start = time.perf_counter()
-            made[kind] = make_backup(cls, service, source=path)
+            made[kind] = harness.make_backup(cls, service, source=path)
             seconds["backup_" + kind].append(time.perf_counter() - start)
         for kind in kinds:
             seconds["restore_" + kind].append(
-                restore(drivers[kind][0], made[kind], size) / 1e3)
+                harness.restore(drivers[kind][0], made[kind], size) / 1e3)
         for kind in kinds:
-            drivers[kind][0](ctxt).delete_backup(made[kind])
+            drivers[kind][0](harness.ctxt).delete_backup(made[kind])
+            made[kind].destroy()
     os.unlink(path)
     median = {k: statistics.median(v) for k, v in seconds.items()}
     return {
@@ -173,76 +237,27 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="sealedmeta-cinder-bench-")
     try:
         conf, sealed_cls, stock_cls = setup(workdir)
-        from cinder import context
-        from cinder.db import api as db
-        from cinder.objects import fields
-        from cinder import objects
+        from cinder.backup import chunkeddriver
         from sealedmeta.cinder import volume_meta as vm
 
-        ctxt = context.get_admin_context()
-        type_id = db.volume_type_get_by_name(ctxt, "__DEFAULT__")["id"]
-        volume = db.volume_create(ctxt, {
-            "size": 1, "status": "available", "volume_type_id": type_id,
-            "display_name": "bench", "project_id": "p", "user_id": "u",
-            "metadata": {"tier": "gold", "owner": "finance", "cost-centre": "4711"}})
-        for key, value in GLANCE.items():
-            db.volume_glance_metadata_create(ctxt, volume.id, key, value)
-        voldir = os.path.join(workdir, "volumes")
-        os.makedirs(voldir)
         data = (uuid.uuid4().bytes * 4 + os.urandom(16)) * (5 * 64 * 1024 // 80 + 1)
-        data = data[:5 * 64 * 1024]
-
-        def volume_file(volume_id, content=None):
-            path = os.path.join(voldir, volume_id)
-            if content is not None:
-                with open(path, "wb") as handle:
-                    handle.write(content)
-            return path
-
-        src = volume_file(volume.id, data)
-
-        def make_backup(cls, service, source=src):
-            backup = objects.Backup(
-                context=ctxt, volume_id=volume.id, user_id="u", project_id="p",
-                status=fields.BackupStatus.CREATING, service=service, size=1,
-                metadata={})
-            backup.create()
-            with open(source, "rb") as handle:
-                cls(ctxt).backup(backup, handle)
-            backup.status = fields.BackupStatus.RESTORING
-            backup.save()
-            return backup
-
-        def restore(cls, backup, size=None):
-            """ms of one restore into a fresh target volume (row + file)."""
-            size = len(data) if size is None else size
-            target = db.volume_create(ctxt, {
-                "size": 1, "status": "restoring-backup", "volume_type_id": type_id,
-                "project_id": "p", "user_id": "u"})
-            path = volume_file(target.id)
-            with open(path, "wb") as handle:
-                handle.truncate(size)  # sparse: the restore writes it all
-            with open(path, "r+b") as handle:
-                start = time.perf_counter()
-                cls(ctxt).restore(backup, target.id, handle, True)
-                elapsed = (time.perf_counter() - start) * 1e3
-            os.unlink(path)
-            return elapsed
+        harness = Harness(workdir, data[:5 * 64 * 1024])
+        ctxt, volume_id = harness.ctxt, harness.volume_id
+        make_backup, restore = harness.make_backup, harness.restore
 
         sealed_driver = sealed_cls(ctxt)
         sealer = sealed_driver.sealer
-        text = sealed_driver.get_metadata(volume.id)
+        text = sealed_driver.get_metadata(volume_id)
         backup_id = str(uuid.uuid4())
-        armour = vm.seal(sealer, text, backup_id, volume.id)   # warms the key cache
-        assert vm.open_(sealer, armour, backup_id, volume.id) == text
+        armour = vm.seal(sealer, text, backup_id, volume_id)   # warms the key cache
+        assert vm.open_(sealer, armour, backup_id, volume_id) == text
 
         it = args.iterations
-        seal = timed(lambda: vm.seal(sealer, text, backup_id, volume.id), it)
-        opened = timed(lambda: vm.open_(sealer, armour, backup_id, volume.id), it)
+        seal = timed(lambda: vm.seal(sealer, text, backup_id, volume_id), it)
+        opened = timed(lambda: vm.open_(sealer, armour, backup_id, volume_id), it)
 
-        sealed_backup = make_backup(sealed_cls, "sealedmeta.cinder.posix.SealedPosixBackupDriver")
-        stock_backup = make_backup(stock_cls, "cinder.backup.drivers.posix.PosixBackupDriver")
-        from cinder.backup import chunkeddriver
+        sealed_backup = make_backup(sealed_cls, POSIX["sealed"])
+        stock_backup = make_backup(stock_cls, POSIX["stock"])
         stock_read = timed(lambda: chunkeddriver.ChunkedBackupDriver._read_metadata(
             sealed_driver, sealed_backup), it)
         judge = timed(lambda: sealed_driver.judge(sealed_backup), it)
@@ -252,10 +267,8 @@ def main(argv=None):
         whole = max(20, it // 50)
         backup_stock, backup_sealed, restore_stock, restore_sealed = [], [], [], []
         for _ in range(whole):
-            backup_stock += timed(lambda: make_backup(
-                stock_cls, "cinder.backup.drivers.posix.PosixBackupDriver"), 1, 1e3)
-            backup_sealed += timed(lambda: make_backup(
-                sealed_cls, "sealedmeta.cinder.posix.SealedPosixBackupDriver"), 1, 1e3)
+            backup_stock += timed(lambda: make_backup(stock_cls, POSIX["stock"]), 1, 1e3)
+            backup_sealed += timed(lambda: make_backup(sealed_cls, POSIX["sealed"]), 1, 1e3)
             restore_stock.append(restore(stock_cls, stock_backup))
             restore_sealed.append(restore(sealed_cls, sealed_backup))
 
@@ -277,10 +290,12 @@ def main(argv=None):
             "machine": platform.machine(),
         }
         if args.volume_mib:
+            for name in ("backup_file_size", "backup_sha_block_size_bytes"):
+                conf.clear_override(name)
             figures.update(whole_volume(
-                conf, ctxt, make_backup, restore, sealed_cls, stock_cls,
-                volume_file(volume.id + "-big"), args.volume_mib,
-                args.volume_rounds))
+                harness, {"stock": (stock_cls, POSIX["stock"]),
+                          "sealed": (sealed_cls, POSIX["sealed"])},
+                args.volume_mib, args.volume_rounds))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

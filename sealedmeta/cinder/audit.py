@@ -21,6 +21,7 @@ without reading those backups again.
 
 import concurrent.futures
 import dataclasses
+import gc
 import json
 import os
 import threading
@@ -186,36 +187,70 @@ def iter_backups(ctxt, project=None, status=None, since=None, shard=None):
         marker = page[-1].id
         if len(page) < PAGE:
             return
+        # Cinder's objects hold reference cycles (object <-> context): free
+        # each page's now, or the heap grows for a long while between the
+        # collector's full passes, with the size of the database.
+        del page
+        gc.collect()
 
 
 class State:
-    """The rows already finished, kept in *path* as JSON lines."""
+    """The rows already finished, kept in *path* as JSON lines.
+
+    Rows are recorded in the order the audit judges backups (by id), so a
+    rerun reads the file alongside the database, a line at a time
+    (:meth:`recorded`): memory does not grow with what the file holds.
+    """
+
+    MAX_LINE = 64 * 1024  # far over a row; a longer line is not one
 
     def __init__(self, path):
         self.path = path
-        self.done = {}
+        self._file = self._reader = self._next = None
         if path is None:
-            self._file = None
             return
         try:
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        row = Row.from_dict(json.loads(line))
-                    except (ValueError, KeyError, TypeError):
-                        continue  # the last line of a killed write
-                    self.done[row.backup_id] = row
+            self._reader = open(path, "rb")
+            # Only what is there now: rows this run appends are not read.
+            self._left = os.fstat(self._reader.fileno()).st_size
         except FileNotFoundError:
-            pass
+            self._left = 0
         except OSError as exc:
             raise SetupError("cannot read --state %s: %s" % (path, exc.strerror)) from None
         try:
             self._file = open(path, "a", encoding="utf-8")
         except OSError as exc:
             raise SetupError("cannot write --state %s: %s" % (path, exc.strerror)) from None
-        if self.done:
+        if self._left:
             # A killed write leaves a partial last line: start on a new one.
             self._file.write("\n")
+        self._advance()
+
+    def _advance(self):
+        """The next whole, valid row of the file, or None at its end."""
+        self._next = None
+        while self._left > 0:
+            line = self._reader.readline(min(self._left, self.MAX_LINE))
+            self._left -= len(line)
+            if not line.endswith(b"\n") and self._left > 0 and len(line) == self.MAX_LINE:
+                # Too long to be a row: skip the rest of it.
+                while self._left > 0 and not line.endswith(b"\n"):
+                    line = self._reader.readline(min(self._left, self.MAX_LINE))
+                    self._left -= len(line)
+                continue
+            try:
+                self._next = Row.from_dict(json.loads(line))
+                return
+            except (ValueError, KeyError, TypeError):
+                continue  # the last line of a killed write, or a blank one
+
+    def recorded(self, backup_id):
+        """The recorded row of *backup_id*, asked for in increasing id order."""
+        while self._next is not None and self._next.backup_id < backup_id:
+            self._advance()
+        if self._next is not None and self._next.backup_id == backup_id:
+            return self._next
+        return None
 
     def record(self, row):
         if self._file is None:
@@ -225,8 +260,9 @@ class State:
         os.fsync(self._file.fileno())
 
     def close(self):
-        if self._file is not None:
-            self._file.close()
+        for handle in (self._file, self._reader):
+            if handle is not None:
+                handle.close()
 
 
 class Summary:
@@ -269,14 +305,18 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
     ctxt = cinder_context.get_admin_context()
     state = state or State(None)
     summary = summary if summary is not None else Summary()
-    lock = threading.Lock()
-    cache = {}
+    local = threading.local()
 
     def driver_for(project_id):
-        with lock:  # one driver per project, made once
-            if project_id not in cache:
-                cache[project_id] = drivers(project_id)
-            return cache[project_id]
+        # One driver per project and worker thread: a driver holds one
+        # connection to its store (swiftclient's, an S3 client), and those
+        # are not safe to share between threads. Drivers share the sealer.
+        cache = getattr(local, "drivers", None)
+        if cache is None:
+            cache = local.drivers = {}
+        if project_id not in cache:
+            cache[project_id] = drivers(project_id)
+        return cache[project_id]
 
     def one(backup):
         try:
@@ -304,7 +344,7 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
                 yield row
 
         for backup in backups:
-            recorded = state.done.get(backup.id)
+            recorded = state.recorded(backup.id)
             if recorded is not None:
                 yield from drain(0)
                 summary.add(recorded)

@@ -184,6 +184,26 @@ class Audit(lister.Lister):
 
         return audit.COLUMNS, rows()
 
+    def produce_output(self, parsed_args, column_names, data):
+        # cliff's JSON formatter builds the whole list before writing it:
+        # write the rows as they are judged instead, one a line, so memory
+        # stays flat whatever the database holds. (A table needs every row
+        # for its widths: -f json, csv or value suit a whole cloud.)
+        if parsed_args.formatter != "json" or parsed_args.sort_columns:
+            return super().produce_output(parsed_args, column_names, data)
+        import json
+        columns, selector = self._generate_columns_and_selector(
+            parsed_args, column_names)
+        out = self.app.stdout
+        separator = "[\n"
+        for row in data:
+            if selector:
+                row = self._compress_iterable(row, selector)
+            out.write(separator + json.dumps(dict(zip(columns, row, strict=True))))
+            separator = ",\n"
+        out.write("[]\n" if separator == "[\n" else "\n]\n")
+        return 0
+
     def _summarize(self, summary):
         from sealedmeta.cinder import audit
         if not summary.all_valid:

@@ -143,3 +143,27 @@ def test_two_shards_make_the_whole_report(fleet, capsys, cinder_conf,  # noqa: F
         line for line in err_full.splitlines() if not line.startswith("Cinder policy")][-4:]
     code, out, err = run_cli(capsys, "cinder", "audit-merge", str(paths[0]), str(paths[0]))
     assert code == 2 and "is in two reports" in err
+
+
+def test_state_is_read_alongside_the_database(tmp_path):
+    """Rows are found in id order, a line at a time: a line too long to be
+    a row, a blank line and a half-written last line are passed over, and
+    the rows this run appends are not read back."""
+    rows = [audit.Row("%08d" % n, "p", "v", "available", audit.SEALED_VALID, 1)
+            for n in range(5)]
+    path = tmp_path / "audit.state"
+    lines = [json.dumps(row.as_dict()) for row in rows]
+    path.write_text("\n".join(lines[:2] + ["x" * (3 * audit.State.MAX_LINE), ""]
+                              + lines[2:4]) + "\n" + lines[4][:30])
+    state = audit.State(str(path))
+    try:
+        assert state.recorded("00000000") == rows[0]
+        assert state.recorded("00000001a") is None  # not recorded
+        state.record(audit.Row("00000009", "p", "v", "available", audit.LEGACY))
+        assert state.recorded("00000002") == rows[2]
+        assert state.recorded("00000003") == rows[3]
+        assert state.recorded("00000004") is None   # its line was cut short
+        assert state.recorded("00000009") is None   # appended by this run
+    finally:
+        state.close()
+    assert path.read_text().splitlines()[-1].startswith('{"backup_id": "00000009"')
