@@ -15,6 +15,7 @@ import logging
 from sealedmeta import audit
 from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import names
 from sealedmeta import keyring as kr
 
 LOG = logging.getLogger(__name__)
@@ -118,17 +119,17 @@ class DestroyResult:
 
 
 def _number(version):
-    if type(version) is not int or not 1 <= version <= envelope.MAX_KEY_VERSION:
+    if type(version) is not int or not 1 <= version <= names.MAX_KEY_VERSION:
         raise exceptions.InvalidTransition(
             "bad version %r: expected an integer 1-%d"
-            % (version, envelope.MAX_KEY_VERSION))
+            % (version, names.MAX_KEY_VERSION))
     return version
 
 
 def create_keyring(store, name, coordinator, signing=False):
     """Create keyring *name* (version 1 active; with an Ed25519 key pair per
     version when *signing*); returns the KeyRing."""
-    envelope.check_keyring_name(name)
+    names.check_keyring_name(name)
     with coordinator.lock(name):
         try:
             store.get_keyring(name)  # fresh, under the lock
@@ -148,7 +149,7 @@ def rekey(store, name, coordinator, signing=False):
     becomes decrypt-only. With *signing*, a keyring without signing keys
     becomes a signing keyring from the new version on (a signing keyring
     stays one either way). Returns a :class:`RekeyResult`."""
-    envelope.check_keyring_name(name)
+    names.check_keyring_name(name)
     with coordinator.lock(name):
         previous = store.get_keyring(name).active  # fresh, under the lock
         try:
@@ -235,7 +236,7 @@ def _rekey_failed(store, name, previous, exc):
 
 
 def _set_state(store, name, version, state, coordinator, settle=0, at=None):
-    envelope.check_keyring_name(name)
+    names.check_keyring_name(name)
     _number(version)
     with coordinator.lock(name):
         ring = store.get_keyring(name)
@@ -286,7 +287,7 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     Refused (:class:`NotSettled`) until *settle* seconds have passed since
     the version stopped being active, as :func:`retire`.
     """
-    envelope.check_keyring_name(name)
+    names.check_keyring_name(name)
     _number(version)
     ring = store.get_keyring(name)
     current = ring.version(version)

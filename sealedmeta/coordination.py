@@ -38,8 +38,8 @@ import urllib.parse
 import uuid
 
 from sealedmeta import conf as sm_conf
-from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import names
 
 LOG = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def redact(url):
 
 
 def lock_name(keyring):
-    return LOCK_PREFIX + envelope.check_keyring_name(keyring)
+    return LOCK_PREFIX + names.check_keyring_name(keyring)
 
 
 class _Call:

@@ -26,6 +26,7 @@ import types
 import msgpack
 
 from sealedmeta import exceptions
+from sealedmeta import names
 
 MAGIC = b"SMETA"
 FORMAT_VERSION = 1
@@ -37,24 +38,23 @@ SIGNED_SUITE = 2
 TAG_SIZE = 16
 SALT_SIZE = 32
 NONCE_SIZE = 12
-KEY_ID_SIZE = 16
+KEY_ID_SIZE = names.KEY_ID_SIZE
 
 # Limits. Everything the parser reads is bounded by one of these.
 DEFAULT_MAX_ENVELOPE_SIZE = 1024 * 1024
 MAX_HEADER_SIZE = 16 * 1024
-MAX_KEYRING_NAME = 64
+MAX_KEYRING_NAME = names.MAX_KEYRING_NAME
 MAX_CONTEXT_ITEMS = 32
 MAX_CONTEXT_KEY = 64
 MAX_CONTEXT_VALUE = 1024
 MAX_DEPTH = 32
-MAX_KEY_VERSION = 2**31 - 1
-MAX_CREATED = 2**63 - 1
+MAX_KEY_VERSION = names.MAX_KEY_VERSION
+MAX_CREATED = names.MAX_TIME
 HEADER_FIELDS = 9
 
 ARMOR_PREFIX = "sealedmeta:"
 _ARMOR_PREFIX_BYTES = ARMOR_PREFIX.encode("ascii")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
-_KEYRING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _CONTEXT_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
 _SCALARS = frozenset((str, bytes, int, float, bool, type(None)))
 _PREFIX = MAGIC + bytes((FORMAT_VERSION,))
@@ -111,15 +111,6 @@ def _no_ext(code, data):
 
 
 # -- names and contexts -----------------------------------------------------
-
-def check_keyring_name(name):
-    """Raise InvalidMetadata unless *name* is a valid keyring name."""
-    if type(name) is not str or not _KEYRING_NAME.match(name):
-        raise exceptions.InvalidMetadata(
-            "invalid keyring name %r: 1-64 characters of A-Z a-z 0-9 . _ -,"
-            " starting with a letter or digit" % (name,))
-    return name
-
 
 def check_context(context):
     """Validate a context mapping; return it as a plain dict sorted by key
@@ -253,7 +244,7 @@ def _check_header(fields, header_bytes):
         raise _malformed("header format version does not match the prefix")
     if type(suite) is not int or not 0 <= suite <= 255:
         raise _malformed("suite is not an integer 0-255")
-    if type(keyring) is not str or not _KEYRING_NAME.match(keyring):
+    if type(keyring) is not str or not names.KEYRING_NAME.match(keyring):
         raise _malformed("keyring name is not valid")
     if type(version) is not int or not 1 <= version <= MAX_KEY_VERSION:
         raise _malformed("key version is not an integer 1-%d" % MAX_KEY_VERSION)

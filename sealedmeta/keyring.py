@@ -10,8 +10,8 @@ import dataclasses
 import enum
 import time
 
-from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import names
 from sealedmeta import signing
 
 
@@ -106,7 +106,7 @@ class KeyRing:
 
 
 def check_consistent(name, versions):
-    envelope.check_keyring_name(name)
+    names.check_keyring_name(name)
     if not versions:
         raise exceptions.KeyStoreError("keyring %r has no versions" % name)
     numbers = [v.number for v in versions]
@@ -277,7 +277,7 @@ def _stored_deactivated(version):
     value = version.get("deactivated")
     if value is None:
         return None
-    return _stored_int(value, 0, envelope.MAX_CREATED)
+    return _stored_int(value, 0, names.MAX_TIME)
 
 
 def from_dict(data):
@@ -286,15 +286,15 @@ def from_dict(data):
         name = data["name"]
         versions = tuple(
             KeyVersion(number=_stored_int(v["version"], 1,
-                                          envelope.MAX_KEY_VERSION),
+                                          names.MAX_KEY_VERSION),
                        key_id=bytes.fromhex(v["key_id"]),
                        state=KeyState(v["state"]),
                        created=_stored_int(v["created"], 0,
-                                           envelope.MAX_CREATED),
+                                           names.MAX_TIME),
                        public_key=_stored_public_key(v),
                        deactivated=_stored_deactivated(v))
             for v in data["versions"])
-        if any(len(v.key_id) != envelope.KEY_ID_SIZE for v in versions):
+        if any(len(v.key_id) != names.KEY_ID_SIZE for v in versions):
             raise ValueError("key id size")
     except (KeyError, TypeError, ValueError, AttributeError):
         raise exceptions.KeyStoreError(

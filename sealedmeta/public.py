@@ -15,9 +15,9 @@ import binascii
 import json
 import re
 
-from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
+from sealedmeta import names
 from sealedmeta import signing
 
 FORMAT = "sealedmeta-public-keys"
@@ -109,7 +109,7 @@ def _object(value, keys, what):
 
 def _version(value, where):
     _object(value, _VERSION_KEYS, where)
-    number = _int(value["version"], 1, envelope.MAX_KEY_VERSION,
+    number = _int(value["version"], 1, names.MAX_KEY_VERSION,
                   "%s: version" % where)
     where = "%s (version %d)" % (where, number)
     key_id = value["key_id"]
@@ -119,7 +119,7 @@ def _version(value, where):
     if type(state) is not str or state not in {s.value for s in kr.KeyState}:
         raise PublicKeysError("%s: state must be one of %s" % (
             where, ", ".join(s.value for s in kr.KeyState)))
-    created = _int(value["created"], 0, envelope.MAX_CREATED,
+    created = _int(value["created"], 0, names.MAX_TIME,
                    "%s: created" % where)
     try:
         public_key = _b64url_decode(value["public_key"])
@@ -186,7 +186,7 @@ def _document(value):
         _object(ring, _RING_KEYS, where)
         name = ring["name"]
         try:
-            envelope.check_keyring_name(name)
+            names.check_keyring_name(name)
         except exceptions.InvalidMetadata:
             raise PublicKeysError("%s: name is not a valid keyring name"
                                   % where) from None

@@ -80,6 +80,7 @@ from sealedmeta import audit
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import names
 from sealedmeta import safefs
 from sealedmeta import sealer as sm_sealer
 
@@ -167,7 +168,7 @@ class Rewrapper:
                              % (MIN_TEMP_AGE, temp_age))
         self.temp_age = temp_age
         self.store = store
-        self.keyring = (envelope.check_keyring_name(keyring)
+        self.keyring = (names.check_keyring_name(keyring)
                         if keyring is not None else None)
         self.max_envelope_size = max_envelope_size
         self.carriers = (carriers if carriers is not None

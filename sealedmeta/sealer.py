@@ -29,6 +29,7 @@ from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta import keystores
+from sealedmeta import names
 from sealedmeta import signing
 
 LOG = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Sealer:
                  max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
                  clock=time.monotonic, stale_grace=0):
         self.store = store
-        self.keyring = envelope.check_keyring_name(keyring)
+        self.keyring = names.check_keyring_name(keyring)
         self.cache_ttl = cache_ttl
         self.refresh_interval = refresh_interval
         self.stale_grace = stale_grace

@@ -13,7 +13,7 @@ from cliff import show
 from sealedmeta import admin
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import coordination
-from sealedmeta import envelope
+from sealedmeta import names
 from sealedmeta import keyring as kr
 from sealedmeta.cmd import common
 from sealedmeta.cmd import keyring as keyring_cmd
@@ -27,10 +27,10 @@ _NUMBER = re.compile(r"[0-9]{1,10}\Z")
 def parse_version(text):
     """A key version number from the command line; one clear error otherwise."""
     if not _NUMBER.match(text or "") or not (
-            1 <= int(text) <= envelope.MAX_KEY_VERSION):
+            1 <= int(text) <= names.MAX_KEY_VERSION):
         raise common.CommandError(
             "bad VERSION %r: expected a key version number (1-%d)"
-            % (text, envelope.MAX_KEY_VERSION))
+            % (text, names.MAX_KEY_VERSION))
     return int(text)
 
 

@@ -72,9 +72,9 @@ from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 from sealedmeta import crypto
-from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
+from sealedmeta import names
 from sealedmeta import signing
 from sealedmeta.keystores import base
 
@@ -230,7 +230,7 @@ def _parse_entry_name(name):
         if not vpart.startswith("v"):
             return None
         key_id = bytes.fromhex(kid)
-        if len(key_id) != envelope.KEY_ID_SIZE:
+        if len(key_id) != names.KEY_ID_SIZE:
             return None
         return int(vpart[1:]), key_id, int(created)
     except (ValueError, AttributeError):
@@ -243,7 +243,7 @@ def _parse_time(text):
     if type(text) is not str or not text.isdigit() or len(text) > 19:
         return None
     value = int(text)
-    return value if value <= envelope.MAX_CREATED else None
+    return value if value <= names.MAX_TIME else None
 
 
 def _unwrap(exc):
@@ -528,7 +528,7 @@ class BarbicanKeyStore(base.KeyStore):
     # -- containers -------------------------------------------------------
 
     def _container_name(self, name):
-        return "%s:%s" % (self._prefix, envelope.check_keyring_name(name))
+        return "%s:%s" % (self._prefix, names.check_keyring_name(name))
 
     def _find_containers(self, name):
         """Container JSON documents named for *name* that the service user
@@ -916,7 +916,7 @@ class BarbicanKeyStore(base.KeyStore):
         that name; otherwise it removes its own and looks again after a
         random delay (then finding the winner's, or none).
         """
-        envelope.check_keyring_name(name)
+        names.check_keyring_name(name)
         for attempt in range(_ROTATE_ATTEMPTS):
             if attempt:
                 time.sleep(random.uniform(0.02, 0.05 * 2 ** min(attempt, 5)))

@@ -32,9 +32,9 @@ import stat
 from sealedmeta import atomic
 from sealedmeta import conf as sm_conf
 from sealedmeta import crypto
-from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
+from sealedmeta import names
 from sealedmeta import signing
 from sealedmeta.keystores import base
 from sealedmeta.keystores.base import check_import
@@ -156,7 +156,7 @@ class FileKeyStore(base.KeyStore):
         return self.path
 
     def _ring_dir(self, name):
-        envelope.check_keyring_name(name)
+        names.check_keyring_name(name)
         return os.path.join(self.path, name)
 
     @contextlib.contextmanager

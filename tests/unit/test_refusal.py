@@ -12,6 +12,7 @@ import pytest
 from sealedmeta import Sealer
 from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta import names
 
 from tests.unit.helpers import nest
 from tests.unit.helpers import snapshot
@@ -186,7 +187,7 @@ def test_bad_keyring_names_refused(store, ring, repo, name):
     with pytest.raises(exceptions.InvalidMetadata):
         store.create_keyring(name)
     with pytest.raises(exceptions.InvalidMetadata):
-        envelope.check_keyring_name(name)
+        names.check_keyring_name(name)
     assert snapshot(repo) == before
 
 
