@@ -191,7 +191,7 @@ def test_leftovers_are_reported_and_rekey_removes_only_stale_unlisted_ones(
     time.sleep(3.5)
     in_flight = make(client, prefix + "v5", meta=meta(5, "pending"),
                      consumer=name)
-    monkeypatch.setattr(barbican_store, "STALE_AGE", 2.0)
+    monkeypatch.setattr(barbican_store.cleanup, "STALE_AGE", 2.0)
     caplog.set_level("INFO", logger="sealedmeta.admin")
     result = admin.rekey(store, name, coord)
     assert result.version.number == 5

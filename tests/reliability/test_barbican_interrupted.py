@@ -258,7 +258,7 @@ def test_rotation_past_the_claim_window_withdraws(rig, monkeypatch):
     envelopes = signing_keyring(direct, name, 1)
     before = direct.get_keyring(name)
     secrets_before = named_secrets(client, name)
-    monkeypatch.setattr(barbican_store, "CLAIM_WINDOW", 1.0)
+    monkeypatch.setattr(barbican_store.rotation, "CLAIM_WINDOW", 1.0)
     proxied = load(conf)
     proxied.get_keyring(name)    # warm: the rotation reads the container by id
     container = r"^/v1/containers/[^/]+/?$"

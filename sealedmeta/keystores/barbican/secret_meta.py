@@ -1,0 +1,53 @@
+"""What a version secret's user metadata holds: the version's mutable
+state (``state``) with its facts (``keyring``, ``version``, ``key_id``,
+``created``), and the fields a state change keeps (``public_key``,
+``signing_key``, ``deactivated``)."""
+
+from sealedmeta import names
+
+PENDING = "pending"
+# Secret metadata fields a state change keeps as they are.
+KEPT_FIELDS = ("public_key", "signing_key", "deactivated")
+
+
+def parse_time(text):
+    """Epoch seconds from a decimal string of secret metadata; None when
+    it is not one."""
+    if type(text) is not str or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= names.MAX_TIME else None
+
+
+class SecretMetadata:
+    """Reading and writing a version secret's metadata."""
+
+    def _metadata(self, uuid):
+        """The secret's user metadata, or None when the secret is gone."""
+        try:
+            meta = self._read("reading key version state", self._client.client.get,
+                              "secrets/%s/metadata" % uuid)
+        except Exception as exc:
+            if self._is_not_found(exc):
+                return None
+            raise
+        return meta.get("metadata", {})
+
+    def _set_state(self, secret, name, number, key_id, created, state,
+                   deactivated=None):
+        # The metadata is replaced as a whole: keep the signing key's fields.
+        extra = self._signing.get(secret)
+        if extra is None:
+            meta = self._metadata(secret) or {}
+            extra = self._signing[secret] = {
+                k: meta[k] for k in KEPT_FIELDS if k in meta}
+        meta = {"keyring": name, "version": str(number), "key_id": key_id.hex(),
+                "created": str(created), "state": state}
+        if deactivated is not None:
+            # When the version stopped being active (see keyring.py): kept
+            # with the other fields by every later state change.
+            extra["deactivated"] = str(deactivated)
+        meta.update(extra)
+        self._write("recording the state of version %d of %r" % (number, name),
+                    self._client.secrets.set_secret_metadata, secret, meta)
+
