@@ -3,8 +3,6 @@ account (per_user): the real command line and a real cinder.conf, acting in
 each backup's project as a Keystone service user with Swift's reseller
 admin role; the tenant edits and deletes objects through Swift's own API."""
 
-import json
-
 import pytest
 
 from cinder import context as cinder_context
@@ -35,32 +33,7 @@ def other_cloud(stores, tenant, container, tmp_path, cloud):
 
 @pytest.fixture
 def fleet(cloud, other_cloud):
-    """{name: (backup, expected class)} across two projects' accounts."""
-    made = {}
-
-    def add(name, which, expected, **kwargs):
-        made[name] = (which.backup(which.volume(glance=helpers.GLANCE), **kwargs),
-                      expected)
-        return made[name][0]
-
-    add("sealed", cloud, audit.SEALED_VALID)
-    add("legacy", cloud, audit.LEGACY, cls=helpers.stock_class())
-    tampered = add("tampered", cloud, audit.INVALID)
-    obj = cloud.read_object(tampered)
-    value = obj["volume_meta"]
-    middle = len(value) // 2
-    obj["volume_meta"] = value[:middle] + ("A" if value[middle] != "A" else "B") \
-        + value[middle + 1:]
-    cloud.write_raw_object(tampered, json.dumps(obj).encode())
-    copied = add("copied", cloud, audit.CONTEXT_MISMATCH)
-    obj = cloud.read_object(copied)
-    obj["volume_meta"] = cloud.read_object(made["sealed"][0])["volume_meta"]
-    cloud.write_raw_object(copied, json.dumps(obj).encode())
-    missing = add("missing", cloud, audit.MISSING)
-    cloud.delete_object(missing)
-    add("other-sealed", other_cloud, audit.SEALED_VALID)
-    add("other-sealed-2", other_cloud, audit.SEALED_VALID)
-    return made
+    return cinder_audit.mixed_fleet(cloud, other_cloud, helpers.stock_class())
 
 
 def test_each_backup_in_each_account_lands_in_its_class(fleet, cloud, other_cloud,
@@ -68,18 +41,7 @@ def test_each_backup_in_each_account_lands_in_its_class(fleet, cloud, other_clou
     conf = write_cinder_conf(tmp_path, keys, stores)
     code, rows, err = cinder_audit.audit_json(capsys, conf, "--workers", "3")
     assert code == 1, err
-    assert {name: rows[backup.id]["class"] for name, (backup, _) in fleet.items()} \
-        == {name: expected for name, (_, expected) in fleet.items()}
-    for name, (backup, expected) in fleet.items():
-        row = rows[backup.id]
-        assert row["project_id"] == backup.project_id
-        if expected in (audit.SEALED_VALID, audit.LEGACY, audit.MISSING):
-            assert row["key_version"] == (1 if expected == audit.SEALED_VALID
-                                          else None), (name, row)
-    assert "summary: 7 backups: sealed-valid 3, legacy 1, invalid 1," \
-        " context-mismatch 1, missing 1, unreadable 0" in err
-    assert "project %s: sealed-valid 2\n" % other_cloud.project_id in err
-    assert "key version 1: 3 sealed-valid" in err
+    cinder_audit.check_mixed_fleet(fleet, rows, err, other_cloud.project_id)
 
 
 def test_a_clean_project_exits_zero(fleet, other_cloud, capsys, tmp_path, keys, stores):
