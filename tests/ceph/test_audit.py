@@ -1,6 +1,7 @@
 """``sealedmeta cinder audit`` over backups in a radosgw bucket, through
 Cinder's real S3 driver and the real command line; the bucket's owner edits
-and deletes objects with boto3, the store's own API."""
+and deletes objects with boto3, the store's own API. (The Ceph RBD driver's
+audit is tested in test_rbd.py, with its fixtures.)"""
 
 import copy
 
@@ -52,3 +53,4 @@ def test_a_bucket_the_service_cannot_read_is_unreadable_not_missing(
     assert code == 1, err
     assert {row["class"] for row in rows.values()} == {audit.UNREADABLE}
     assert len(rows) == 7
+
