@@ -50,14 +50,19 @@ class _CephMetadataObject:
     def meta_object_name(self, backup):
         return _stock.VolumeMetadataBackup(None, backup["id"]).name
 
-    def read_meta_text(self, backup):
-        """The object's text, or None when there is no such object."""
+    def read_meta_text(self, backup, required=False):
+        """The object's text; when there is no such object, None, or with
+        *required* an ``InvalidBackup`` saying it is missing."""
         name = self.meta_object_name(backup)
         pool = self._meta_pool(backup)
         with utils.tpool_wrap(rbd_driver.RADOSClient(self, pool)) as client:
             try:
                 size, _ = client.ioctx.stat(name)
             except self.rados.ObjectNotFound:
+                if required:
+                    raise exception.InvalidBackup(
+                        reason="metadata object %s of backup %s is missing from"
+                        " pool %s" % (name, backup["id"], pool))
                 return None
             if size > MAX_OBJECT_SIZE:
                 raise exception.InvalidBackup(
@@ -85,8 +90,11 @@ class _CephMetadataObject:
 
     def _metadata_object(self, backup):
         # The object holds just what the chunked drivers keep in volume_meta.
-        # A missing one reads as no volume_meta: refused for a sealed backup.
-        return {"volume_meta": self.read_meta_text(backup)}
+        # A backup made by a sealed class has one: its absence is reported
+        # as a missing object. The stock driver's backups may lack it (no
+        # metadata to restore), as Cinder allows.
+        return {"volume_meta": self.read_meta_text(
+            backup, required=not self.is_legacy_service(backup["service"]))}
 
     def _backup_metadata(self, backup):
         text = self.get_metadata(backup["volume_id"]) or None

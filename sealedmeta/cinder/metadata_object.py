@@ -17,6 +17,7 @@ Every place that parses such an object -- the ``cinder-metadata`` carrier of
 Imports nothing from Cinder.
 """
 
+import errno
 import inspect
 import json
 
@@ -141,7 +142,7 @@ def _check_depth(value):
 
 def missing(exc):
     """True when *exc* (or what it wraps) is a storage client's "no such
-    object": a missing file (posix, NFS), swiftclient's ``ClientException``
+    object": a missing file (posix, NFS) or RADOS object (Ceph), swiftclient's ``ClientException``
     with HTTP status 404, botocore's ``ClientError`` ``NoSuchKey``/``404``
     (wrapped by Cinder's ``S3ClientError``), or a Google API ``HttpError``
     404. Duck-typed: no storage client is imported."""
@@ -152,7 +153,8 @@ def missing(exc):
         if err is None or id(err) in seen:
             continue
         seen.add(id(err))
-        if isinstance(err, FileNotFoundError):
+        if isinstance(err, FileNotFoundError) or getattr(
+                err, "errno", None) == errno.ENOENT:     # files, RADOS objects
             return True
         if getattr(err, "http_status", None) == 404:           # swiftclient
             return True

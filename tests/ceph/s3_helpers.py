@@ -98,6 +98,9 @@ class S3Cloud(helpers.Cloud):
         self.tenant.put_object(Bucket=self.bucket, Key=self.metadata_key(backup),
                                Body=data)
 
+    def delete_object(self, backup):
+        self.tenant.delete_object(Bucket=self.bucket, Key=self.metadata_key(backup))
+
     def write_object(self, backup, obj):
         self.write_raw_object(backup, json.dumps(obj, sort_keys=True, indent=2).encode())
 

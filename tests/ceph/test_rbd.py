@@ -11,12 +11,14 @@ from oslo_config import cfg
 import rbd
 
 import sealedmeta
+from sealedmeta.cinder import audit
 from cinder.backup.drivers import ceph as stock_ceph
 from cinder import exception
 from cinder import objects
 
 from tests.ceph import rbd_helpers
 from tests.cinder import helpers
+from tests.cinder import test_audit
 from tests.cinder.test_reseal import run_cli
 
 CONF = cfg.CONF
@@ -281,3 +283,33 @@ def test_zz_report_refused_counts():
           % (len(REFUSED), ", ".join(REFUSED)))
 
 
+# -- sealedmeta cinder audit -------------------------------------------------
+
+@pytest.fixture
+def rbd_fleet(rbdc):
+    made = {}
+
+    def add(name, expected, **kwargs):
+        made[name] = (rbdc.backup(rbdc.volume(glance=helpers.GLANCE), **kwargs),
+                      expected)
+        return made[name][0]
+
+    add("sealed", audit.SEALED_VALID)
+    add("legacy", audit.LEGACY, cls=stock_ceph.CephBackupDriver)
+    for name, tamper, expected in (("tampered", _flip_armour, audit.INVALID),
+                                   ("copied", _other_envelope,
+                                    audit.CONTEXT_MISMATCH),
+                                   ("missing", _removed, audit.MISSING)):
+        backup = add(name, expected)
+        tamper(rbdc, backup, None)
+    return made
+
+
+def test_cinder_audit_puts_each_rbd_backup_in_its_class(rbd_fleet, capsys, cinder_conf):
+    code, rows, err = test_audit.audit_json(capsys, cinder_conf, "--workers", "2")
+    assert code == 1, err
+    for name, (backup, expected) in rbd_fleet.items():
+        assert rows[backup.id]["class"] == expected, (name, rows[backup.id]["reason"])
+    # the donor of the copied envelope is a sealed backup of its own
+    assert len(rows) == len(rbd_fleet) + 1
+    assert "key version 1: 2 sealed-valid" in err

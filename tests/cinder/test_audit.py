@@ -54,6 +54,54 @@ def fleet(cloud):
     return made
 
 
+def mixed_fleet(cloud, other, stock_class):
+    """{name: (backup, expected class)} for the object stores: one backup of
+    each class in *cloud*'s project, edited or deleted through the store's
+    own API (the cloud's ``read_object``, ``write_raw_object`` and
+    ``delete_object``), and two sealed ones in *other*'s project."""
+    made = {}
+
+    def add(name, which, expected, **kwargs):
+        made[name] = (which.backup(which.volume(glance=helpers.GLANCE), **kwargs),
+                      expected)
+        return made[name][0]
+
+    add("sealed", cloud, audit.SEALED_VALID)
+    add("legacy", cloud, audit.LEGACY, cls=stock_class)
+    tampered = add("tampered", cloud, audit.INVALID)
+    obj = cloud.read_object(tampered)
+    value = obj["volume_meta"]
+    middle = len(value) // 2
+    obj["volume_meta"] = value[:middle] + ("A" if value[middle] != "A" else "B") \
+        + value[middle + 1:]
+    cloud.write_raw_object(tampered, json.dumps(obj).encode())
+    copied = add("copied", cloud, audit.CONTEXT_MISMATCH)
+    obj = cloud.read_object(copied)
+    obj["volume_meta"] = cloud.read_object(made["sealed"][0])["volume_meta"]
+    cloud.write_raw_object(copied, json.dumps(obj).encode())
+    missing = add("missing", cloud, audit.MISSING)
+    cloud.delete_object(missing)
+    add("other-sealed", other, audit.SEALED_VALID)
+    add("other-sealed-2", other, audit.SEALED_VALID)
+    return made
+
+
+def check_mixed_fleet(fleet, rows, err, other_project):
+    """The report and summary of an audit of :func:`mixed_fleet`."""
+    assert {name: rows[backup.id]["class"] for name, (backup, _) in fleet.items()} \
+        == {name: expected for name, (_, expected) in fleet.items()}
+    for name, (backup, expected) in fleet.items():
+        row = rows[backup.id]
+        assert row["project_id"] == backup.project_id
+        if expected in (audit.SEALED_VALID, audit.LEGACY, audit.MISSING):
+            assert row["key_version"] == (1 if expected == audit.SEALED_VALID
+                                          else None), (name, row)
+    assert "summary: 7 backups: sealed-valid 3, legacy 1, invalid 1," \
+        " context-mismatch 1, missing 1, unreadable 0" in err
+    assert "project %s: sealed-valid 2\n" % other_project in err
+    assert "key version 1: 3 sealed-valid" in err
+
+
 EXPECTED = {"sealed": audit.SEALED_VALID, "legacy": audit.LEGACY,
             "sealed2": audit.SEALED_VALID, "tampered": audit.INVALID,
             "copied": audit.CONTEXT_MISMATCH, "stripped": audit.INVALID,
