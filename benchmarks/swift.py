@@ -30,17 +30,13 @@ Nothing is asserted: these are figures for the performance page.
 """
 
 import argparse
-import concurrent.futures
 import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import warnings
 
 warnings.simplefilter("ignore")
@@ -83,67 +79,26 @@ def connection(env):
                              key=user["key"], auth_version="1", retries=0)
 
 
-def median_rate(count, seconds):
-    return round(count / statistics.median(seconds), 1)
-
-
 def audit_rounds(conf, env, harness, backups, workers, rounds):
-    """Backups per second: the audit's function against a plain GET loop."""
-    from cinder import objects
-    from sealedmeta.cinder import audit
-    from sealedmeta.cinder import reseal
+    """The audit's rate against plain swiftclient GETs (see the docstring)."""
     from sealedmeta.cinder import swift as sealed_swift
 
     # Small backups: one object of data each, besides the metadata.
     conf.set_override("backup_swift_object_size", 64 * 1024)
     conf.set_override("backup_swift_block_size", 4 * 1024)
-    src = harness.volume_file(harness.volume_id + "-small", os.urandom(64 * 1024))
-    start = time.perf_counter()
-    names = []
-    for n in range(backups):
-        backup = harness.make_backup(sealed_swift.SealedSwiftBackupDriver,
-                                     SWIFT["sealed"], source=src,
-                                     project_id="project-%d" % (n % 8))
-        backup = objects.Backup.get_by_id(harness.ctxt, backup.id)
-        names.append((backup.container, backup.service_metadata + "_metadata"))
-    made_s = time.perf_counter() - start
-    for name in ("backup_swift_object_size", "backup_swift_block_size"):
-        conf.clear_override(name)
 
-    def run_audit():
-        rows = list(audit.audit(workers=workers, drivers=reseal.project_drivers()))
-        classes = {row.klass for row in rows}
-        assert len(rows) == backups and classes == {audit.SEALED_VALID}, classes
+    def getter():
+        conn = connection(env)
+        return lambda backup: conn.get_object(
+            backup.container, backup.service_metadata + "_metadata")
 
-    local = threading.local()
-
-    def get(item):
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = connection(env)
-        conn.get_object(*item)
-
-    def run_plain():
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(get, names):
-                pass
-
-    seconds = {"audit": [], "plain": []}
-    runs = {"audit": run_audit, "plain": run_plain}
-    for n in range(rounds):
-        for kind in (("audit", "plain") if n % 2 == 0 else ("plain", "audit")):
-            start = time.perf_counter()
-            runs[kind]()
-            seconds[kind].append(time.perf_counter() - start)
-    audit_rate = median_rate(backups, seconds["audit"])
-    plain_rate = median_rate(backups, seconds["plain"])
-    return {
-        "audit_backups": backups, "audit_workers": workers, "audit_rounds": rounds,
-        "audit_made_s": round(made_s, 1),
-        "audit_seconds": {k: [round(x, 2) for x in v] for k, v in seconds.items()},
-        "audit_per_s": audit_rate, "plain_get_per_s": plain_rate,
-        "audit_vs_plain_get": round(audit_rate / plain_rate, 3),
-    }
+    try:
+        return cinder_overhead.audit_vs_plain(
+            harness, sealed_swift.SealedSwiftBackupDriver, SWIFT["sealed"], getter,
+            backups, workers, rounds)
+    finally:
+        for name in ("backup_swift_object_size", "backup_swift_block_size"):
+            conf.clear_override(name)
 
 
 def main(argv=None):
