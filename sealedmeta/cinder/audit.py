@@ -204,11 +204,15 @@ class State:
 
     MAX_LINE = 64 * 1024  # far over a row; a longer line is not one
 
-    def __init__(self, path):
+    def __init__(self, path, selection=None):
+        """*selection*: what the audit was asked for (project, status, since,
+        shard); a file made for another selection is refused, so that a
+        rerun never mixes two audits' rows."""
         self.path = path
         self._file = self._reader = self._next = None
         if path is None:
             return
+        header = json.dumps({"selection": selection or {}}, sort_keys=True)
         try:
             self._reader = open(path, "rb")
             # Only what is there now: rows this run appends are not read.
@@ -217,6 +221,16 @@ class State:
             self._left = 0
         except OSError as exc:
             raise SetupError("cannot read --state %s: %s" % (path, exc.strerror)) from None
+        if self._left:
+            first = self._reader.readline(min(self._left, self.MAX_LINE))
+            self._left -= len(first)
+            if first.rstrip(b"\n") != header.encode():
+                self._reader.close()
+                raise SetupError(
+                    "--state %s was written by an audit of another selection"
+                    " (or is not a state file); give the same --project,"
+                    " --status, --since and --shard as that audit, or another"
+                    " file" % path)
         try:
             self._file = open(path, "a", encoding="utf-8")
         except OSError as exc:
@@ -224,6 +238,9 @@ class State:
         if self._left:
             # A killed write leaves a partial last line: start on a new one.
             self._file.write("\n")
+        else:
+            self._file.write(header + "\n")
+            self._file.flush()
         self._advance()
 
     def _advance(self):

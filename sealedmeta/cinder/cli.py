@@ -158,7 +158,9 @@ class Audit(lister.Lister):
         try:
             shard = audit.parse_shard(parsed_args.shard) if parsed_args.shard else None
             drivers = reseal.project_drivers()
-            state = audit.State(parsed_args.state)
+            state = audit.State(parsed_args.state, {
+                "project": parsed_args.project, "status": parsed_args.status,
+                "since": since and since.isoformat(), "shard": shard})
         except (audit.SetupError, reseal.SetupError) as exc:
             raise common.CommandError(str(exc)) from None
         summary = audit.Summary()

@@ -156,10 +156,12 @@ def test_state_resumes_without_reading_finished_backups(fleet, cloud, capsys,
                                                         cinder_conf, tmp_path):  # noqa: F811
     state = tmp_path / "audit.state"
     code, full, err = audit_json(capsys, cinder_conf, "--state", str(state))
-    lines = state.read_text().splitlines()
+    header, *lines = state.read_text().splitlines()
+    assert json.loads(header) == {"selection": {
+        "project": None, "status": None, "since": None, "shard": None}}
     assert len(lines) == len(fleet)
     # As a kill would leave it: two rows finished, a third half written.
-    state.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])
+    state.write_text("\n".join([header] + lines[:2]) + "\n" + lines[2][:20])
     finished = [json.loads(line)["backup_id"] for line in lines[:2]]
     for backup_id in finished:  # not read again: their rows stay as recorded
         path = cloud.metadata_path(objects.Backup.get_by_id(cloud.ctxt, backup_id))
@@ -201,7 +203,9 @@ def test_state_is_read_alongside_the_database(tmp_path):
             for n in range(5)]
     path = tmp_path / "audit.state"
     lines = [json.dumps(row.as_dict()) for row in rows]
-    path.write_text("\n".join(lines[:2] + ["x" * (3 * audit.State.MAX_LINE), ""]
+    header = json.dumps({"selection": {}})
+    path.write_text("\n".join([header] + lines[:2]
+                              + ["x" * (3 * audit.State.MAX_LINE), ""]
                               + lines[2:4]) + "\n" + lines[4][:30])
     state = audit.State(str(path))
     try:
@@ -215,3 +219,23 @@ def test_state_is_read_alongside_the_database(tmp_path):
     finally:
         state.close()
     assert path.read_text().splitlines()[-1].startswith('{"backup_id": "00000009"')
+
+
+def test_a_state_file_of_another_selection_is_refused(fleet, capsys, cinder_conf,  # noqa: F811
+                                                      tmp_path):
+    state = tmp_path / "audit.state"
+    code, full, err = audit_json(capsys, cinder_conf, "--state", str(state),
+                                 "--shard", "1/2")
+    before = state.read_bytes()
+    for args in (("--shard", "2/2"), ("--project", "second-project"), ()):
+        code, out, err = run_cli(capsys, "--config-file", cinder_conf, "cinder",
+                                 "audit", "--state", str(state), *args, "-f", "json")
+        assert code == 2, args
+        assert "written by an audit of another selection" in err
+        assert state.read_bytes() == before
+    other = tmp_path / "not-a-state"
+    other.write_text("some notes\n")
+    code, out, err = run_cli(capsys, "--config-file", cinder_conf, "cinder", "audit",
+                             "--state", str(other))
+    assert code == 2 and "not a state file" in err
+    assert other.read_text() == "some notes\n"
