@@ -30,8 +30,11 @@ import uuid
 from cinder import context as cinder_context
 from cinder import exception
 from cinder import objects
+from sealedmeta import audit as sm_audit
+from sealedmeta import carriers
 from sealedmeta import envelope
 from sealedmeta import exceptions
+from sealedmeta.cinder import carrier as cinder_carrier
 from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import reseal
@@ -43,7 +46,11 @@ INVALID = "invalid"
 CONTEXT_MISMATCH = "context-mismatch"
 MISSING = "missing"
 UNREADABLE = "unreadable"
-CLASSES = (SEALED_VALID, LEGACY, INVALID, CONTEXT_MISMATCH, MISSING, UNREADABLE)
+# With public keys only: an envelope whose origin they cannot check (suite 1
+# under a keyring without key pairs, or a keyring or key the file lacks).
+UNVERIFIED = "unverified"
+CLASSES = (SEALED_VALID, LEGACY, INVALID, CONTEXT_MISMATCH, MISSING, UNREADABLE,
+           UNVERIFIED)
 
 COLUMNS = ("backup_id", "project_id", "volume_id", "status", "class",
            "key_version", "reason")
@@ -118,20 +125,27 @@ def _reason_class(cause, default):
     return default
 
 
-def judge_backup(driver, backup):
-    """The :class:`Row` of one backup, judged as a restore would."""
-    row = Row(backup.id, backup.project_id, backup.volume_id, backup.status, None)
+def _read(driver, backup, row):
+    """The backup's metadata object through its driver; None (with *row*'s
+    class and reason set) when it is missing or cannot be read."""
     try:
-        metadata = driver._metadata_object(backup)
+        return driver._metadata_object(backup)
     except exception.InvalidBackup as exc:
         cause = exc.__context__
         if cause is not None and metadata_object.missing(cause):
             row.klass, row.reason = MISSING, str(exc.msg)
         else:
             row.klass, row.reason = INVALID, "object: %s" % exc.msg
-        return row
     except Exception as exc:  # the store's own errors: I/O, permissions, auth
         row.klass, row.reason = UNREADABLE, "%s: %s" % (type(exc).__name__, exc)
+    return None
+
+
+def judge_backup(driver, backup):
+    """The :class:`Row` of one backup, judged as a restore would."""
+    row = Row(backup.id, backup.project_id, backup.volume_id, backup.status, None)
+    metadata = _read(driver, backup, row)
+    if metadata is None:
         return row
     value = metadata.get("volume_meta")
     sealed = vm.is_sealed(value)
@@ -159,6 +173,46 @@ def judge_backup(driver, backup):
         row.klass, row.key_version = LEGACY, None
     else:  # on_invalid = drop: judged untrustworthy
         row.klass, row.reason = INVALID, reason
+    return row
+
+
+# The public auditor's statuses (sealedmeta.audit) as audit classes.
+_PUBLIC_CLASSES = {
+    sm_audit.VALID: SEALED_VALID, sm_audit.CONTEXT_MISMATCH: CONTEXT_MISMATCH,
+    sm_audit.UNSIGNED: UNVERIFIED, sm_audit.UNKNOWN_KEY: UNVERIFIED,
+}
+
+
+def judge_backup_public(driver, backup, auditor):
+    """The :class:`Row` of one backup judged with public keys only
+    (*auditor*: a :class:`sealedmeta.audit.PublicAuditor`): its envelope's
+    signature, header and context, no symmetric key."""
+    row = Row(backup.id, backup.project_id, backup.volume_id, backup.status, None)
+    metadata = _read(driver, backup, row)
+    if metadata is None:
+        return row
+    value = metadata.get("volume_meta")
+    if not vm.is_sealed(value):
+        if driver.is_legacy_service(backup.service):
+            row.klass = LEGACY
+        else:
+            row.klass, row.reason = INVALID, (
+                "made by %s, which seals its metadata, but its volume_meta is"
+                " not sealed" % backup.service)
+        return row
+    try:
+        raw = envelope.dearmor(value, auditor.max_envelope_size)
+    except exceptions.InvalidEnvelope as exc:
+        row.klass, row.reason = INVALID, "%s: %s" % (type(exc).__name__, exc)
+        return row
+    finding = auditor.check_bytes(backup.id, raw, carriers.Carried(
+        cinder_carrier.CinderMetadataCarrier(auditor.max_envelope_size), raw, b"",
+        expected_context=vm.context_for(backup.id, backup.volume_id)))
+    row.klass = _PUBLIC_CLASSES.get(finding.status, INVALID)
+    if row.klass in (SEALED_VALID, CONTEXT_MISMATCH):
+        row.key_version = finding.version
+    if row.klass != SEALED_VALID:
+        row.reason = "%s: %s" % (finding.status, finding.reason)
     return row
 
 
@@ -312,11 +366,13 @@ class Summary:
 
 
 def audit(project=None, status=None, since=None, shard=None, workers=4,
-          state=None, summary=None, progress=None, drivers=None):
+          state=None, summary=None, progress=None, drivers=None, public=None):
     """Yield one :class:`Row` per selected backup; *summary* counts them.
 
     Backups finished in *state* are not read again: their recorded rows
-    are yielded as they were.
+    are yielded as they were. With *public* (a
+    :class:`sealedmeta.audit.PublicAuditor`) envelopes are judged with
+    public keys alone (:func:`judge_backup_public`).
     """
     drivers = drivers or reseal.project_drivers()
     ctxt = cinder_context.get_admin_context()
@@ -342,6 +398,8 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
             return Row(backup.id, backup.project_id, backup.volume_id, backup.status,
                        UNREADABLE, None, "cannot act in project %s: %s"
                        % (backup.project_id, exc))
+        if public is not None:
+            return judge_backup_public(driver, backup, public)
         return judge_backup(driver, backup)
 
     done = 0

@@ -121,6 +121,10 @@ class Audit(lister.Lister):
                             " the same FILE does not read them again.")
         parser.add_argument("--shard", metavar="K/N",
                             help="Only the K-th of N shards of the backups, by id.")
+        parser.add_argument("--public-keys", metavar="FILE",
+                            help="Judge envelopes with the public keys in FILE"
+                            " (keyring export-public) alone: signature, header"
+                            " and context, no key store.")
         return parser
 
     def run(self, parsed_args):
@@ -155,13 +159,21 @@ class Audit(lister.Lister):
         load_cinder_conf(files)
         from sealedmeta.cinder import audit
         from sealedmeta.cinder import reseal
+        from sealedmeta import audit as sm_audit
+        from sealedmeta import public
         try:
             shard = audit.parse_shard(parsed_args.shard) if parsed_args.shard else None
+            auditor = None
+            if parsed_args.public_keys is not None:
+                auditor = sm_audit.PublicAuditor(
+                    public.load(parsed_args.public_keys),
+                    max_envelope_size=self.app.conf.sealedmeta.max_envelope_size)
             drivers = reseal.project_drivers()
             state = audit.State(parsed_args.state, {
                 "project": parsed_args.project, "status": parsed_args.status,
-                "since": since and since.isoformat(), "shard": shard})
-        except (audit.SetupError, reseal.SetupError) as exc:
+                "since": since and since.isoformat(), "shard": shard,
+                "public_keys": auditor is not None})
+        except (audit.SetupError, reseal.SetupError, public.PublicKeysError) as exc:
             raise common.CommandError(str(exc)) from None
         summary = audit.Summary()
         stderr = self.app.stderr
@@ -176,7 +188,7 @@ class Audit(lister.Lister):
             try:
                 for row in audit.audit(parsed_args.project, parsed_args.status, since,
                                        shard, parsed_args.workers, state, summary,
-                                       progress, drivers):
+                                       progress, drivers, auditor):
                     yield row.as_row()
             finally:
                 state.close()

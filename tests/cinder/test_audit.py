@@ -158,7 +158,8 @@ def test_state_resumes_without_reading_finished_backups(fleet, cloud, capsys,
     code, full, err = audit_json(capsys, cinder_conf, "--state", str(state))
     header, *lines = state.read_text().splitlines()
     assert json.loads(header) == {"selection": {
-        "project": None, "status": None, "since": None, "shard": None}}
+        "project": None, "status": None, "since": None, "shard": None,
+        "public_keys": False}}
     assert len(lines) == len(fleet)
     # As a kill would leave it: two rows finished, a third half written.
     state.write_text("\n".join([header] + lines[:2]) + "\n" + lines[2][:20])
@@ -239,3 +240,53 @@ def test_a_state_file_of_another_selection_is_refused(fleet, capsys, cinder_conf
                              "--state", str(other))
     assert code == 2 and "not a state file" in err
     assert other.read_text() == "some notes\n"
+
+
+def test_public_keys_judge_without_any_key_store(cloud, keys, capsys, tmp_path):
+    """--public-keys: signatures, headers and contexts checked with the
+    public keys file alone (the configuration names no usable key store).
+    A suite 1 envelope made with the symmetric key of a signing version is
+    invalid; one under a version without a key pair cannot be checked."""
+    from sealedmeta import envelope
+    from sealedmeta import public
+    from sealedmeta.cinder import options
+    from sealedmeta.cinder import volume_meta as vm
+    from tests.unit.helpers import seal_raw
+
+    made = {"unsigned": cloud.backup(cloud.volume(glance=helpers.GLANCE))}
+    keys.rotate("cinder-backup", signing=True)       # version 2 has a key pair
+    options.clear_sealer_cache()
+    for name in ("signed", "tampered", "copied", "forged"):
+        made[name] = cloud.backup(cloud.volume(glance=helpers.GLANCE))
+    made["legacy"] = cloud.backup(cloud.volume(), cls=helpers.stock_class())
+    obj = cloud.read_object(made["tampered"])
+    value = obj["volume_meta"]
+    obj["volume_meta"] = value[:-10] + ("A" if value[-10] != "A" else "B") + value[-9:]
+    cloud.write_object(made["tampered"], obj)
+    obj = cloud.read_object(made["copied"])
+    obj["volume_meta"] = cloud.read_object(made["signed"])["volume_meta"]
+    cloud.write_object(made["copied"], obj)
+    forged = made["forged"]
+    obj = cloud.read_object(forged)
+    obj["volume_meta"] = envelope.armor(seal_raw(
+        keys.get_key("cinder-backup", 2), "cinder-backup", 2,
+        envelope.encode_payload({"forged": True}),
+        context=vm.context_for(forged.id, forged.volume_id)))
+    cloud.write_object(forged, obj)
+
+    pub = tmp_path / "public-keys.json"
+    pub.write_bytes(public.dumps([keys.get_keyring("cinder-backup")]))
+    conf = tmp_path / "cinder-no-keys.conf"
+    conf.write_text("[DEFAULT]\nbackup_driver = %s\nbackup_posix_path = %s\n"
+                    "[database]\nconnection = sqlite://\n[sealedmeta]\n"
+                    "key_repository = %s\n" % (helpers.SEALED_POSIX,
+                                                CONF.backup_posix_path,
+                                                tmp_path / "no-such-keys"))
+    code, rows, err = audit_json(capsys, str(conf), "--public-keys", str(pub))
+    assert code == 1, err
+    assert {name: rows[b.id]["class"] for name, b in made.items()} == {
+        "unsigned": audit.UNVERIFIED, "signed": audit.SEALED_VALID,
+        "tampered": audit.INVALID, "copied": audit.CONTEXT_MISMATCH,
+        "forged": audit.INVALID, "legacy": audit.LEGACY}
+    assert rows[made["signed"].id]["key_version"] == 2
+    assert not os.path.exists(tmp_path / "no-such-keys")
