@@ -19,6 +19,7 @@ durable before the next row is reported) so that a killed audit resumes
 without reading those backups again.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
 import gc
@@ -216,6 +217,66 @@ def judge_backup_public(driver, backup, auditor):
     return row
 
 
+# A chain's member is worse than valid when it is none of these.
+_CHAIN_OK = (SEALED_VALID, LEGACY)
+CHAIN_CACHE = 1024   # parents' rows kept while an audit runs (most recent)
+
+
+class ChainJudge:
+    """Judges a backup's parents, nearest first, with the backup's own judge
+    (``judge(driver, backup) -> Row``), as a restore of it needs them all;
+    parents' rows are kept for the incrementals that share them."""
+
+    def __init__(self, ctxt, judge):
+        self.ctxt = ctxt
+        self.judge = judge
+        self._rows = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def _parent(self, driver, parent_id):
+        """``(row, its own parent's id)`` of backup *parent_id*."""
+        with self._lock:
+            found = self._rows.get(parent_id)
+            if found is not None:
+                self._rows.move_to_end(parent_id)
+                return found
+        try:
+            parent = objects.Backup.get_by_id(
+                self.ctxt.elevated(read_deleted="yes"), parent_id)
+        except exception.BackupNotFound:
+            found = (Row(parent_id, None, None, None, MISSING,
+                         reason="no such backup in the database"), None)
+        else:
+            found = (self.judge(driver, parent), parent.parent_id)
+        with self._lock:
+            self._rows[parent_id] = found
+            while len(self._rows) > CHAIN_CACHE:
+                self._rows.popitem(last=False)
+        return found
+
+    def apply(self, driver, backup, row):
+        """*row* (the backup's own) with the class of its first parent that
+        is neither sealed-valid nor legacy, and a reason naming it."""
+        if row.klass not in _CHAIN_OK:
+            return row
+        parent_id, seen = backup.parent_id, {backup.id}
+        while parent_id:
+            if parent_id in seen:   # a loop in the database: refused too
+                row.klass = INVALID
+                row.reason = "parent %s: a loop in the chain" % parent_id
+                return row
+            seen.add(parent_id)
+            parent, next_id = self._parent(driver, parent_id)
+            if parent.klass not in _CHAIN_OK:
+                row.klass = parent.klass
+                row.reason = "parent %s: %s%s" % (
+                    parent_id, parent.klass,
+                    " (%s)" % parent.reason if parent.reason else "")
+                return row
+            parent_id = next_id
+        return row
+
+
 def _since_ok(backup, since):
     return since is None or (backup.created_at is not None
                              and backup.created_at.replace(tzinfo=None) >= since)
@@ -366,16 +427,22 @@ class Summary:
 
 
 def audit(project=None, status=None, since=None, shard=None, workers=4,
-          state=None, summary=None, progress=None, drivers=None, public=None):
+          state=None, summary=None, progress=None, drivers=None, public=None,
+          chain=False):
     """Yield one :class:`Row` per selected backup; *summary* counts them.
 
     Backups finished in *state* are not read again: their recorded rows
     are yielded as they were. With *public* (a
     :class:`sealedmeta.audit.PublicAuditor`) envelopes are judged with
-    public keys alone (:func:`judge_backup_public`).
+    public keys alone (:func:`judge_backup_public`). With *chain* an
+    incremental backup takes the class of its first parent that is not
+    sealed-valid or legacy (:class:`ChainJudge`).
     """
     drivers = drivers or reseal.project_drivers()
     ctxt = cinder_context.get_admin_context()
+    judge = (judge_backup if public is None
+             else lambda driver, backup: judge_backup_public(driver, backup, public))
+    chains = ChainJudge(ctxt, judge) if chain else None
     state = state or State(None)
     summary = summary if summary is not None else Summary()
     local = threading.local()
@@ -398,9 +465,10 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
             return Row(backup.id, backup.project_id, backup.volume_id, backup.status,
                        UNREADABLE, None, "cannot act in project %s: %s"
                        % (backup.project_id, exc))
-        if public is not None:
-            return judge_backup_public(driver, backup, public)
-        return judge_backup(driver, backup)
+        row = judge(driver, backup)
+        if chains is not None:
+            row = chains.apply(driver, backup, row)
+        return row
 
     done = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:

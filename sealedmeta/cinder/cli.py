@@ -121,6 +121,11 @@ class Audit(lister.Lister):
                             " the same FILE does not read them again.")
         parser.add_argument("--shard", metavar="K/N",
                             help="Only the K-th of N shards of the backups, by id.")
+        parser.add_argument("--chain", action="store_true",
+                            help="Judge each incremental backup's parents too,"
+                            " as its restore needs them: it takes the class of"
+                            " the first parent that is not sealed-valid or"
+                            " legacy.")
         parser.add_argument("--public-keys", metavar="FILE",
                             help="Judge envelopes with the public keys in FILE"
                             " (keyring export-public) alone: signature, header"
@@ -172,7 +177,7 @@ class Audit(lister.Lister):
             state = audit.State(parsed_args.state, {
                 "project": parsed_args.project, "status": parsed_args.status,
                 "since": since and since.isoformat(), "shard": shard,
-                "public_keys": auditor is not None})
+                "public_keys": auditor is not None, "chain": parsed_args.chain})
         except (audit.SetupError, reseal.SetupError, public.PublicKeysError) as exc:
             raise common.CommandError(str(exc)) from None
         summary = audit.Summary()
@@ -188,7 +193,8 @@ class Audit(lister.Lister):
             try:
                 for row in audit.audit(parsed_args.project, parsed_args.status, since,
                                        shard, parsed_args.workers, state, summary,
-                                       progress, drivers, auditor):
+                                       progress, drivers, auditor,
+                                       parsed_args.chain):
                     yield row.as_row()
             finally:
                 state.close()

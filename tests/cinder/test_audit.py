@@ -159,7 +159,7 @@ def test_state_resumes_without_reading_finished_backups(fleet, cloud, capsys,
     header, *lines = state.read_text().splitlines()
     assert json.loads(header) == {"selection": {
         "project": None, "status": None, "since": None, "shard": None,
-        "public_keys": False}}
+        "public_keys": False, "chain": False}}
     assert len(lines) == len(fleet)
     # As a kill would leave it: two rows finished, a third half written.
     state.write_text("\n".join([header] + lines[:2]) + "\n" + lines[2][:20])
@@ -290,3 +290,27 @@ def test_public_keys_judge_without_any_key_store(cloud, keys, capsys, tmp_path):
         "forged": audit.INVALID, "legacy": audit.LEGACY}
     assert rows[made["signed"].id]["key_version"] == 2
     assert not os.path.exists(tmp_path / "no-such-keys")
+
+
+def test_chain_gives_an_incremental_the_class_of_a_bad_parent(cloud, capsys,
+                                                                 cinder_conf):  # noqa: F811
+    src = cloud.volume(glance=helpers.GLANCE)
+    full = cloud.backup(src)
+    cloud.write(src, 0, b"newer" * 100)
+    middle = cloud.backup(src, parent=full)
+    cloud.write(src, 0, b"newest" * 100)
+    last = cloud.backup(src, parent=middle)
+    obj = cloud.read_object(full)
+    value = obj["volume_meta"]
+    obj["volume_meta"] = value[:-10] + ("A" if value[-10] != "A" else "B") + value[-9:]
+    cloud.write_object(full, obj)
+
+    code, plain, err = audit_json(capsys, cinder_conf)
+    assert [plain[b.id]["class"] for b in (full, middle, last)] == [
+        audit.INVALID, audit.SEALED_VALID, audit.SEALED_VALID]
+    code, chained, err = audit_json(capsys, cinder_conf, "--chain")
+    assert code == 1
+    assert [chained[b.id]["class"] for b in (full, middle, last)] == [
+        audit.INVALID] * 3
+    for backup in (middle, last):
+        assert chained[backup.id]["reason"].startswith("parent %s: invalid" % full.id)
