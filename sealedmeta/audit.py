@@ -383,14 +383,18 @@ def _gather(paths, sources, carriers, check, progress):
     findings, skipped = ((_scan(paths, carriers, check, progress)
                           if paths or not sources else ([], [])))
     for source in sources:
-        items = list(source.items())
+        # A source may be a generator (the backups of a Cinder database):
+        # its items are checked as they come, the progress shown when the
+        # number is known.
+        items = source.items()
+        total = len(items) if hasattr(items, "__len__") else None
         for done, item in enumerate(items, 1):
             if item.skipped is not None:
                 skipped.append((item.path, item.skipped))
             else:
                 findings.append(check(item))
-            if progress is not None:
-                progress(done, len(items))
+            if progress is not None and total is not None:
+                progress(done, total)
     return findings, skipped
 
 

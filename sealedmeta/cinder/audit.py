@@ -217,6 +217,60 @@ def judge_backup_public(driver, backup, auditor):
     return row
 
 
+class CinderSource:
+    """Every backup of the Cinder database as a
+    :class:`~sealedmeta.carriers.Item` of its metadata's envelope, read
+    through the configured driver as the audit reads it: a source of
+    :mod:`sealedmeta.audit` for ``key destroy --scan-cinder``. A metadata
+    object that cannot be read is an error (it may hold an envelope under
+    the version); a missing one is skipped, an unsealed one is unsealed."""
+
+    def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 drivers=None):
+        self.max_envelope_size = max_envelope_size
+        self.drivers = drivers or reseal.project_drivers()
+        self.carrier = cinder_carrier.CinderMetadataCarrier(max_envelope_size)
+
+    def __str__(self):
+        return "the backups of the Cinder database"
+
+    def items(self):
+        ctxt = cinder_context.get_admin_context()
+        drivers = {}
+        for backup in iter_backups(ctxt):
+            path = "cinder backup %s" % backup.id
+            try:
+                if backup.project_id not in drivers:
+                    drivers[backup.project_id] = self.drivers(backup.project_id)
+                driver = drivers[backup.project_id]
+            except Exception as exc:  # the service user's login, a driver's own
+                yield carriers.Item(path, error="cannot act in project %s: %s"
+                                    % (backup.project_id, exc))
+                continue
+            yield self._item(driver, backup, path)
+
+    def _item(self, driver, backup, path):
+        row = Row(backup.id, backup.project_id, backup.volume_id, backup.status, None)
+        metadata = _read(driver, backup, row)
+        if metadata is None:
+            if row.klass == MISSING:
+                return carriers.Item(path, skipped=row.reason)
+            if row.klass == UNREADABLE:
+                return carriers.Item(path, error=row.reason)
+            return carriers.Item(path, malformed=row.reason)
+        value = metadata.get("volume_meta")
+        if not vm.is_sealed(value):
+            return carriers.Item(path, malformed="volume_meta is not sealed",
+                                 unsealed=True)
+        try:
+            raw = envelope.dearmor(value, self.max_envelope_size)
+        except exceptions.InvalidEnvelope as exc:
+            return carriers.Item(path, malformed=str(exc))
+        return carriers.Item(path, carried=carriers.Carried(
+            self.carrier, raw, b"",
+            expected_context=vm.context_for(backup.id, backup.volume_id)))
+
+
 # A chain's member is worse than valid when it is none of these.
 _CHAIN_OK = (SEALED_VALID, LEGACY)
 CHAIN_CACHE = 1024   # parents' rows kept while an audit runs (most recent)

@@ -147,10 +147,11 @@ class KeyReinstate(_SetState):
 class KeyDestroy(show.ShowOne):
     """Destroy a retired version's key material, for good.
 
-    Refused while a scan of the backup stores (--scan PATH ..., and
-    --ceph-pool POOL for a Ceph backup pool) finds envelopes under the
-    version (or files it cannot read), and refused without a scan, unless
-    --force. The active version is never destroyed.
+    Refused while a scan of the backup stores (--scan PATH ..., --ceph-pool
+    POOL for a Ceph backup pool, --scan-cinder CINDER_CONF for every backup
+    of a Cinder database) finds envelopes under the version (or files it
+    cannot read), and refused without a scan, unless --force. The active
+    version is never destroyed.
     """
 
     def get_parser(self, prog_name):
@@ -165,17 +166,39 @@ class KeyDestroy(show.ShowOne):
                             help="Destroy even without --scan, or although the"
                                  " scan found envelopes under the version.")
         scan_cmd.add_ceph_options(parser)
+        parser.add_argument("--scan-cinder", metavar="CINDER_CONF",
+                            help="Also scan every backup of the Cinder database"
+                                 " this cinder.conf names, each read through"
+                                 " its configured backup driver.")
         return parser
+
+    def _cinder_sources(self, parsed_args):
+        if not parsed_args.scan_cinder:
+            return []
+        try:
+            from sealedmeta.cinder import audit as cinder_audit
+            from sealedmeta.cinder import cli as cinder_cli
+            from sealedmeta.cinder import reseal
+        except ImportError:
+            raise common.CommandError(
+                "--scan-cinder needs the cinder package in this environment")
+        cinder_cli.load_cinder_conf([parsed_args.scan_cinder])
+        try:
+            return [cinder_audit.CinderSource(
+                self.app.conf.sealedmeta.max_envelope_size)]
+        except reseal.SetupError as exc:
+            raise common.CommandError(str(exc)) from None
 
     def take_action(self, parsed_args):
         version = parse_version(parsed_args.version)
+        sources = self._cinder_sources(parsed_args)
         try:
             with coordinator(self.app) as coord:
                 result = admin.destroy(
                     self.app.store, parsed_args.name, version, coord,
                     scan=parsed_args.scan, force=parsed_args.force,
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
-                    sources=scan_cmd.ceph_sources(self.app, parsed_args),
+                    sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
                     settle=admin.settle_window(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:
             raise common.CommandError(str(exc)) from None

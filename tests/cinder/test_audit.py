@@ -314,3 +314,36 @@ def test_chain_gives_an_incremental_the_class_of_a_bad_parent(cloud, capsys,
         audit.INVALID] * 3
     for backup in (middle, last):
         assert chained[backup.id]["reason"].startswith("parent %s: invalid" % full.id)
+
+
+def test_key_destroy_scan_cinder_refuses_while_a_backup_is_under_the_version(
+        cloud, keys, capsys, cinder_conf, tmp_path):  # noqa: F811
+    """key destroy --scan-cinder reads every backup of the Cinder database
+    through the driver: a version is not destroyed while any backup's
+    metadata is under it (legacy and missing objects do not hold it)."""
+    from sealedmeta.cinder import options
+
+    old = cloud.backup(cloud.volume(glance=helpers.GLANCE))
+    keys.rotate("cinder-backup")
+    keys.set_state("cinder-backup", 1, "retired")
+    options.clear_sealer_cache()
+    cloud.backup(cloud.volume(glance=helpers.GLANCE))             # version 2
+    cloud.backup(cloud.volume(), cls=helpers.stock_class())        # legacy
+    gone = cloud.backup(cloud.volume(glance=helpers.GLANCE))
+    os.unlink(cloud.metadata_path(gone))                           # missing
+    conf = tmp_path / "sealedmeta.conf"
+    # cache_ttl = 0: no agent runs beside the test's key destroy.
+    conf.write_text("[sealedmeta]\nkey_repository = %s\ncache_ttl = 0\n" % keys.path)
+
+    code, out, err = run_cli(capsys, "--config-file", str(conf), "key", "destroy",
+                             "cinder-backup", "1", "--scan-cinder", cinder_conf)
+    assert code == 1, err
+    assert "the scan found 1 envelope under it: cinder backup %s" % old.id in err
+    assert keys.get_keyring("cinder-backup").version(1).state.value == "retired"
+
+    cloud.driver().delete_backup(old)
+    old.destroy()
+    code, out, err = run_cli(capsys, "--config-file", str(conf), "key", "destroy",
+                             "cinder-backup", "1", "--scan-cinder", cinder_conf)
+    assert code == 0, err
+    assert keys.get_keyring("cinder-backup").version(1).state.value == "destroyed"
