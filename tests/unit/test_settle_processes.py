@@ -5,7 +5,9 @@ is ever sealed under the version that is then destroyed: every envelope the
 agent wrote, before and after the destroy, opens with a fresh Sealer.
 
 Bounded by counts (lines the agent printed); the only timers are the
-settle window the library itself waits for and hang guards."""
+settle window the library itself waits for and hang guards. The refused
+retire is asked with a 600 s window, so its verdict does not depend on how
+long the commands take."""
 
 import os
 import subprocess
@@ -51,6 +53,8 @@ def test_no_envelope_is_sealed_under_a_version_later_destroyed(tmp_path):
     stop = tmp_path / "stop"
     config = sm_cli.write_config(tmp_path / "agent.conf",
                                  sealedmeta={"cache_ttl": CACHE_TTL})
+    long_window = sm_cli.write_config(tmp_path / "operator-600.conf",
+                                      sealedmeta={"cache_ttl": 600})
     agent = subprocess.Popen(
         [sys.executable, "-c", _AGENT, str(repo), RING, str(out),
          str(partial), str(stop), str(CACHE_TTL)],
@@ -65,8 +69,14 @@ def test_no_envelope_is_sealed_under_a_version_later_destroyed(tmp_path):
         code, _, err = cli("rekey", RING)
         assert code == 0, err
         # Inside the window: refused, naming the time left; nothing changes.
-        code, _, err = cli("key", "retire", RING, "1")
+        # Asked with a window far longer than the agent's (an operator whose
+        # cache_ttl is 600 s), so that however slow the machine, the retire
+        # is inside it: CACHE_TTL alone could pass before the command runs.
+        code, _, err = sm_cli.run(("key", "retire", RING, "1"), tmp_path, repo,
+                                  long_window)
         assert code == 1 and "s left" in err, err
+        assert FileKeyStore(str(repo)).get_keyring(RING).version(1).state.value \
+            == "decrypt-only"
         # The agent keeps sealing meanwhile (under version 1 until its
         # cache expires).
         assert len(sm_cli.read_lines(agent, 20, agent.stdout)) == 20
