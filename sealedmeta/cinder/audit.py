@@ -279,55 +279,81 @@ CHAIN_CACHE = 1024   # parents' rows kept while an audit runs (most recent)
 class ChainJudge:
     """Judges a backup's parents, nearest first, with the backup's own judge
     (``judge(driver, backup) -> Row``), as a restore of it needs them all;
-    parents' rows are kept for the incrementals that share them."""
+    parents' rows are kept for the incrementals that share them.
+
+    The database is read only by :meth:`lineage`, in the thread that pages
+    it: a connection (SQLite's above all) is not shared between threads.
+    :meth:`apply`, in the workers, only reads the store."""
 
     def __init__(self, ctxt, judge):
-        self.ctxt = ctxt
+        self.ctxt = ctxt.elevated(read_deleted="yes")
         self.judge = judge
-        self._rows = collections.OrderedDict()
+        self._parents = collections.OrderedDict()  # id -> Backup or None
+        self._rows = collections.OrderedDict()     # id -> Row
         self._lock = threading.Lock()
 
-    def _parent(self, driver, parent_id):
-        """``(row, its own parent's id)`` of backup *parent_id*."""
-        with self._lock:
-            found = self._rows.get(parent_id)
-            if found is not None:
-                self._rows.move_to_end(parent_id)
-                return found
-        try:
-            parent = objects.Backup.get_by_id(
-                self.ctxt.elevated(read_deleted="yes"), parent_id)
-        except exception.BackupNotFound:
-            found = (Row(parent_id, None, None, None, MISSING,
-                         reason="no such backup in the database"), None)
-        else:
-            found = (self.judge(driver, parent), parent.parent_id)
-        with self._lock:
-            self._rows[parent_id] = found
-            while len(self._rows) > CHAIN_CACHE:
-                self._rows.popitem(last=False)
-        return found
+    @staticmethod
+    def _keep(cache, key, value):
+        cache[key] = value
+        while len(cache) > CHAIN_CACHE:
+            cache.popitem(last=False)
 
-    def apply(self, driver, backup, row):
-        """*row* (the backup's own) with the class of its first parent that
-        is neither sealed-valid nor legacy, and a reason naming it."""
-        if row.klass not in _CHAIN_OK:
-            return row
-        parent_id, seen = backup.parent_id, {backup.id}
+    def lineage(self, backup):
+        """*backup*'s parents, nearest first: Backup objects, None for one
+        not in the database (the last), or the id where the chain loops
+        back (the last)."""
+        found, parent_id, seen = [], backup.parent_id, {backup.id}
         while parent_id:
             if parent_id in seen:   # a loop in the database: refused too
-                row.klass = INVALID
-                row.reason = "parent %s: a loop in the chain" % parent_id
-                return row
+                found.append(parent_id)
+                break
             seen.add(parent_id)
-            parent, next_id = self._parent(driver, parent_id)
-            if parent.klass not in _CHAIN_OK:
-                row.klass = parent.klass
-                row.reason = "parent %s: %s%s" % (
-                    parent_id, parent.klass,
-                    " (%s)" % parent.reason if parent.reason else "")
+            if parent_id in self._parents:
+                parent = self._parents[parent_id]
+                self._parents.move_to_end(parent_id)
+            else:
+                try:
+                    parent = objects.Backup.get_by_id(self.ctxt, parent_id)
+                except exception.BackupNotFound:
+                    parent = None
+                self._keep(self._parents, parent_id, parent)
+            if parent is None:
+                found.append(Row(parent_id, None, None, None, MISSING,
+                                 reason="no such backup in the database"))
+                break
+            found.append(parent)
+            parent_id = parent.parent_id
+        return found
+
+    def _row(self, driver, parent):
+        with self._lock:
+            row = self._rows.get(parent.id)
+            if row is not None:
+                self._rows.move_to_end(parent.id)
                 return row
-            parent_id = next_id
+        row = self.judge(driver, parent)
+        with self._lock:
+            self._keep(self._rows, parent.id, row)
+        return row
+
+    def apply(self, driver, row, lineage):
+        """*row* (the backup's own) with the class of its first parent in
+        *lineage* that is neither sealed-valid nor legacy, and a reason
+        naming it."""
+        if row.klass not in _CHAIN_OK:
+            return row
+        for parent in lineage:
+            if isinstance(parent, str):
+                row.klass = INVALID
+                row.reason = "parent %s: a loop in the chain" % parent
+                return row
+            judged = parent if isinstance(parent, Row) else self._row(driver, parent)
+            if judged.klass not in _CHAIN_OK:
+                row.klass = judged.klass
+                row.reason = "parent %s: %s%s" % (
+                    judged.backup_id, judged.klass,
+                    " (%s)" % judged.reason if judged.reason else "")
+                return row
         return row
 
 
@@ -512,7 +538,7 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
             cache[project_id] = drivers(project_id)
         return cache[project_id]
 
-    def one(backup):
+    def one(backup, lineage):
         try:
             driver = driver_for(backup.project_id)
         except Exception as exc:  # the service user's login, a driver's own
@@ -521,7 +547,7 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
                        % (backup.project_id, exc))
         row = judge(driver, backup)
         if chains is not None:
-            row = chains.apply(driver, backup, row)
+            row = chains.apply(driver, row, lineage)
         return row
 
     done = 0
@@ -548,7 +574,8 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
                 done += 1
                 yield recorded
                 continue
-            window.append(pool.submit(one, backup))
+            lineage = chains.lineage(backup) if chains is not None else ()
+            window.append(pool.submit(one, backup, lineage))
             # A bounded window: memory stays flat whatever the database holds.
             yield from drain(workers * 4)
         yield from drain(0)

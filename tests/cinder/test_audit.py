@@ -316,6 +316,49 @@ def test_chain_gives_an_incremental_the_class_of_a_bad_parent(cloud, capsys,
         assert chained[backup.id]["reason"].startswith("parent %s: invalid" % full.id)
 
 
+def test_chain_refuses_a_loop_in_the_database(cloud, capsys, cinder_conf):  # noqa: F811
+    src = cloud.volume(glance=helpers.GLANCE)
+    first = cloud.backup(src)
+    cloud.write(src, 0, b"newer" * 100)
+    second = cloud.backup(src, parent=first)
+    first.parent_id = second.id     # what a broken or edited database says
+    first.save()
+
+    code, rows, err = audit_json(capsys, cinder_conf, "--chain")
+    assert code == 1, err
+    for backup in (first, second):
+        assert rows[backup.id]["class"] == audit.INVALID
+        assert "a loop in the chain" in rows[backup.id]["reason"]
+
+
+def test_chain_reads_the_database_in_one_thread(cloud, capsys, cinder_conf,  # noqa: F811
+                                                monkeypatch):
+    """Parents are looked up by the thread that pages the database, not
+    by the workers: a database connection (SQLite's in-process one above
+    all) is not shared between threads, and sharing it broke audits."""
+    import threading
+
+    for _ in range(3):
+        src = cloud.volume(glance=helpers.GLANCE)
+        parent = cloud.backup(src)
+        for n in range(3):
+            cloud.write(src, 0, b"%d" % n * 100)
+            parent = cloud.backup(src, parent=parent)
+    threads = set()
+    real = objects.Backup.get_by_id.__func__
+
+    def get_by_id(cls, *args, **kwargs):
+        threads.add(threading.current_thread())
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(objects.Backup, "get_by_id", classmethod(get_by_id))
+    code, rows, err = audit_json(capsys, cinder_conf, "--chain", "--workers", "4")
+    assert code == 0, err
+    assert len(rows) == 12 and {r["class"] for r in rows.values()} == {
+        audit.SEALED_VALID}
+    assert threads == {threading.current_thread()}
+
+
 def test_key_destroy_scan_cinder_refuses_while_a_backup_is_under_the_version(
         cloud, keys, capsys, cinder_conf, tmp_path):  # noqa: F811
     """key destroy --scan-cinder reads every backup of the Cinder database
