@@ -331,6 +331,26 @@ def test_chain_refuses_a_loop_in_the_database(cloud, capsys, cinder_conf):  # no
         assert "a loop in the chain" in rows[backup.id]["reason"]
 
 
+def test_chain_gives_missing_for_a_parent_not_in_the_database(cloud, capsys,
+                                                             cinder_conf):  # noqa: F811
+    import uuid
+
+    src = cloud.volume(glance=helpers.GLANCE)
+    first = cloud.backup(src)
+    cloud.write(src, 0, b"newer" * 100)
+    second = cloud.backup(src, parent=first)
+    gone = str(uuid.uuid4())
+    second.parent_id = gone
+    second.save()
+
+    code, rows, err = audit_json(capsys, cinder_conf, "--chain")
+    assert code == 1, err
+    assert rows[first.id]["class"] == audit.SEALED_VALID
+    assert rows[second.id]["class"] == audit.MISSING
+    assert rows[second.id]["reason"] == (
+        "parent %s: missing (no such backup in the database)" % gone)
+
+
 def test_chain_reads_the_database_in_one_thread(cloud, capsys, cinder_conf,  # noqa: F811
                                                 monkeypatch):
     """Parents are looked up by the thread that pages the database, not
