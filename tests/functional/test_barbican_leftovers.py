@@ -25,6 +25,7 @@ from sealedmeta import admin
 from sealedmeta import coordination
 from sealedmeta import exceptions
 from sealedmeta.keystores import barbican as barbican_store
+from tests import tries
 
 CTX = {"backup_id": "leftover-backup", "volume_id": "leftover-volume"}
 META = {"glance": {"image_id": "img-1", "billing": "x"}}
@@ -109,13 +110,28 @@ def make(client, name, secret_type="symmetric", meta=None, consumer=None):
     return uuid_of(ref)
 
 
+# (seconds waited, safe age): the secrets made before the wait are older
+# than the safe age (Barbican's times are whole seconds), the one made after
+# it must still be younger when the rekey lists it; a try where the rekey
+# came too late for that is run again with longer ones.
+AGES = ((6.0, 5.0), (16.0, 15.0), (46.0, 45.0))
+
+
 def test_leftovers_are_reported_and_rekey_removes_only_stale_unlisted_ones(
         barbican_noauth, open_store, sealedmeta_cli, tmp_path, monkeypatch,
         caplog, ring_name):
-    bk = barbican_noauth
+    tries.until_conclusive(
+        lambda ages, attempt: _leftovers(
+            barbican_noauth, open_store, sealedmeta_cli,
+            tmp_path, monkeypatch, caplog,
+            "%s-%d" % (ring_name, attempt), *ages),
+        AGES)
+
+
+def _leftovers(bk, open_store, sealedmeta_cli, tmp_path, monkeypatch, caplog,
+               name, wait, stale):
     client = bk.barbican_client()
     store = open_store(bk.conf_path)
-    name = ring_name
     store.create_keyring(name, signing=True)
     envelopes = [Sealer(store, keyring=name, cache_ttl=0).seal(META, CTX)]
     store.rotate(name)
@@ -188,20 +204,27 @@ def test_leftovers_are_reported_and_rekey_removes_only_stale_unlisted_ones(
     # Once they are older than the safe age, the next rekey removes the
     # unlisted pending ones, their signing keys and the stray tombstone --
     # but not a pending secret made just before it (a rotation in flight).
-    time.sleep(3.5)
+    time.sleep(wait)
+    made_at = time.monotonic()
     in_flight = make(client, prefix + "v5", meta=meta(5, "pending"),
                      consumer=name)
-    monkeypatch.setattr(barbican_store.cleanup, "STALE_AGE", 2.0)
+    monkeypatch.setattr(barbican_store.cleanup, "STALE_AGE", stale)
     caplog.set_level("INFO", logger="sealedmeta.admin")
     result = admin.rekey(store, name, coord)
+    took = time.monotonic() - made_at
+    if took + 1 >= stale:
+        monkeypatch.undo()      # the next try starts from the default age
+        raise tries.Inconclusive(
+            "the rekey listed the secret made %.1fs before, not surely younger"
+            " than the safe age of %gs" % (took, stale))
     assert result.version.number == 5
     actions = {f.ref: f.action for f in result.leftovers}
     removed = {pending_a, sign_a, bare_b, sign_c, tomb_e}
     assert actions == dict(
         {uuid: "removed" for uuid in removed},
         **{listed_d: expected[listed_d], other_f: expected[other_f],
-           in_flight: "kept: younger than 2s (a rotation in flight may still"
-                      " claim it)"})
+           in_flight: "kept: younger than %gs (a rotation in flight may still"
+                      " claim it)" % stale})
     for uuid in made:
         assert exists(client, uuid) == (uuid not in removed), made[uuid]
     assert exists(client, in_flight)
