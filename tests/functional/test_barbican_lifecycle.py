@@ -94,8 +94,8 @@ def _lifecycle(barbican_keystone, agents, sealedmeta_cli, open_store,
     # A is inside its TTL: it still seals under version 1, with no request.
     r = a.ok("seal", metadata=META, context=CTX)
     if r["age"] >= a_ttl:
-        raise tries.Inconclusive("the rotation took longer than A's cache_ttl"
-                            " of %ss: %r" % (a_ttl, r))
+        raise tries.Inconclusive("the rotation took longer than A's"
+                                 " cache_ttl of %ss: %r" % (a_ttl, r))
     assert (r["version"], r["loads"]) == (1, 0)
     # Once its cache_ttl has passed, A seals under version 2 (one read).
     _wait_past_ttl(r, a_ttl)
@@ -121,8 +121,8 @@ def _lifecycle(barbican_keystone, agents, sealedmeta_cli, open_store,
     r = a.ok("open", envelope=e3["envelope"], context=CTX)
     assert r["metadata"] == META
     if r["age"] >= a_ttl:
-        raise tries.Inconclusive("the rotation and B's wait took longer than A's"
-                            " cache_ttl of %ss: %r" % (a_ttl, r))
+        raise tries.Inconclusive("the rotation and B's wait took longer than"
+                                 " A's cache_ttl of %ss: %r" % (a_ttl, r))
     assert r["loads"] == 1, r
     # ... after which A seals under version 3 at once, with no request.
     r = a.ok("seal", metadata=META, context=CTX)
