@@ -6,7 +6,8 @@ are plug-ins of the ``sealedmeta.carriers`` entry-point namespace; the
 built-in ``raw`` carrier handles files that hold one envelope, raw bytes or
 armoured text (``sealedmeta:...`` with an optional final newline). Another
 package adds a carrier by registering a :class:`Carrier` subclass there; it
-is called as ``cls(max_envelope_size)``.
+is called as ``cls(max_envelope_size, max_object_size=N)`` (*N* None: the
+carrier's own default).
 
 :func:`scan` walks PATHs (files and directories) and yields one
 :class:`Item` per regular file, telling what it holds: an envelope (with the
@@ -60,8 +61,13 @@ class Carrier(abc.ABC):
     #: file positively owns it
     priority = 100
 
-    def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE):
+    def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 max_object_size=None):
         self.max_envelope_size = max_envelope_size
+        #: Largest file read of a kind that holds more than the envelope
+        #: (``[sealedmeta] max_metadata_object_size``); None: the
+        #: carrier's own default. The raw carrier's files are envelopes.
+        self.max_object_size = max_object_size
 
     @abc.abstractmethod
     def sniff(self, path, head):
@@ -181,8 +187,10 @@ class RawCarrier(Carrier):
         return bytes(new_envelope)
 
 
-def load_carriers(max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE):
-    """Every installed carrier, in the order they are asked.
+def load_carriers(max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                  max_object_size=None):
+    """Every installed carrier, in the order they are asked, each made with
+    these limits (see :class:`Carrier`).
 
     ``raw`` is always there, even when the package's entry points are not
     installed (running from a source tree).
@@ -195,6 +203,7 @@ def load_carriers(max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE):
 
     manager = extension.ExtensionManager(
         NAMESPACE, invoke_on_load=True, invoke_args=(max_envelope_size,),
+        invoke_kwds={"max_object_size": max_object_size},
         on_load_failure_callback=failed)
     carriers = [ext.obj for ext in manager if isinstance(ext.obj, Carrier)]
     if not any(c.name == RawCarrier.name for c in carriers):

@@ -7,6 +7,12 @@ from oslo_config import cfg
 from sealedmeta import envelope
 
 GROUP = "sealedmeta"
+
+#: Largest Cinder backup metadata object read (``max_metadata_object_size``).
+#: Cinder's are kilobytes: a chunk list entry is about 290 bytes, so 8 MiB
+#: lists some 28 000 chunks (1.4 TB at Swift's and S3's default 50 MB
+#: objects).
+DEFAULT_MAX_METADATA_OBJECT_SIZE = 8 * 1024 * 1024
 COORDINATION_GROUP = "coordination"
 
 sealedmeta_opts = [
@@ -44,6 +50,19 @@ sealedmeta_opts = [
     cfg.IntOpt("max_envelope_size", default=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
                min=1024, max=64 * 1024 * 1024,
                help="Largest envelope accepted, in bytes (before armour)."),
+    cfg.IntOpt("max_metadata_object_size",
+               default=DEFAULT_MAX_METADATA_OBJECT_SIZE, min=64 * 1024,
+               help="Largest Cinder backup metadata object read, in bytes:"
+                    " a chunked driver's <prefix>_metadata object or a Ceph"
+                    " backup's backup.<id>.meta, by a restore, reseal,"
+                    " export, 'cinder audit', 'key destroy --scan-cinder'"
+                    " and 'verify' / 'rewrap' / '--ceph-pool'. A larger one"
+                    " is refused as too large from the size its store"
+                    " reports, before its body is read. Cinder's are"
+                    " kilobytes plus about 290 bytes per chunk of the"
+                    " backup: the default covers some 28 000 chunks (1.4 TB"
+                    " at Swift's and S3's default 50 MB chunks). Parsing one"
+                    " costs at most about twelve times this in memory."),
 ]
 
 

@@ -58,9 +58,10 @@ class CinderMetadataCarrier(carriers.Carrier):
     priority = 40
 
     def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
-                 max_object_size=metadata_object.DEFAULT_MAX_SIZE):
-        super().__init__(max_envelope_size)
-        self.max_object_size = max_object_size
+                 max_object_size=None):
+        super().__init__(max_envelope_size, (
+            metadata_object.DEFAULT_MAX_SIZE if max_object_size is None
+            else max_object_size))
 
     def sniff(self, path, head):
         # By name alone: what the content says cannot decide whether an

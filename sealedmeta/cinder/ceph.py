@@ -28,17 +28,18 @@ back without its metadata (or, for an RBD backup, failed with
 ``rbd.ImageNotFound`` looking for its restore point there).
 """
 
+from oslo_config import cfg
+
 from cinder.backup.drivers import ceph as _stock
 from cinder import exception
 from cinder import utils
 from cinder.volume.drivers import rbd as rbd_driver
 
 from sealedmeta.cinder import ceph_pool
+from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
 
-# Longer objects are refused unread to the end (a sealed one is a few KiB);
-# the same limit as an audit of the pool.
-MAX_OBJECT_SIZE = ceph_pool.MAX_OBJECT_SIZE
+CONF = cfg.CONF
 
 
 class _CephMetadataObject:
@@ -52,23 +53,25 @@ class _CephMetadataObject:
 
     def read_meta_text(self, backup, required=False):
         """The object's text; when there is no such object, None, or with
-        *required* an ``InvalidBackup`` saying it is missing."""
+        *required* an ``InvalidBackup`` saying it is missing. Read by the one
+        bounded reader: refused unread over ``[sealedmeta]
+        max_metadata_object_size``."""
         name = self.meta_object_name(backup)
         pool = self._meta_pool(backup)
         with utils.tpool_wrap(rbd_driver.RADOSClient(self, pool)) as client:
             try:
-                size, _ = client.ioctx.stat(name)
+                data = ceph_pool.read_object(
+                    client.ioctx, name, CONF.sealedmeta.max_metadata_object_size)
             except self.rados.ObjectNotFound:
                 if required:
                     raise exception.InvalidBackup(
                         reason="metadata object %s of backup %s is missing from"
                         " pool %s" % (name, backup["id"], pool))
                 return None
-            if size > MAX_OBJECT_SIZE:
+            except metadata_object.ObjectTooLarge as exc:
                 raise exception.InvalidBackup(
-                    reason="the metadata object %s of backup %s is %d bytes long"
-                    % (name, backup["id"], size))
-            data = client.ioctx.read(name, length=MAX_OBJECT_SIZE + 1)
+                    reason="metadata object %s of backup %s: %s"
+                    % (name, backup["id"], exc))
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:

@@ -16,8 +16,9 @@ envelopes of a pool without copying it to files.
   ``volume-<volume id>.backup.base``, for the backups of the chain). An object
   of a backup with no image in the pool is ``malformed``: which volume its
   envelope must be sealed for is unknown.
-* Each object is stat'ed first and refused unread over
-  :data:`MAX_OBJECT_SIZE`; at most that many bytes plus one are read.
+* Each object is stat'ed first and refused unread over the limit
+  (``[sealedmeta] max_metadata_object_size``); at most that many bytes
+  plus one are read (:func:`read_object`).
 * An object whose content is not an armoured envelope (a stock backup's
   plain JSON, or a forgery) is ``unsealed``; one sealed for another backup
   is ``context-mismatch``.
@@ -32,10 +33,9 @@ from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import carriers
 from sealedmeta.cinder import carrier as cinder_carrier
+from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import volume_meta as vm
 
-# Longer objects are refused unread (a sealed one is a few KiB).
-MAX_OBJECT_SIZE = 1024 * 1024
 # Seconds to wait for the cluster before giving up.
 CONNECT_TIMEOUT = 30
 
@@ -54,10 +54,6 @@ class CephMetadataCarrier(cinder_carrier.CinderMetadataCarrier):
     """A Ceph backup's ``backup.<id>.meta`` object: the armour itself."""
 
     name = "ceph-metadata"
-
-    def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
-                 max_object_size=MAX_OBJECT_SIZE):
-        super().__init__(max_envelope_size, max_object_size)
 
     def sniff(self, path, head):
         # Only CephPool hands objects to this carrier; never a file.
@@ -89,11 +85,12 @@ class CephPool:
     """The ``backup.<id>.meta`` objects of one pool, as Items."""
 
     def __init__(self, pool, conffile=None, user=None,
-                 max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE):
+                 max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                 max_object_size=None):
         self.pool = pool
         self.conffile = conffile
         self.user = user
-        self.carrier = CephMetadataCarrier(max_envelope_size)
+        self.carrier = CephMetadataCarrier(max_envelope_size, max_object_size)
 
     def __str__(self):
         return "Ceph pool %s" % self.pool
@@ -136,18 +133,12 @@ class CephPool:
 
     def _item(self, rados, ioctx, name, volumes):
         path = self.path(name)
-        limit = self.carrier.max_file_size()
         try:
-            size, _ = ioctx.stat(name)
-            if size > limit:
-                return carriers.Item(path, malformed="object of %d bytes is over"
-                                     " the %d byte limit" % (size, limit))
-            data = ioctx.read(name, length=limit + 1)
+            data = read_object(ioctx, name, self.carrier.max_file_size())
+        except metadata_object.ObjectTooLarge as exc:
+            return carriers.Item(path, malformed=str(exc))
         except rados.Error as exc:
             return carriers.Item(path, error="cannot read: %s" % exc)
-        if len(data) > limit:      # grew since the stat
-            return carriers.Item(path, malformed="object is over the %d byte"
-                                 " limit" % limit)
         backup_id = _META_NAME.match(name).group(1)
         try:
             carried = self.carrier.extract_object(data, backup_id,
@@ -157,6 +148,28 @@ class CephPool:
         except exceptions.InvalidEnvelope as exc:
             return carriers.Item(path, malformed=str(exc))
         return carriers.Item(path, carried=carried)
+
+
+class _RadosObject:
+    """A RADOS object as a reader: ``read(n)`` goes on where the last
+    stopped."""
+
+    def __init__(self, ioctx, name):
+        self.ioctx, self.name, self.offset = ioctx, name, 0
+
+    def read(self, length):
+        data = self.ioctx.read(self.name, length=length, offset=self.offset)
+        self.offset += len(data)
+        return data
+
+
+def read_object(ioctx, name, limit):
+    """The bytes of the RADOS object *name*, through the one bounded reader
+    (:func:`sealedmeta.cinder.metadata_object.read`): over *limit* by its
+    ``stat``, refused unread (``ObjectTooLarge``); at most *limit* + 1
+    bytes read. Raises the bindings' errors (``ObjectNotFound``, ...)."""
+    size, _ = ioctx.stat(name)
+    return metadata_object.read(_RadosObject(ioctx, name), limit, size)
 
 
 def _volumes(ioctx):

@@ -13,8 +13,11 @@ by the stock class before the switch stay restorable, deletable and
 exportable (see :func:`sealedmeta.cinder.mixin.claim_legacy_backups`).
 """
 
+import io
+
 from cinder.backup.drivers import gcs as _stock
 
+from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
 
 
@@ -25,6 +28,25 @@ class SealedGoogleBackupDriver(mixin.SealedMetadataMixin, _stock.GoogleBackupDri
         "cinder.backup.drivers.gcs.GoogleBackupDriver",
         "cinder.backup.drivers.google.GoogleBackupDriver",
     )
+
+    def read_object_bounded(self, bucket, name, limit):
+        """One ranged GET (``bytes=0-<limit>``, Cinder's own downloader and
+        retries): the object's size comes with it (``Content-Range``), and
+        an object over *limit* is refused having received at most *limit* +
+        1 bytes; the rest of its body is never asked for."""
+        received, size = self._first_range(bucket, name, limit)
+        return metadata_object.read(received, limit, size)
+
+    @_stock.gcs_logger
+    def _first_range(self, bucket, name, limit):
+        received = io.BytesIO()
+        request = self.conn.objects().get_media(bucket=bucket, object=name)
+        # Cinder's downloader asks for bytes=<done>-<done + chunksize>.
+        downloader = _stock.GoogleMediaIoBaseDownload(received, request,
+                                                      chunksize=limit)
+        status, _ = downloader.next_chunk(num_retries=self.num_retries)
+        received.seek(0)
+        return received, getattr(status, "total_size", None)
 
 
 mixin.claim_legacy_backups(SealedGoogleBackupDriver)

@@ -1,12 +1,16 @@
-"""The one reader of a Cinder backup's ``<prefix>_metadata`` object.
+"""The one reader of a Cinder backup's metadata object.
 
-Every place that parses such an object -- the ``cinder-metadata`` carrier of
+Every place that reads such an object -- the ``cinder-metadata`` carrier of
 ``sealedmeta verify`` / ``rewrap``, the sealed drivers' judgement at restore,
-``sealedmeta cinder reseal`` -- reads it through :func:`read` and
-:func:`loads`, so all of them refuse the same inputs with the same bounds:
+export, ``sealedmeta cinder reseal`` and audit, Swift's archived versions --
+reads it through :func:`read` and parses it with :func:`loads`, so all of
+them refuse the same inputs with the same bounds:
 
-* at most ``max_size`` bytes are read (default :data:`DEFAULT_MAX_SIZE`);
-  a larger object is refused as too large without reading the rest;
+* an object whose store reports a size over ``max_size`` (default
+  :data:`DEFAULT_MAX_SIZE`, ``[sealedmeta] max_metadata_object_size``)
+  before its body is read -- a file's ``stat``, a ranged GET's
+  ``Content-Range`` -- is refused unread; at most ``max_size + 1`` bytes
+  are read of any object, and a larger one is refused as too large;
 * at most ``max_size // 16`` JSON elements (``[``, ``{``, ``,`` and ``:``,
   counted over the raw bytes, strings included, before anything is
   parsed), so the parsed objects cost a bounded multiple of ``max_size``
@@ -18,18 +22,19 @@ Imports nothing from Cinder.
 """
 
 import errno
-import inspect
 import json
+import os
+import re
+import stat
 
-#: Cinder's metadata objects are kilobytes: a chunk list entry is about
-#: 290 bytes, so 8 MiB lists some 28 000 chunks (1.4 TB at Swift's and S3's
-#: default 50 MB objects). Configurable: ``[sealedmeta]
-#: max_metadata_object_size``.
-DEFAULT_MAX_SIZE = 8 * 1024 * 1024
+from sealedmeta import conf as sm_conf
+
+DEFAULT_MAX_SIZE = sm_conf.DEFAULT_MAX_METADATA_OBJECT_SIZE
 #: Bytes per JSON element allowed: a real object has one element per 26
 #: bytes. Parsed, the worst shapes cost under twelve times the input.
 BYTES_PER_ELEMENT = 16
 MAX_DEPTH = 32
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")
 
 
 class ObjectError(ValueError):
@@ -53,34 +58,60 @@ def _no_duplicates(pairs):
     return result
 
 
-def _takes_size(read):
-    # A named positional parameter only: Cinder's Google reader is wrapped in
-    # gcs_logger's (self, *args, **kwargs) around a read() without a size.
-    try:
-        params = inspect.signature(read).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-               for p in params)
+def _too_large(max_size, size=None):
+    limit = ("over the %d byte limit ([sealedmeta] max_metadata_object_size)"
+             % max_size)
+    if size is None:
+        return ObjectTooLarge("the metadata object is %s" % limit)
+    return ObjectTooLarge("the metadata object is %d bytes, %s: not read"
+                          % (size, limit))
 
 
-def read(reader, max_size=DEFAULT_MAX_SIZE):
-    """At most *max_size* bytes of a Cinder object reader (or file);
-    ObjectTooLarge when there are more.
+def read(reader, max_size=DEFAULT_MAX_SIZE, size=None):
+    """At most *max_size* bytes of *reader*; ObjectTooLarge when it holds
+    more.
 
-    A reader whose ``read`` takes a size (a file: posix, NFS) stops after
-    ``max_size + 1`` bytes; those of Swift, S3 and GCS return the whole
-    object, which is then refused before it is parsed.
+    *reader*'s ``read(n)`` returns at most *n* bytes (a file, a streamed
+    HTTP body); it is read until *max_size* + 1 bytes or its end. *size* is
+    the object's size as its store reported it before any of the body was
+    read (None: not reported): over *max_size*, the object is refused
+    without reading from *reader*.
     """
-    if _takes_size(reader.read):
-        data = reader.read(max_size + 1)
-    else:
-        data = reader.read()
-    if len(data) > max_size:
-        raise ObjectTooLarge(
-            "the metadata object is over the %d byte limit"
-            " ([sealedmeta] max_metadata_object_size)" % max_size)
-    return data
+    if size is not None and size > max_size:
+        raise _too_large(max_size, size)
+    chunks, count = [], 0
+    while count <= max_size:
+        chunk = reader.read(max_size + 1 - count)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count += len(chunk)
+    if count > max_size:
+        raise _too_large(max_size)
+    return b"".join(chunks)
+
+
+def reported_size(content_range=None, content_length=None):
+    """An object's size as a GET's answer reports it before the body: the
+    total of a ranged answer's ``Content-Range`` (``bytes 0-N/TOTAL``, or
+    ``bytes */TOTAL`` when nothing was in range), else the ``Content-Length``
+    of a whole one; None when neither says."""
+    if content_range:
+        total = str(content_range).rpartition("/")[2].strip()
+        return int(total) if _DIGITS.match(total) else None
+    if content_length is not None and _DIGITS.match(str(content_length).strip()):
+        return int(str(content_length).strip())
+    return None
+
+
+def file_size(handle):
+    """The size of the regular file open as *handle*, or None (not a file,
+    or no descriptor to ask)."""
+    try:
+        info = os.fstat(handle.fileno())
+    except (AttributeError, OSError, TypeError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def loads(data, max_size=DEFAULT_MAX_SIZE):
@@ -89,9 +120,7 @@ def loads(data, max_size=DEFAULT_MAX_SIZE):
     Raises ObjectTooLarge or ObjectError, never anything else.
     """
     if len(data) > max_size:
-        raise ObjectTooLarge("the metadata object is over the %d byte limit"
-                             " ([sealedmeta] max_metadata_object_size)"
-                             % max_size)
+        raise _too_large(max_size)
     if isinstance(data, (bytes, bytearray)):
         elements = sum(data.count(c) for c in (b"[", b"{", b",", b":"))
     else:

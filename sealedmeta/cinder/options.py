@@ -7,7 +7,6 @@ from oslo_config import cfg
 
 from sealedmeta import conf as sm_conf
 from sealedmeta import sealer as sm_sealer
-from sealedmeta.cinder import metadata_object
 
 GROUP = sm_conf.GROUP
 
@@ -44,15 +43,6 @@ cinder_opts = [
                     " 'service' field) whose metadata is not sealed. Such"
                     " metadata cannot be authenticated; 'sealedmeta cinder"
                     " reseal' seals it from the Cinder database."),
-    cfg.IntOpt("max_metadata_object_size",
-               default=metadata_object.DEFAULT_MAX_SIZE, min=64 * 1024,
-               help="Largest backup metadata object (<prefix>_metadata) read"
-                    " at restore and by reseal, in bytes; a larger one is"
-                    " refused as too large before it is parsed. Cinder's are"
-                    " kilobytes plus about 290 bytes per chunk of the backup:"
-                    " the default covers some 28 000 chunks (1.4 TB at"
-                    " Swift's and S3's default 50 MB chunks). Parsing one"
-                    " costs at most about twelve times this in memory."),
     cfg.BoolOpt("refuse_permissive_policy", default=False,
                 help="Refuse to start (the sealed backup drivers and"
                      " 'sealedmeta cinder reseal') when Cinder's effective"

@@ -12,13 +12,54 @@ the stock class before the switch stay restorable, deletable and exportable
 (see :func:`sealedmeta.cinder.mixin.claim_legacy_backups`).
 """
 
+from oslo_config import cfg
+
 from cinder.backup.drivers import s3 as _stock
 
+from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
+
+CONF = cfg.CONF
+
+
+@_stock._wrap_exception
+def _call(method, **kwargs):
+    # The stock reader's errors: S3ClientError / S3ConnectionFailure.
+    return method(**kwargs)
+
+
+def _error_code(exc):
+    reason = getattr(exc, "kwargs", {}).get("reason")
+    return str((getattr(reason, "response", None) or {}).get("Error", {}).get("Code"))
 
 
 class _S3Objects:
     """How the sealed S3 class reads and replaces its metadata object."""
+
+    def read_object_bounded(self, bucket, name, limit):
+        """One ranged GET (``Range: bytes=0-<limit>``), streamed: an object
+        whose size (``ContentRange``) is over *limit* is refused before a
+        byte of its body is read, and the store sends at most *limit* + 1
+        bytes of any object."""
+        args = {"Bucket": bucket, "Key": name}
+        if (CONF.backup_s3_sse_customer_algorithm
+                and CONF.backup_s3_sse_customer_key):   # as the stock reader
+            args.update(SSECustomerAlgorithm=CONF.backup_s3_sse_customer_algorithm,
+                        SSECustomerKey=CONF.backup_s3_sse_customer_key)
+        try:
+            response = _call(self.conn.get_object, Range="bytes=0-%d" % limit, **args)
+        except _stock.S3ClientError as exc:
+            # An empty object has no byte 0: the range is not satisfiable.
+            if (_error_code(exc) == "InvalidRange"
+                    and _call(self.conn.head_object, **args).get("ContentLength") == 0):
+                return b""
+            raise
+        body = response["Body"]
+        try:
+            return metadata_object.read(body, limit, metadata_object.reported_size(
+                response.get("ContentRange"), response.get("ContentLength")))
+        finally:
+            body.close()
 
     def remove_superseded_versions(self, backup, name):
         """After *name* was rewritten: remove its older versions in the

@@ -20,14 +20,15 @@ backup's project as the ``[sealedmeta] swift_service_*`` user, who holds
 Swift's reseller admin role.
 """
 
-import json
-
 from oslo_config import cfg
 
 from cinder.backup.drivers import swift as _stock
 from cinder import context as cinder_context
+from cinder import exception
 from sealedmeta import exceptions
+from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
+from sealedmeta.cinder import swift_names
 from sealedmeta.cinder import volume_meta as vm
 
 try:
@@ -39,6 +40,11 @@ CONF = cfg.CONF
 
 SERVICE_OPTS = ("swift_service_auth_url", "swift_service_username",
                 "swift_service_password", "swift_service_project_name")
+# Bytes asked of the HTTP body at a time.
+READ_CHUNK = 64 * 1024
+# Archive entries refused by name that a reseal names one by one; the rest
+# are counted.
+MAX_REFUSED_SHOWN = 10
 
 
 def _not_found(exc):
@@ -50,10 +56,21 @@ def is_plaintext(data):
     """True unless *data* is a metadata object whose ``volume_meta`` is sealed
     (what cannot be parsed may hold anything: it counts as plaintext)."""
     try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
+        obj = metadata_object.loads(data, CONF.sealedmeta.max_metadata_object_size)
+    except metadata_object.ObjectError:
         return True
     return not (isinstance(obj, dict) and vm.is_sealed(obj.get("volume_meta")))
+
+
+def _checked(container, name=None):
+    """Refuse (``InvalidBackup``) a container or object name that could take
+    a request out of the backup's account and container."""
+    try:
+        swift_names.container(container)
+        if name is not None:
+            swift_names.object_name(name)
+    except swift_names.UnsafeName as exc:
+        raise exception.InvalidBackup(reason="refused: %s" % exc) from None
 
 
 class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDriver):
@@ -111,6 +128,47 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
             return cls(ctxt)
         return driver
 
+    # -- request paths: checked names only ------------------------------------
+
+    def put_container(self, container):
+        _checked(container)
+        return super().put_container(container)
+
+    def get_object_writer(self, container, object_name, extra_metadata=None):
+        _checked(container, object_name)
+        return super().get_object_writer(container, object_name,
+                                         extra_metadata=extra_metadata)
+
+    def get_object_reader(self, container, object_name, extra_metadata=None):
+        _checked(container, object_name)
+        return super().get_object_reader(container, object_name,
+                                         extra_metadata=extra_metadata)
+
+    def delete_object(self, container, object_name):
+        _checked(container, object_name)
+        return super().delete_object(container, object_name)
+
+    def read_object_bounded(self, container, name, limit, query=None):
+        """One ranged GET (``bytes=0-<limit>``), streamed: an object whose
+        size (``Content-Range``) is over *limit* is refused before a byte of
+        its body is read, and Swift sends at most *limit* + 1 bytes of any
+        object. *query*: a checked ``version-id=`` query string."""
+        _checked(container, name)
+        try:
+            headers, body = self.conn.get_object(
+                container, name, query_string=query, resp_chunk_size=READ_CHUNK,
+                headers=self._headers({"Range": "bytes=0-%d" % limit}))
+        except Exception as exc:
+            # An empty object has no byte 0: Swift answers 416, bytes */0.
+            if getattr(exc, "http_status", None) == 416 and _size(
+                    getattr(exc, "http_response_headers", None) or {}) == 0:
+                return b""
+            raise
+        try:
+            return metadata_object.read(body, limit, _size(headers))
+        finally:
+            body.close()
+
     # -- versions a rewrite supersedes ----------------------------------------
 
     def remove_superseded_versions(self, backup, name, superseded=is_plaintext):
@@ -122,64 +180,98 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
         ``X-History-Location`` (an archive container, objects named
         ``<3 hex digits of len(name)><name>/<timestamp>``) or object
         versioning (``X-Versions-Enabled``, versions by ``version-id``).
+        The tenant writes the archive's listing: only entries of exactly
+        that shape are read (at most ``max_metadata_object_size`` bytes)
+        and removed (:mod:`~sealedmeta.cinder.swift_names`); any other
+        entry under the prefix is left alone and reported.
         Returns ``(removed, left)``: lists of ``"container/object"`` strings
         (``?version-id=`` appended for object versions); *left* entries end
         with the reason.
         """
         container = backup["container"]
+        _checked(container, name)
+        limit = CONF.sealedmeta.max_metadata_object_size
         headers = self.conn.head_container(container, headers=self._headers())
         removed, left = [], []
-        archive = (headers.get("x-versions-location")
-                   or headers.get("x-history-location"))
-        if archive:
-            prefix = "%03x%s/" % (len(name), name)
-            for entry in self.conn.get_container(archive, prefix=prefix, full_listing=True,
-                                                 headers=self._headers())[1]:
-                where = "%s/%s" % (archive, entry["name"])
-                self._remove_version(where, superseded, removed, left,
-                                     lambda e=entry: self.conn.get_object(
-                                         archive, e["name"], headers=self._headers()),
-                                     lambda e=entry: self.conn.delete_object(
-                                         archive, e["name"], headers=self._headers()))
+        location = (headers.get("x-versions-location")
+                    or headers.get("x-history-location"))
+        if location:
+            self._remove_archived(location, name, limit, superseded, removed, left)
         if str(headers.get("x-versions-enabled", "")).lower() == "true":
-            for entry in self._versions(container, name):
+            for entry in self._listing(container, name, versions=True):
                 version = entry.get("version_id")
                 if (entry.get("name") != name or entry.get("is_latest")
                         or not version
-                        or entry.get("content_type", "").startswith(
+                        or str(entry.get("content_type", "")).startswith(
                             "application/x-deleted")):
                     continue
-                query = "version-id=%s" % version
-                where = "%s/%s?%s" % (container, name, query)
+                where = "%s/%s?version-id=%s" % (container, name, version)
+                try:
+                    query = swift_names.version_query(version)
+                except swift_names.UnsafeName as exc:
+                    left.append("%s (%s: neither read nor removed)" % (where, exc))
+                    continue
                 self._remove_version(where, superseded, removed, left,
-                                     lambda q=query: self.conn.get_object(
-                                         container, name, query_string=q,
-                                         headers=self._headers()),
+                                     lambda q=query: self.read_object_bounded(
+                                         container, name, limit, q),
                                      lambda q=query: self.conn.delete_object(
                                          container, name, query_string=q,
                                          headers=self._headers()))
         return removed, left
 
-    def _versions(self, container, prefix):
-        """Every version listed under *prefix* (swiftclient's full_listing
-        drops the ``versions`` query: page with both markers here)."""
-        listing, marker, version_marker = [], None, None
+    def _remove_archived(self, location, name, limit, superseded, removed, left):
+        try:
+            archive = swift_names.archive_container(location)
+        except swift_names.UnsafeName as exc:
+            left.append("archive %s (%s: not listed)" % (location, exc))
+            return
+        refused = 0
+        for entry in self._listing(archive, swift_names.archive_prefix(name)):
+            entry_name = entry.get("name")
+            where = "%s/%s" % (archive, entry_name)
+            if not swift_names.is_archived_version(entry_name, name):
+                refused += 1
+                if refused <= MAX_REFUSED_SHOWN:
+                    left.append("%s (not a version Swift names so: neither read"
+                                " nor removed)" % where)
+                continue
+            self._remove_version(where, superseded, removed, left,
+                                 lambda e=entry_name: self.read_object_bounded(
+                                     archive, e, limit),
+                                 lambda e=entry_name: self.conn.delete_object(
+                                     archive, e, headers=self._headers()))
+        if refused > MAX_REFUSED_SHOWN:
+            left.append("%d more entries of %s (not versions Swift names so)"
+                        % (refused - MAX_REFUSED_SHOWN, archive))
+
+    def _listing(self, container, prefix, versions=False):
+        """The entries listed under *prefix*, a page at a time (never the
+        whole listing in memory); with *versions* every version (swiftclient's
+        full_listing drops the ``versions`` query: both markers are paged
+        here)."""
+        marker = version_marker = None
         while True:
-            page = self.conn.get_container(container, prefix=prefix, marker=marker,
-                                           version_marker=version_marker,
-                                           query_string="versions",
-                                           headers=self._headers())[1]
+            page = self.conn.get_container(
+                container, prefix=prefix, marker=marker,
+                version_marker=version_marker if versions else None,
+                query_string="versions" if versions else None,
+                headers=self._headers())[1]
             if not page:
-                return listing
-            listing.extend(page)
-            marker, version_marker = page[-1]["name"], page[-1].get("version_id")
+                return
+            yield from page
+            marker = page[-1]["name"]
+            if versions:
+                version_marker = page[-1].get("version_id")
 
     @staticmethod
     def _remove_version(where, superseded, removed, left, get, delete):
         try:
-            if not superseded(get()[1]):
+            if not superseded(get()):
                 return
             delete()
+        except metadata_object.ObjectTooLarge as exc:
+            left.append("%s (%s)" % (where, exc))
+            return
         except Exception as exc:
             if _not_found(exc):  # gone meanwhile: nothing left to remove
                 return
@@ -188,6 +280,11 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
                                      else type(exc).__name__))
             return
         removed.append(where)
+
+
+def _size(headers):
+    return metadata_object.reported_size(headers.get("content-range"),
+                                         headers.get("content-length"))
 
 
 mixin.claim_legacy_backups(SealedSwiftBackupDriver)

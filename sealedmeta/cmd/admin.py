@@ -198,6 +198,7 @@ class KeyDestroy(show.ShowOne):
                     self.app.store, parsed_args.name, version, coord,
                     scan=parsed_args.scan, force=parsed_args.force,
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
+                    carriers=scan_cmd.carriers_of(self.app),
                     sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
                     settle=admin.settle_window(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:

@@ -64,6 +64,13 @@ def parse_temp_age(text):
     return int(text)
 
 
+def carriers_of(app):
+    """The installed carriers, with the limits of *app*'s configuration."""
+    conf = app.conf.sealedmeta
+    return sm_carriers.load_carriers(conf.max_envelope_size,
+                                     conf.max_metadata_object_size)
+
+
 def run_rewrap(app, paths, keyring=None, temp_age=sm_rewrap.DEFAULT_TEMP_AGE):
     """Rewrap *paths* for a command of *app*, with a progress bar on a
     terminal; returns the Summary."""
@@ -72,7 +79,7 @@ def run_rewrap(app, paths, keyring=None, temp_age=sm_rewrap.DEFAULT_TEMP_AGE):
         return sm_rewrap.Rewrapper(
             app.store, keyring=keyring,
             max_envelope_size=app.conf.sealedmeta.max_envelope_size,
-            progress=bar, temp_age=temp_age).run(paths)
+            carriers=carriers_of(app), progress=bar, temp_age=temp_age).run(paths)
     finally:
         bar.close()
 
@@ -158,7 +165,8 @@ def ceph_sources(app, parsed_args):
         return []
     from sealedmeta.cinder import ceph_pool
     return [ceph_pool.CephPool(pool, parsed_args.ceph_conf, parsed_args.ceph_user,
-                               app.conf.sealedmeta.max_envelope_size)
+                               app.conf.sealedmeta.max_envelope_size,
+                               app.conf.sealedmeta.max_metadata_object_size)
             for pool in parsed_args.ceph_pool]
 
 
@@ -219,11 +227,11 @@ class Verify(command.Command):
             return audit.PublicAuditor(
                 public.load(parsed_args.public_keys),
                 max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
-                expect=expect, progress=bar)
+                expect=expect, carriers=carriers_of(self.app), progress=bar)
         return audit.Auditor(
             self.app.store,
             max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
-            expect=expect, progress=bar)
+            expect=expect, carriers=carriers_of(self.app), progress=bar)
 
     def take_action(self, parsed_args):
         bar = progress.for_stream(self.app.stderr, "verify")
