@@ -82,7 +82,7 @@ def sealedmeta_conf(tmp_path, keys):
     options.clear_sealer_cache()
     yield
     for name in ("key_repository", "on_invalid", "legacy_backups", "cache_ttl",
-                 "refresh_interval"):
+                 "refresh_interval", "max_metadata_object_size"):
         CONF.clear_override(name, group="sealedmeta")
     CONF.clear_override("backup_posix_path")
     options.clear_sealer_cache()

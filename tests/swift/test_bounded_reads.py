@@ -1,0 +1,152 @@
+"""Metadata objects a tenant makes huge in its own Swift account are refused
+from the size Swift reports, before their body is read: at restore, in the
+fleet audit (and ``key destroy --scan-cinder``, which reads through it), at
+export of a backup made before the switch, and for the archived versions
+``cinder reseal`` judges. The cap is ``[sealedmeta]
+max_metadata_object_size``.
+
+What Swift sent is read from its own log (the object server's line for the
+GET, with the bytes it sent); what the process held, from tracemalloc."""
+
+import json
+import re
+import time
+import tracemalloc
+
+import pytest
+from oslo_config import cfg
+
+from cinder import exception
+from cinder import objects
+from sealedmeta.cinder import audit as cinder_audit
+
+from tests.swift import helpers
+from tests.swift import test_legacy_and_reseal as legacy_reseal
+
+CONF = cfg.CONF
+LIMIT = 64 * 1024                 # the smallest max_metadata_object_size
+BIG = 32 * 1024 * 1024
+LOG_WAIT = 120                    # hang guard only: a log line is due
+
+
+@pytest.fixture
+def mode():
+    return "per_user"
+
+
+@pytest.fixture
+def limit():
+    CONF.set_override("max_metadata_object_size", LIMIT, group="sealedmeta")
+    return LIMIT
+
+
+def oversized(obj):
+    """*obj* (a metadata object) padded to BIG bytes of valid JSON: the
+    stock reader reads and parses it whole."""
+    obj = dict(obj, padding="")
+    obj["padding"] = "x" * (BIG - len(json.dumps(obj)))
+    return json.dumps(obj).encode()
+
+
+class SwiftLog:
+    """The object server's lines in Swift's log, from now on."""
+
+    def __init__(self, env):
+        self.path = env["logs"]["swift"]
+        with open(self.path, "rb") as handle:
+            self.start = handle.seek(0, 2)
+
+    def sent(self, container, name):
+        """(status, bytes) of each GET of *container*/*name* the object
+        server logged since this was made; waits for the first one."""
+        pattern = re.compile(r'object-server: .*"GET /[^/ ]+/[0-9]+/AUTH_[^/ ]+/%s/%s" '
+                             r"([0-9]{3}) ([0-9]+|-)" % (re.escape(container),
+                                                        re.escape(name)))
+        deadline = time.monotonic() + LOG_WAIT
+        while True:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.start)
+                text = handle.read().decode("utf-8", "replace")
+            found = [(int(status), 0 if size == "-" else int(size))
+                     for status, size in pattern.findall(text)]
+            if found:
+                return found
+            assert time.monotonic() < deadline, "Swift logged no GET of %s/%s" % (
+                container, name)
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def stock_backup(cloud):
+    src = cloud.volume(glance=helpers.GLANCE)
+    backup = cloud.backup(src, cls=helpers.stock_class())
+    cloud.write_raw_object(backup, oversized(cloud.read_object(backup)))
+    return backup
+
+
+def _restore(cloud, backup):
+    target = cloud.new_target()
+    before = cloud.data(target)
+    try:
+        cloud.restore(backup, target)
+    finally:
+        assert cloud.data(target) == before
+        assert cloud.glance(target) == {}
+
+
+def _audit(cloud, backup):
+    row = cinder_audit.judge_backup(cloud.driver(), objects.Backup.get_by_id(
+        cloud.ctxt, backup.id))
+    assert row.klass == cinder_audit.INVALID
+    raise exception.InvalidBackup(reason=row.reason)
+
+
+def _export(cloud, backup):
+    cloud.driver().export_record(objects.Backup.get_by_id(cloud.ctxt, backup.id))
+
+
+@pytest.mark.parametrize("read", [_restore, _audit, _export])
+def test_an_oversized_metadata_object_is_refused_before_its_body(
+        cloud, stores, stock_backup, limit, read):
+    log = SwiftLog(stores["ks"])
+    tracemalloc.start()
+    try:
+        with pytest.raises(exception.InvalidBackup,
+                           match="over the %d byte limit" % LIMIT) as refused:
+            read(cloud, stock_backup)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    container, name = cloud.location(stock_backup)
+    # Swift sent at most the limit and one byte, never the object.
+    assert log.sent(container, name) == [(206, LIMIT + 1)]
+    assert peak < 4 * 1024 * 1024, peak
+    assert ("is %d bytes, over the %d byte limit ([sealedmeta]"
+            " max_metadata_object_size): not read" % (BIG, LIMIT)) in str(refused.value)
+
+
+def test_reseal_leaves_an_oversized_archived_version_unread(
+        cloud, capsys, tmp_path, keys, stores, limit):
+    archive = cloud.container + "-archive"
+    cloud.conn.put_container(archive)
+    cloud.conn.put_container(cloud.container, headers={"X-History-Location": archive})
+    src = cloud.volume(glance=helpers.GLANCE)
+    backup = cloud.backup(src, cls=helpers.stock_class())
+    container, name = cloud.location(backup)
+    # A version named as Swift names them, made huge by the tenant.
+    version = "%03x%s/%s" % (len(name), name, "1700000000.00000")
+    cloud.conn.put_object(archive, version, oversized(cloud.read_object(backup)))
+    conf = legacy_reseal.write_cinder_conf(tmp_path, keys, stores)
+    with open(conf, "a") as handle:          # its last section is [sealedmeta]
+        handle.write("max_metadata_object_size = %d\n" % LIMIT)
+    log = SwiftLog(stores["ks"])
+
+    code, rows, err = legacy_reseal.reseal(capsys, conf, "--backup-id", backup.id)
+
+    row = rows[backup.id]
+    assert code == 1, err
+    assert row["result"] == "resealed-plaintext-left", row
+    assert ("%s/%s (the metadata object is %d bytes, over the %d byte limit"
+            % (archive, version, BIG, LIMIT)) in row["reason"], row
+    assert log.sent(archive, version) == [(206, LIMIT + 1)]
+    assert int(cloud.conn.head_object(archive, version)["content-length"]) == BIG
