@@ -15,6 +15,7 @@ import rados
 from cinder.backup.drivers import ceph as stock_ceph
 
 from sealedmeta.cinder import ceph_pool
+from sealedmeta.cinder import metadata_object
 from tests.ceph import rbd_helpers
 from tests.cinder import helpers
 from tests.cinder.test_reseal import run_cli
@@ -112,7 +113,7 @@ def test_verify_sorts_the_objects_of_a_pool_by_status(rbdc, pool, capsys, conf_f
     assert b"billing_code_licence" in pool.read(stock.id)     # plain JSON
     oversized = rbdc.backup(rbdc.volume(glance=helpers.GLANCE), container=pool.name)
     pool.write_full(oversized.id, pool.read(oversized.id)
-                    + b"A" * ceph_pool.MAX_OBJECT_SIZE)
+                    + b"A" * metadata_object.DEFAULT_MAX_SIZE)
 
     code, report, err = verify(capsys, conf_file, rbdc, pool.name)
     assert code == 1
@@ -127,7 +128,7 @@ def test_verify_sorts_the_objects_of_a_pool_by_status(rbdc, pool, capsys, conf_f
     reasons = {e["path"]: e["reason"] for e in report["envelopes"]}
     assert "backup_id is %r, not %r" % (differential.id, copied.id) in reasons[
         pool.path(copied.id)]
-    assert "over the %d byte limit" % ceph_pool.MAX_OBJECT_SIZE in reasons[
+    assert "over the %d byte limit" % metadata_object.DEFAULT_MAX_SIZE in reasons[
         pool.path(oversized.id)]
     assert report["summary"]["counts"]["valid"] == 2
 

@@ -12,6 +12,7 @@ import rbd
 
 import sealedmeta
 from sealedmeta.cinder import audit
+from sealedmeta.cinder import records
 from cinder.backup.drivers import ceph as stock_ceph
 from cinder import exception
 from cinder import objects
@@ -240,6 +241,33 @@ def test_legacy_reject(rbdc, legacy):
     with pytest.raises(exception.InvalidBackup, match="legacy_backups = reject"):
         rbdc.restore(backup, target, volume_is_new=False)
     assert rbdc.data(target) == before
+
+
+# -- export ----------------------------------------------------------------------
+
+def test_export_of_a_stock_ceph_backup(rbdc, legacy):
+    """Regression: the sealed class exported a backup made before the switch
+    through Cinder's ``_read_metadata``, which ``CephBackupDriver`` does not
+    have (AttributeError); it reads the RADOS object as a restore does."""
+    src, backup = legacy
+    row = objects.Backup.get_by_id(rbdc.ctxt, backup.id)
+    driver = rbdc.driver()
+    info = driver.export_record(row)
+    claim = records.check_claim(driver.sealer, info[records.CLAIM_KEY], backup.id)
+    assert claim.service == rbd_helpers.STOCK_CEPH
+    assert claim.volume_id == src
+    assert claim.digest == records.digest_of(rbdc.raw_object(backup).decode())
+
+
+def test_export_refuses_a_meta_object_over_the_configured_size(rbdc, legacy):
+    src, backup = legacy
+    CONF.set_override("max_metadata_object_size", 64 * 1024, group="sealedmeta")
+    rbdc.write_raw_object(backup, rbdc.raw_object(backup) + b" " * (64 * 1024))
+    size = len(rbdc.raw_object(backup))
+    with pytest.raises(exception.InvalidBackup,
+                       match=r"is %d bytes, over the 65536 byte limit \(\[sealedmeta\]"
+                             r" max_metadata_object_size\): not read" % size):
+        rbdc.driver().export_record(objects.Backup.get_by_id(rbdc.ctxt, backup.id))
 
 
 # -- reseal ----------------------------------------------------------------------

@@ -6,16 +6,19 @@ command line, also on a versioned bucket."""
 
 import base64
 import json
+import tracemalloc
 
 import pytest
 from oslo_config import cfg
 
 import sealedmeta
+from sealedmeta.cinder import audit as cinder_audit
 from cinder.backup.drivers import s3 as stock_s3
 from cinder import exception
 from cinder import objects
 
 from tests.ceph import s3_helpers
+from tests.server_log import ServerLog, rgw_gets
 from tests.cinder import helpers
 from tests.cinder.test_reseal import run_cli
 
@@ -303,3 +306,71 @@ def test_zz_report_refused_counts():
     # Printed for the record (pytest -s); every case above asserts its own.
     print("\nS3 tamper matrix: %d refused before any write: %s"
           % (len(REFUSED), ", ".join(REFUSED)))
+
+
+# -- bounded reads -------------------------------------------------------------
+
+LIMIT = 64 * 1024
+BIG = 32 * 1024 * 1024
+
+
+def _oversized(obj):
+    obj = dict(obj, padding="")
+    obj["padding"] = "x" * (BIG - len(json.dumps(obj)))
+    return json.dumps(obj).encode()
+
+
+def _restore(s3, backup):
+    target = s3.new_target()
+    before = s3.data(target)
+    try:
+        s3.restore(backup, target)
+    finally:
+        assert s3.data(target) == before
+
+
+def _audit(s3, backup):
+    row = cinder_audit.judge_backup(s3.driver(), objects.Backup.get_by_id(s3.ctxt, backup.id))
+    assert row.klass == cinder_audit.INVALID
+    raise exception.InvalidBackup(reason=row.reason)
+
+
+def _export(s3, backup):
+    s3.driver().export_record(objects.Backup.get_by_id(s3.ctxt, backup.id))
+
+
+@pytest.mark.parametrize("read", [_restore, _audit, _export])
+def test_an_oversized_metadata_object_is_refused_before_its_body(s3, legacy, read):
+    """The tenant makes its (pre-switch) backup's metadata object 32 MiB of
+    valid JSON; max_metadata_object_size is 64 KiB. One ranged GET: radosgw
+    reports the size (ContentRange) and sends at most the limit and one
+    byte; the process never holds the object."""
+    src, backup = legacy
+    CONF.set_override("max_metadata_object_size", LIMIT, group="sealedmeta")
+    s3.write_raw_object(backup, _oversized(s3.read_object(backup)))
+    log = ServerLog(s3.ceph.env["logs"]["rgw"])
+    tracemalloc.start()
+    try:
+        with pytest.raises(exception.InvalidBackup,
+                           match="over the %d byte limit" % LIMIT) as refused:
+            read(s3, backup)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # radosgw sent at most the limit and one byte, never the object.
+    assert rgw_gets(log, s3.bucket, s3.metadata_key(backup)) == [(206, LIMIT + 1)]
+    assert peak < 4 * 1024 * 1024, peak
+    assert ("is %d bytes, over the %d byte limit ([sealedmeta]"
+            " max_metadata_object_size): not read" % (BIG, LIMIT)) in str(refused.value)
+
+
+def test_an_empty_metadata_object_is_read_as_empty(s3, legacy):
+    """An empty object has no byte 0: radosgw refuses the range
+    (InvalidRange); it is read as the empty object it is, and refused as
+    not JSON, not as a store error."""
+    src, backup = legacy
+    s3.write_raw_object(backup, b"")
+    assert s3.driver().read_object_bounded(
+        s3.bucket, s3.metadata_key(backup), LIMIT) == b""
+    with pytest.raises(exception.InvalidBackup, match="is not valid JSON"):
+        _audit(s3, backup)

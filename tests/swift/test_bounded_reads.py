@@ -9,8 +9,6 @@ What Swift sent is read from its own log (the object server's line for the
 GET, with the bytes it sent); what the process held, from tracemalloc."""
 
 import json
-import re
-import time
 import tracemalloc
 
 import pytest
@@ -20,13 +18,13 @@ from cinder import exception
 from cinder import objects
 from sealedmeta.cinder import audit as cinder_audit
 
+from tests.server_log import ServerLog, swift_gets
 from tests.swift import helpers
 from tests.swift import test_legacy_and_reseal as legacy_reseal
 
 CONF = cfg.CONF
 LIMIT = 64 * 1024                 # the smallest max_metadata_object_size
 BIG = 32 * 1024 * 1024
-LOG_WAIT = 120                    # hang guard only: a log line is due
 
 
 @pytest.fixture
@@ -46,34 +44,6 @@ def oversized(obj):
     obj = dict(obj, padding="")
     obj["padding"] = "x" * (BIG - len(json.dumps(obj)))
     return json.dumps(obj).encode()
-
-
-class SwiftLog:
-    """The object server's lines in Swift's log, from now on."""
-
-    def __init__(self, env):
-        self.path = env["logs"]["swift"]
-        with open(self.path, "rb") as handle:
-            self.start = handle.seek(0, 2)
-
-    def sent(self, container, name):
-        """(status, bytes) of each GET of *container*/*name* the object
-        server logged since this was made; waits for the first one."""
-        pattern = re.compile(r'object-server: .*"GET /[^/ ]+/[0-9]+/AUTH_[^/ ]+/%s/%s" '
-                             r"([0-9]{3}) ([0-9]+|-)" % (re.escape(container),
-                                                        re.escape(name)))
-        deadline = time.monotonic() + LOG_WAIT
-        while True:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.start)
-                text = handle.read().decode("utf-8", "replace")
-            found = [(int(status), 0 if size == "-" else int(size))
-                     for status, size in pattern.findall(text)]
-            if found:
-                return found
-            assert time.monotonic() < deadline, "Swift logged no GET of %s/%s" % (
-                container, name)
-            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -108,7 +78,7 @@ def _export(cloud, backup):
 @pytest.mark.parametrize("read", [_restore, _audit, _export])
 def test_an_oversized_metadata_object_is_refused_before_its_body(
         cloud, stores, stock_backup, limit, read):
-    log = SwiftLog(stores["ks"])
+    log = ServerLog(stores["ks"]["logs"]["swift"])
     tracemalloc.start()
     try:
         with pytest.raises(exception.InvalidBackup,
@@ -119,7 +89,7 @@ def test_an_oversized_metadata_object_is_refused_before_its_body(
         tracemalloc.stop()
     container, name = cloud.location(stock_backup)
     # Swift sent at most the limit and one byte, never the object.
-    assert log.sent(container, name) == [(206, LIMIT + 1)]
+    assert swift_gets(log, container, name) == [(206, LIMIT + 1)]
     assert peak < 4 * 1024 * 1024, peak
     assert ("is %d bytes, over the %d byte limit ([sealedmeta]"
             " max_metadata_object_size): not read" % (BIG, LIMIT)) in str(refused.value)
@@ -139,7 +109,7 @@ def test_reseal_leaves_an_oversized_archived_version_unread(
     conf = legacy_reseal.write_cinder_conf(tmp_path, keys, stores)
     with open(conf, "a") as handle:          # its last section is [sealedmeta]
         handle.write("max_metadata_object_size = %d\n" % LIMIT)
-    log = SwiftLog(stores["ks"])
+    log = ServerLog(stores["ks"]["logs"]["swift"])
 
     code, rows, err = legacy_reseal.reseal(capsys, conf, "--backup-id", backup.id)
 
@@ -148,5 +118,5 @@ def test_reseal_leaves_an_oversized_archived_version_unread(
     assert row["result"] == "resealed-plaintext-left", row
     assert ("%s/%s (the metadata object is %d bytes, over the %d byte limit"
             % (archive, version, BIG, LIMIT)) in row["reason"], row
-    assert log.sent(archive, version) == [(206, LIMIT + 1)]
+    assert swift_gets(log, archive, version) == [(206, LIMIT + 1)]
     assert int(cloud.conn.head_object(archive, version)["content-length"]) == BIG
