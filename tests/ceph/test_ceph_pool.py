@@ -14,7 +14,6 @@ import rados
 
 from cinder.backup.drivers import ceph as stock_ceph
 
-from sealedmeta.cinder import ceph_pool
 from sealedmeta.cinder import metadata_object
 from tests.ceph import rbd_helpers
 from tests.cinder import helpers
