@@ -142,6 +142,35 @@ def test_verify_reports_a_flipped_bit_and_an_unsealed_object(cloud, keys, capsys
     assert "not sealed" in unsealed["reason"]
 
 
+def test_verify_and_rewrap_take_the_object_size_limit_from_the_configuration(
+        cloud, keys, capsys, tmp_path):
+    """[sealedmeta] max_metadata_object_size bounds the metadata objects
+    verify and rewrap read, as it does for the drivers (verify used a fixed
+    8 MiB whatever the configuration said)."""
+    backup = cloud.backup(cloud.volume(glance=helpers.GLANCE))
+    obj = cloud.read_object(backup)
+    obj["padding"] = "x" * (100 * 1024)
+    cloud.write_object(backup, obj)
+    conf = tmp_path / "sealedmeta.conf"
+    conf.write_text("[sealedmeta]\nmax_metadata_object_size = 65536\n")
+
+    code, report, found = verify(capsys, keys)
+    assert (code, found[_meta_name(backup)]["status"]) == (0, "valid")
+    code, report, found = verify(capsys, keys, "--config-file", str(conf))
+    assert code == 1
+    assert found[_meta_name(backup)]["status"] == "malformed"
+    assert "over the 65536 byte limit" in found[_meta_name(backup)]["reason"]
+
+    keys.rotate("cinder-backup")
+    before = cloud.raw_object(backup)
+    code, out, err = run_cli(capsys, "--key-repository", keys.path, "--config-file",
+                             str(conf), "rewrap", CONF.backup_posix_path, "-f", "json")
+    assert code == 1
+    assert json.loads(out)["failed"] == 1
+    assert "over the 65536 byte limit" in out
+    assert cloud.raw_object(backup) == before
+
+
 def test_verify_expect_pairs_apply(cloud, keys, capsys):
     src = cloud.volume(glance=helpers.GLANCE)
     cloud.backup(src)

@@ -12,6 +12,7 @@ record import and export to administrators (checked with oslo.policy).
 import base64
 import json
 import logging
+import tracemalloc
 
 import pytest
 from oslo_config import cfg
@@ -342,3 +343,26 @@ def test_reseal_ends_the_legacy_claim_of_an_imported_backup(cloud, mgr, legacy):
     target = cloud.new_target()
     with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
         _restore(cloud, mgr, row, target)
+
+
+def test_export_of_an_oversized_legacy_object_is_refused_unread(cloud, mgr, legacy):
+    """Export reads a pre-switch backup's object with the one bounded
+    reader (it used Cinder's, which read and parsed a 24 MiB object whole --
+    about 540 MiB -- and claimed it): refused from its size, unread, with
+    the default limit."""
+    src, backup = legacy
+    obj = cloud.read_object(backup)
+    obj["padding"] = ["x"] * (24 * 1024 * 1024 // 6)
+    cloud.write_object(backup, obj)
+    size = len(cloud.raw_object(backup))
+    assert size > 24 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(exception.InvalidBackup,
+                           match=r"is %d bytes, over the 8388608 byte limit \(\[sealedmeta\]"
+                                 r" max_metadata_object_size\): not read" % size):
+            _export(cloud, mgr, backup)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024, peak
