@@ -28,8 +28,12 @@ Modules:
     the ``cinder-metadata`` carrier of ``sealedmeta verify`` / ``rewrap``.
     No Cinder import.
 ``sealedmeta.cinder.metadata_object``
-    the one bounded reader of ``<prefix>_metadata`` objects, shared by the
-    carrier, the restore judgement and reseal. No Cinder import.
+    the one bounded reader of metadata objects, shared by the carrier, the
+    restore judgement, export, the audit and reseal, over every store. No
+    Cinder import.
+``sealedmeta.cinder.swift_names``
+    the names the sealed Swift class puts in request paths (containers,
+    objects, archived versions, version ids), checked. No Cinder import.
 ``sealedmeta.cinder.policy_check``
     Cinder's effective policy on what sealing cannot protect (Glance image
     metadata, bootable), checked when the drivers and reseal start.
