@@ -22,17 +22,6 @@ from sealedmeta.cinder import mixin
 CONF = cfg.CONF
 
 
-@_stock._wrap_exception
-def _call(method, **kwargs):
-    # The stock reader's errors: S3ClientError / S3ConnectionFailure.
-    return method(**kwargs)
-
-
-def _error_code(exc):
-    reason = getattr(exc, "kwargs", {}).get("reason")
-    return str((getattr(reason, "response", None) or {}).get("Error", {}).get("Code"))
-
-
 class _S3Objects:
     """How the sealed S3 class reads and replaces its metadata object."""
 
@@ -47,11 +36,11 @@ class _S3Objects:
             args.update(SSECustomerAlgorithm=CONF.backup_s3_sse_customer_algorithm,
                         SSECustomerKey=CONF.backup_s3_sse_customer_key)
         try:
-            response = _call(self.conn.get_object, Range="bytes=0-%d" % limit, **args)
-        except _stock.S3ClientError as exc:
+            response = self.conn.get_object(Range="bytes=0-%d" % limit, **args)
+        except _stock.boto_exc.ClientError as exc:
             # An empty object has no byte 0: the range is not satisfiable.
-            if (_error_code(exc) == "InvalidRange"
-                    and _call(self.conn.head_object, **args).get("ContentLength") == 0):
+            if (exc.response.get("Error", {}).get("Code") == "InvalidRange"
+                    and self.conn.head_object(**args).get("ContentLength") == 0):
                 return b""
             raise
         body = response["Body"]
@@ -86,7 +75,7 @@ class _S3Objects:
         return removed, left
 
 
-class SealedS3BackupDriver(mixin.SealedMetadataMixin, _S3Objects,
+class SealedS3BackupDriver(_S3Objects, mixin.SealedMetadataMixin,
                            _stock.S3BackupDriver):
     """S3BackupDriver whose backups' ``volume_meta`` is sealed."""
 
