@@ -84,16 +84,39 @@ def is_terminal(stream):
 
 # -- what reaches a terminal ------------------------------------------------
 
-# C0, DEL, C1, and the undecodable bytes of a file name (surrogateescape:
-# U+DC80..U+DCFF stand for the bytes 0x80..0xFF, C1 among them).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+# What a terminal acts on: C0, DEL, C1; the bidi controls, which reorder
+# what is shown (U+202E makes "gnp.exe" read "exe.png"), and the line and
+# paragraph separators; and the undecodable bytes of a file name
+# (surrogateescape: U+DC80..U+DCFF stand for the bytes 0x80..0xFF, C1
+# among them).
+_PAST_C0 = ("\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+            "\udc80-\udcff")
+_CONTROL = re.compile("[\x00-\x1f%s]" % _PAST_C0)
+# JSON escapes C0 in its strings itself (and a newline outside them is
+# layout).
+_CONTROL_IN_JSON = re.compile("[%s]" % _PAST_C0)
+
+
+def _escape(match):
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        code -= 0xDC00
+    return ("\\x%02x" if code <= 0xFF else "\\u%04x") % code
 
 
 def escaped(text):
-    """*text* with every C0, C1 and DEL character (and every undecodable
-    byte of a file name) written ``\\xNN``: nothing a terminal acts on. For
-    human-readable output only; JSON stays exact."""
-    return _CONTROL.sub(lambda m: "\\x%02x" % (ord(m.group()) & 0xFF), text)
+    """*text* with every character a terminal acts on (C0, DEL, C1, bidi
+    controls) and every undecodable byte of a file name written ``\\xNN``
+    or ``\\uNNNN``. For human-readable output only; JSON stays exact."""
+    return _CONTROL.sub(_escape, text)
+
+
+def json_text(value):
+    """*value* as JSON (indented, keys sorted, text as it is) with every
+    character a terminal acts on written ``\\uNNNN``: the same value for a
+    program, nothing a terminal acts on (JSON escapes C0 only)."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return _CONTROL_IN_JSON.sub(lambda m: "\\u%04x" % ord(m.group()), text)
 
 
 def escaped_tree(value):

@@ -15,6 +15,7 @@ from sealedmeta import exceptions
 from sealedmeta import keystores
 from sealedmeta import sealer as sm_sealer
 from sealedmeta.cmd import common
+from sealedmeta.cmd import formatters
 from sealedmeta.cmd import logs
 
 try:
@@ -105,6 +106,7 @@ class SealedMetaApp(app.App):
     def prepare_to_run_command(self, cmd):
         super().prepare_to_run_command(cmd)
         if isinstance(cmd, display.DisplayCommandBase):
+            formatters.install(cmd)
             common.escape_display(cmd)
 
     @property
