@@ -9,12 +9,43 @@ import sys
 from cliff import columns
 from cliff import lister
 
+from sealedmeta import admin
 from sealedmeta import atomic
 from sealedmeta import exceptions
 
 
+# Exit statuses, the same for every command (docs/source/cli.rst).
+OK = 0
+PROBLEMS = 1     # the command ran and found problems
+CANNOT_RUN = 2   # usage error, bad input, configuration, key store, a bug
+
+# Errors that are a finding about what the command examined, not a failure
+# to run: an envelope that cannot be trusted or opened, a key version that
+# the scan found still in use.
+FINDINGS = (exceptions.InvalidEnvelope, exceptions.KeyUnavailable,
+            admin.VersionInUse)
+
+
+def exit_status(error):
+    """The exit status of a command that raised *error*."""
+    return PROBLEMS if isinstance(error, FINDINGS) else CANNOT_RUN
+
+
 class CommandError(exceptions.SealedMetaError):
-    """Bad command-line input (printed as one line, exit 1)."""
+    """Bad command-line input (printed as one line, exit status 2)."""
+
+
+class FindsProblems:
+    """Mixed into a command whose take_action may find problems: it sets
+    ``self.problems`` and the command exits 1 (a display command's output
+    is printed all the same)."""
+
+    problems = False
+
+    def run(self, parsed_args):
+        self.problems = False
+        status = super().run(parsed_args)
+        return PROBLEMS if self.problems else status
 
 
 def parse_pairs(values, option="--context"):
