@@ -1,3 +1,4 @@
 import setuptools
 
-setuptools.setup()
+# Everything is in setup.cfg (pbr) and pyproject.toml.
+setuptools.setup(pbr=True)
