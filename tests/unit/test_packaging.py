@@ -39,7 +39,7 @@ def git(*args, cwd=TOP):
 def clone(tmp_path):
     """A clone of HEAD with its whole history (tags included)."""
     path = tmp_path / "clone"
-    git("clone", "-q", "--no-local", TOP, str(path))
+    git("clone", "-q", TOP, str(path))
     git("checkout", "-q", git("rev-parse", "HEAD").strip(), cwd=path)
     return path
 
