@@ -69,7 +69,7 @@ def test_the_cli_locks_in_redis(tmp_path, redis_server):
         for argv in (["rekey", RING], ["key", "retire", RING, "1"],
                      ["keyring", "create", RING]):
             code, out, err = sm_cli.run(argv, tmp_path, repo, config)
-            assert code == 1
+            assert code == 2
             assert "timed out after 0.5s waiting for the lock of keyring 'kr'" \
                 in one_line(err)
         assert store.get_keyring(RING) == before
@@ -111,7 +111,7 @@ def test_redis_down_refuses_state_changes(tmp_path):
         t0 = time.monotonic()
         code, out, err = sm_cli.run(argv, tmp_path, repo, config)
         line = one_line(err)
-        assert code == 1 and out == ""
+        assert code == 2 and out == ""
         assert "coordination backend %s is unreachable" % server.url in line
         assert "no keyring state was changed" in line
         assert time.monotonic() - t0 < bound, (argv, bound)
