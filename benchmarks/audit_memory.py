@@ -19,11 +19,9 @@ rate are printed, with the classes its report gives (all must be
 classes: memory is a figure for the performance page.
 """
 
-import argparse
 import collections
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,12 +30,10 @@ import time
 import uuid
 import warnings
 
+import cinder_overhead
+import common
+
 warnings.simplefilter("ignore")
-
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, "benchmarks"))
-
-import cinder_overhead  # noqa: E402
 
 
 class Fleet:
@@ -120,10 +116,9 @@ def audit_child(conf_path, report_path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--sizes", default="1000,100000",
                         help="database sizes, in backups (default 1000,100000)")
-    parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     sizes = sorted(int(n) for n in args.sizes.split(","))
 
@@ -155,13 +150,7 @@ def main(argv=None):
     figures["rss_largest_vs_smallest"] = round(
         figures["sizes"][largest]["peak_rss_mib"]
         / figures["sizes"][smallest]["peak_rss_mib"], 3)
-    figures.update(python=platform.python_version(), cpus=os.cpu_count())
-    text = json.dumps(figures, indent=2, sort_keys=True)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
-    return 0
+    return common.report(figures, args.json)
 
 
 if __name__ == "__main__":

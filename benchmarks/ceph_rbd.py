@@ -19,35 +19,25 @@ RBD image. Printed: seconds per operation (median over the rounds) and the
 sealed/stock ratios. Nothing is asserted.
 """
 
-import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 
+import cinder_overhead
+import common
+
 warnings.simplefilter("ignore")
-
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, "benchmarks"))
-
-import cinder_overhead  # noqa: E402
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
 STOCK = "cinder.backup.drivers.ceph.CephBackupDriver"
 SEALED = "sealedmeta.cinder.ceph.SealedCephBackupDriver"
-
-
-def dev_ceph(*args):
-    subprocess.run([sys.executable, os.path.join(TOP, "tools", "dev-ceph"), *args],
-                   check=True, stdout=subprocess.DEVNULL)
 
 
 class Bench:
@@ -184,34 +174,28 @@ def run(conf, env, gib, rounds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--gib", type=int, default=1, metavar="N")
     parser.add_argument("--rounds", type=int, default=1, metavar="N")
     parser.add_argument("--ceph-dir", metavar="DIR",
                         help="use the running tools/dev-ceph cluster of DIR")
-    parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
 
     workdir = tempfile.mkdtemp(prefix="sealedmeta-ceph-bench-")
     ceph_dir = args.ceph_dir or os.path.join(workdir, "ceph")
     try:
         if not args.ceph_dir:
-            dev_ceph("start", "--dir", ceph_dir)
+            common.dev_tool("dev-ceph", "start", "--dir", ceph_dir)
         with open(os.path.join(ceph_dir, "env.json")) as handle:
             env = json.load(handle)
         conf, _, _ = cinder_overhead.setup(workdir)
         result = run(conf, env, args.gib, args.rounds)
     finally:
         if not args.ceph_dir:
-            dev_ceph("stop", "--dir", ceph_dir)
+            common.dev_tool("dev-ceph", "stop", "--dir", ceph_dir)
         shutil.rmtree(workdir, ignore_errors=True)
-    result.update(python=platform.python_version(), cpus=os.cpu_count())
-    text = json.dumps(result, indent=2, sort_keys=True)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
+    return common.report(result, args.json)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,23 +19,18 @@ client). Printed: backups per second of each (median over the rounds) and
 audit/plain. Nothing is asserted.
 """
 
-import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import uuid
 import warnings
 
+import cinder_overhead
+import common
+
 warnings.simplefilter("ignore")
-
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, "benchmarks"))
-
-import ceph_rbd  # noqa: E402
-import cinder_overhead  # noqa: E402
 
 SEALED_S3 = "sealedmeta.cinder.s3.SealedS3BackupDriver"
 
@@ -66,20 +61,19 @@ def configure(conf, env, bucket):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--backups", type=int, default=400, metavar="N")
     parser.add_argument("--workers", type=int, default=8, metavar="N")
     parser.add_argument("--rounds", type=int, default=3, metavar="N")
     parser.add_argument("--ceph-dir", metavar="DIR",
                         help="use the running tools/dev-ceph cluster of DIR")
-    parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
 
     workdir = tempfile.mkdtemp(prefix="sealedmeta-s3-bench-")
     ceph_dir = args.ceph_dir or os.path.join(workdir, "ceph")
     try:
         if not args.ceph_dir:
-            ceph_rbd.dev_ceph("start", "--dir", ceph_dir)
+            common.dev_tool("dev-ceph", "start", "--dir", ceph_dir)
         with open(os.path.join(ceph_dir, "env.json")) as handle:
             env = json.load(handle)
         bucket = "bench-" + uuid.uuid4().hex[:12]
@@ -99,15 +93,9 @@ def main(argv=None):
             args.backups, args.workers, args.rounds)
     finally:
         if not args.ceph_dir:
-            ceph_rbd.dev_ceph("stop", "--dir", ceph_dir)
+            common.dev_tool("dev-ceph", "stop", "--dir", ceph_dir)
         shutil.rmtree(workdir, ignore_errors=True)
-    figures.update(python=platform.python_version(), cpus=os.cpu_count())
-    text = json.dumps(figures, indent=2, sort_keys=True)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
-    return 0
+    return common.report(figures, args.json)
 
 
 if __name__ == "__main__":

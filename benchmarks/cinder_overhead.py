@@ -34,9 +34,7 @@ Figures (median and p95, microseconds; nothing is asserted):
     seconds per operation (median) and the sealed/stock ratios.
 """
 
-import argparse
 import concurrent.futures
-import json
 import os
 import platform
 import shutil
@@ -47,6 +45,8 @@ import threading
 import time
 import uuid
 import warnings
+
+import common
 
 warnings.simplefilter("ignore")
 
@@ -282,9 +282,8 @@ def audit_vs_plain(harness, sealed_cls, service, getter, backups, workers, round
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--volume-mib", type=int, default=0, metavar="N",
                         help="also back up and restore an N MiB volume")
     parser.add_argument("--volume-rounds", type=int, default=2, metavar="N")
@@ -364,9 +363,7 @@ def main(argv=None):
             print(line)
         else:
             print("%-24s %s" % (name, value))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(figures, handle, indent=2, sort_keys=True)
+    common.keep(figures, args.json)
     return 0
 
 

@@ -72,7 +72,6 @@ has the cinder package: $SEALEDMETA_CINDER_PYTHON, this Python, or
                       seconds of each are printed and kept
 """
 
-import argparse
 import json
 import os
 import platform
@@ -96,6 +95,8 @@ from sealedmeta import audit
 from sealedmeta import crypto
 from sealedmeta import envelope
 from sealedmeta import public
+
+import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -761,10 +762,9 @@ GUARD = (("seal_open_vs_floor", 2.0), ("seal_open_vs_fernet_msgpack", 1.5))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer rounds (well under 2 minutes)")
-    parser.add_argument("--json", metavar="FILE", help="write figures as JSON")
     parser.add_argument("--files", type=int, default=10000, metavar="N",
                         help="envelope files for rewrap / verify (default"
                              " 10000)")
@@ -811,9 +811,7 @@ def main(argv=None):
             "held" if max(held) <= limit else "BROKEN %s" % held))
     print("%-*s  %s" % (width, "core rerun", figures["core_rerun"]))
     print("%-*s  %s s" % (width, "elapsed", figures["elapsed_s"]))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(figures, handle, indent=2, sort_keys=True)
+    common.keep(figures, args.json)
     return 0
 
 

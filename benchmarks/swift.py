@@ -29,31 +29,21 @@ the running one of ``--swift-dir``. Cinder runs without services, as in
 Nothing is asserted: these are figures for the performance page.
 """
 
-import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import warnings
 
+import cinder_overhead
+import common
+
 warnings.simplefilter("ignore")
-
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TOP, "benchmarks"))
-
-import cinder_overhead  # noqa: E402
 
 SWIFT = {"stock": "cinder.backup.drivers.swift.SwiftBackupDriver",
          "sealed": "sealedmeta.cinder.swift.SealedSwiftBackupDriver"}
 CONTAINER = "bench-backups"
-
-
-def dev_swift(*args):
-    subprocess.run([sys.executable, os.path.join(TOP, "tools", "dev-swift"), *args],
-                   check=True, stdout=subprocess.DEVNULL)
 
 
 def configure(conf, env):
@@ -102,14 +92,13 @@ def audit_rounds(conf, env, harness, backups, workers, rounds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--volume-mib", type=int, default=1024, metavar="N")
     parser.add_argument("--rounds", type=int, default=3, metavar="N")
     parser.add_argument("--backups", type=int, default=400, metavar="N")
     parser.add_argument("--workers", type=int, default=8, metavar="N")
     parser.add_argument("--swift-dir", metavar="DIR",
                         help="use the running tools/dev-swift Swift of DIR")
-    parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
 
     workdir = tempfile.mkdtemp(prefix="sealedmeta-swift-bench-")
@@ -117,7 +106,7 @@ def main(argv=None):
     figures = {}
     try:
         if not args.swift_dir:
-            dev_swift("start", "--dir", swift_dir)
+            common.dev_tool("dev-swift", "start", "--dir", swift_dir)
         with open(os.path.join(swift_dir, "env.json")) as handle:
             env = json.load(handle)
         conf, _, _ = cinder_overhead.setup(workdir)
@@ -136,15 +125,9 @@ def main(argv=None):
                                         args.workers, args.rounds))
     finally:
         if not args.swift_dir:
-            dev_swift("stop", "--dir", swift_dir, "--purge")
+            common.dev_tool("dev-swift", "stop", "--dir", swift_dir, "--purge")
         shutil.rmtree(workdir, ignore_errors=True)
-    figures.update(python=platform.python_version(), cpus=os.cpu_count())
-    text = json.dumps(figures, indent=2, sort_keys=True)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
-    return 0
+    return common.report(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """The test suites' handle on the real servers that tools/ starts.
 
-Shared by tests/functional and tests/reliability: run a tools/ script,
-and :class:`DevOpenStack`, one scratch directory of ``tools/dev-openstack``.
+Shared by every suite that needs a server: :func:`run_tool` runs a tools/
+script; :class:`BarbicanLauncher` starts ``tools/dev-openstack`` in the
+modes a session needs, in the background, once each; :class:`DevOpenStack`
+is one of its scratch directories; :class:`RedisServer` is one of
+``tools/dev-redis``. A server that cannot start fails the tests that need
+it, with the tool's output: nothing is skipped.
 """
 
 import configparser
@@ -171,3 +175,112 @@ class DevOpenStack:
         return bc_client.Client(session=sess, endpoint=env["barbican_url"],
                                 project_id=env["project_id"], version="v1",
                                 microversion="1.1")
+
+
+MODES = ("noauth", "keystone")
+
+
+def modes_needed(items, fixtures):
+    """The dev-openstack modes the collected test *items* need. *fixtures*
+    maps a fixture name to the modes it may give; a test parametrized over
+    that fixture needs only its own parameter's mode."""
+    needed = set()
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        callspec = getattr(item, "callspec", None)
+        for fixture, modes in fixtures.items():
+            if fixture in names:
+                param = callspec.params.get(fixture) if callspec else None
+                needed.update([param] if param in modes else modes)
+    return needed
+
+
+class BarbicanLauncher:
+    """Starts ``tools/dev-openstack`` in each mode of *needed* ("noauth",
+    "keystone") in parallel, in the background, once; :meth:`get` waits for
+    one. *directory(mode)* gives a mode's scratch directory. With *keep*,
+    the servers are left running at the end (a directory reused by hand)."""
+
+    def __init__(self, directory, needed=(), keep=False):
+        self._directory = directory
+        self.needed = set(needed)
+        self.keep = keep
+        self.procs = {}
+        self.dirs = {}
+        self.ready = {}   # mode -> DevOpenStack, or the failure's message
+
+    def start_all(self):
+        for mode in sorted(self.needed):
+            if mode in self.procs:
+                continue
+            self.dirs[mode] = str(self._directory(mode))
+            args = [sys.executable, DEV_OPENSTACK, "start", "--dir", self.dirs[mode]]
+            if mode == "keystone":
+                args.append("--keystone")
+            self.procs[mode] = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, text=True, cwd=TOP)
+
+    def get(self, mode):
+        if mode not in self.ready:
+            self.needed.add(mode)
+            self.start_all()
+            self.ready[mode] = self._wait(mode)
+        if isinstance(self.ready[mode], str):
+            pytest.fail(self.ready[mode], pytrace=False)
+        return self.ready[mode]
+
+    def _wait(self, mode):
+        proc = self.procs[mode]
+        try:
+            output, _ = proc.communicate(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = "timed out after %ss\n%s" % (START_TIMEOUT, proc.communicate()[0])
+        if proc.returncode != 0:
+            return ("cannot start Barbican (%s mode): dev-openstack start --dir %s"
+                    " exited %s:\n%s" % (mode, self.dirs[mode], proc.returncode,
+                                         output))
+        env = DevOpenStack(mode, self.dirs[mode])
+        env.start_output = output
+        sys.stderr.write("\n[%s] %s\n" % (mode, output.strip().splitlines()[-1]))
+        return env
+
+    def stop_all(self):
+        if self.keep:
+            return
+        for mode, proc in self.procs.items():
+            if proc.poll() is None:
+                # SIGTERM: `start` then stops what it had started.
+                proc.terminate()
+                try:
+                    proc.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+            status, output = run_tool(DEV_OPENSTACK, "stop", "--dir",
+                                      self.dirs[mode], timeout=120)
+            if status != 0:
+                sys.stderr.write("dev-openstack stop --dir %s failed: %s\n"
+                                 % (self.dirs[mode], output))
+
+
+class RedisServer:
+    """One scratch directory of ``tools/dev-redis``; *url* once started."""
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+        self.url = None
+
+    def start(self):
+        code, output = run_tool(DEV_REDIS, "start", "--dir", self.dir, timeout=120)
+        if code != 0:
+            pytest.fail("redis-server did not start (tools/dev-redis start):\n%s"
+                        % output, pytrace=False)
+        with open(os.path.join(self.dir, "redis.json")) as handle:
+            self.url = json.load(handle)["url"]
+        return self
+
+    def stop(self):
+        code, output = run_tool(DEV_REDIS, "stop", "--dir", self.dir, timeout=120)
+        assert code == 0, output

@@ -1,10 +1,14 @@
-"""Helpers for tests that run the real ``sealedmeta`` console script.
+"""Helpers for tests that run the ``sealedmeta`` command line: the real
+console script in a child process (:func:`start`, :func:`run`), or its
+``main`` in this process (:func:`run_in_process`).
 
-Shared by tests/unit (file backend) and tests/functional (redis).
+Shared by every test suite.
 """
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import select
 import subprocess
@@ -16,6 +20,7 @@ from sealedmeta import FileKeyStore
 from sealedmeta import Sealer
 from sealedmeta import atomic
 from sealedmeta import keyring as kr
+from sealedmeta.cmd import main as sm_main
 
 
 def console_script():
@@ -52,6 +57,45 @@ def run(args, tmp_path, repo, config=None, timeout=120):
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out.decode("utf-8", "replace"), err.decode(
         "utf-8", "replace")
+
+
+@contextlib.contextmanager
+def logging_kept():
+    """Logging as it was before the block: cliff adds a console handler to
+    the root logger, and the application sets the levels of chatty
+    libraries' loggers."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    quiet = sm_main.SealedMetaApp.QUIET_LOGGERS + sm_main.SealedMetaApp.SILENT_LOGGERS
+    levels = {name: logging.getLogger(name).level for name in quiet}
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+        for name, old in levels.items():
+            logging.getLogger(name).setLevel(old)
+
+
+def main(*argv):
+    """Exit status of the console script's ``main(ARGV)`` in this process
+    (argparse's usage errors included); logging is left as the command set
+    it (see :func:`logging_kept`)."""
+    try:
+        return sm_main.main(list(argv))
+    except SystemExit as exc:   # argparse: usage errors, --help
+        return exc.code
+
+
+def run_in_process(capsys, *argv):
+    """(exit status, stdout, stderr) of ``sealedmeta ARGV`` run in this
+    process, read with pytest's *capsys*; logging left as it was."""
+    with logging_kept():
+        code = main(*argv)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 # Seconds a child may print nothing before it counts as hung: a guard

@@ -6,6 +6,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "oslo_config.sphinxext",
     "cliff.sphinxext",
+    "reno.sphinxext",
 ]
 autodoc_member_order = "bysource"
 autoprogram_cliff_application = "sealedmeta"

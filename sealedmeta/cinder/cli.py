@@ -34,7 +34,7 @@ def load_cinder_conf(files):
     return cfg.CONF
 
 
-class Reseal(lister.Lister):
+class Reseal(common.FindsProblems, lister.Lister):
     """Seal the unsealed metadata of Cinder backups made before sealing.
 
     Reads Cinder's configuration (the global --config-file, e.g.
@@ -58,11 +58,6 @@ class Reseal(lister.Lister):
                             help="Check and report, write nothing.")
         return parser
 
-    def run(self, parsed_args):
-        self.exit_code = 0
-        super().run(parsed_args)
-        return self.exit_code
-
     def take_action(self, parsed_args):
         files = self.app.options.config_file
         if not files:
@@ -84,17 +79,17 @@ class Reseal(lister.Lister):
         if failed:
             LOG.error("%d of %d backups could not be resealed (first: %s: %s)",
                       len(failed), len(results), failed[0].backup_id, failed[0].reason)
-            self.exit_code = 1
+            self.problems = True
         left = [r for r in results if r.plaintext_left]
         if left:
             LOG.error("%d backups keep superseded plaintext versions of their metadata"
                       " object (first: %s: %s)", len(left), left[0].backup_id,
                       left[0].reason)
-            self.exit_code = 1
+            self.problems = True
         return reseal.COLUMNS, [r.as_row() for r in results]
 
 
-class Audit(lister.Lister):
+class Audit(common.FindsProblems, lister.Lister):
     """Judge every backup the Cinder database knows, where it is stored.
 
     Reads each selected backup's metadata object through the configured
@@ -103,7 +98,10 @@ class Audit(lister.Lister):
     legacy, invalid, context-mismatch, missing or unreadable. A summary per
     class, project and key version goes to standard error. Exit status 0
     when every backup is sealed and valid, 1 when any is not, 2 when the
-    audit cannot run. Never writes to the store or the database.
+    audit cannot run. Never writes to the store or the database. With -f
+    json, csv or value each row is written as it is judged, so memory stays
+    flat however many backups the database holds (a table needs every row
+    for its widths).
     """
 
     def get_parser(self, prog_name):
@@ -131,15 +129,6 @@ class Audit(lister.Lister):
                             " (keyring export-public) alone: signature, header"
                             " and context, no key store.")
         return parser
-
-    def run(self, parsed_args):
-        self.exit_code = 0
-        try:
-            super().run(parsed_args)
-        except common.CommandError as exc:
-            LOG.error("cinder audit cannot run: %s", exc)
-            return 2
-        return self.exit_code
 
     def take_action(self, parsed_args):
         import datetime
@@ -204,30 +193,10 @@ class Audit(lister.Lister):
 
         return audit.COLUMNS, rows()
 
-    def produce_output(self, parsed_args, column_names, data):
-        # cliff's JSON formatter builds the whole list before writing it:
-        # write the rows as they are judged instead, one a line, so memory
-        # stays flat whatever the database holds. (A table needs every row
-        # for its widths: -f json, csv or value suit a whole cloud.)
-        if parsed_args.formatter != "json" or parsed_args.sort_columns:
-            return super().produce_output(parsed_args, column_names, data)
-        import json
-        columns, selector = self._generate_columns_and_selector(
-            parsed_args, column_names)
-        out = self.app.stdout
-        separator = "[\n"
-        for row in data:
-            if selector:
-                row = self._compress_iterable(row, selector)
-            out.write(separator + json.dumps(dict(zip(columns, row, strict=True))))
-            separator = ",\n"
-        out.write("[]\n" if separator == "[\n" else "\n]\n")
-        return 0
-
     def _summarize(self, summary):
         from sealedmeta.cinder import audit
         if not summary.all_valid:
-            self.exit_code = 1
+            self.problems = True
         out = self.app.stderr
         out.write("summary: %d backups: %s\n" % (summary.total, ", ".join(
             "%s %d" % (k, v) for k, v in summary.classes.items())))
@@ -254,6 +223,10 @@ class AuditMerge(Audit):
 
     def take_action(self, parsed_args):
         import json
+        try:
+            import cinder  # noqa: F401
+        except ImportError:
+            raise common.CommandError(NO_CINDER) from None
         from sealedmeta.cinder import audit
         rows = {}
         for path in parsed_args.reports:

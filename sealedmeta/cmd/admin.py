@@ -44,7 +44,7 @@ def version_fields(name, version):
              keyring_cmd.iso(version.created)))
 
 
-class Rekey(show.ShowOne):
+class Rekey(common.FindsProblems, show.ShowOne):
     """Rotate a keyring: a new active version; the previous one decrypt-only.
 
     With --rewrap, then re-seal the envelopes of this keyring under PATHs
@@ -71,11 +71,6 @@ class Rekey(show.ShowOne):
                                  " are rewrapped too.")
         return parser
 
-    def run(self, parsed_args):
-        self.exit_code = 0
-        super().run(parsed_args)
-        return self.exit_code
-
     def take_action(self, parsed_args):
         name = parsed_args.name
         if parsed_args.rewrap:
@@ -84,7 +79,7 @@ class Rekey(show.ShowOne):
         with coordinator(self.app) as coord:
             result = admin.rekey(self.app.store, name, coord,
                                  signing=parsed_args.signing)
-        names = ("keyring", "version", "key_id", "previous_version")
+        fields = ("keyring", "version", "key_id", "previous_version")
         values = (name, result.version.number, result.version.key_id.hex(),
                   result.previous.number)
         if parsed_args.rewrap:
@@ -102,11 +97,11 @@ class Rekey(show.ShowOne):
                     " more (cache_ttl + stale_grace); rewrap again after"
                     " that, or use --wait", result.previous.number, settle)
             summary = scan_cmd.run_rewrap(self.app, parsed_args.rewrap, name)
-            self.exit_code = scan_cmd.report_failures(summary)
-            more_names, more_values = scan_cmd.summary_fields(summary)
-            names += more_names
+            self.problems = scan_cmd.report_failures(summary)
+            more_fields, more_values = scan_cmd.summary_fields(summary)
+            fields += more_fields
             values += more_values
-        return names, values
+        return fields, values
 
 
 class _SetState(show.ShowOne):
@@ -208,6 +203,6 @@ class KeyDestroy(show.ShowOne):
                 "refusing to destroy version %d of keyring %r without --scan"
                 " PATH ... (the backup stores, audited first); --force destroys"
                 " it unchecked" % (version, parsed_args.name)) from None
-        names, values = version_fields(parsed_args.name, result.version)
-        return (names + ("scanned_envelopes", "envelopes_under_version", "forced"),
+        fields, values = version_fields(parsed_args.name, result.version)
+        return (fields + ("scanned_envelopes", "envelopes_under_version", "forced"),
                 values + (result.scanned, result.in_use, result.forced))

@@ -9,12 +9,43 @@ import sys
 from cliff import columns
 from cliff import lister
 
+from sealedmeta import admin
 from sealedmeta import atomic
 from sealedmeta import exceptions
 
 
+# Exit statuses, the same for every command (docs/source/cli.rst).
+OK = 0
+PROBLEMS = 1     # the command ran and found problems
+CANNOT_RUN = 2   # usage error, bad input, configuration, key store, a bug
+
+# Errors that are a finding about what the command examined, not a failure
+# to run: an envelope that cannot be trusted or opened, a key version that
+# the scan found still in use.
+FINDINGS = (exceptions.InvalidEnvelope, exceptions.KeyUnavailable,
+            admin.VersionInUse)
+
+
+def exit_status(error):
+    """The exit status of a command that raised *error*."""
+    return PROBLEMS if isinstance(error, FINDINGS) else CANNOT_RUN
+
+
 class CommandError(exceptions.SealedMetaError):
-    """Bad command-line input (printed as one line, exit 1)."""
+    """Bad command-line input (printed as one line, exit status 2)."""
+
+
+class FindsProblems:
+    """Mixed into a command whose take_action may find problems: it sets
+    ``self.problems`` and the command exits 1 (a display command's output
+    is printed all the same)."""
+
+    problems = False
+
+    def run(self, parsed_args):
+        self.problems = False
+        status = super().run(parsed_args)
+        return PROBLEMS if self.problems else status
 
 
 def parse_pairs(values, option="--context"):
@@ -84,16 +115,39 @@ def is_terminal(stream):
 
 # -- what reaches a terminal ------------------------------------------------
 
-# C0, DEL, C1, and the undecodable bytes of a file name (surrogateescape:
-# U+DC80..U+DCFF stand for the bytes 0x80..0xFF, C1 among them).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+# What a terminal acts on: C0, DEL, C1; the bidi controls, which reorder
+# what is shown (U+202E makes "gnp.exe" read "exe.png"), and the line and
+# paragraph separators; and the undecodable bytes of a file name
+# (surrogateescape: U+DC80..U+DCFF stand for the bytes 0x80..0xFF, C1
+# among them).
+_PAST_C0 = ("\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+            "\udc80-\udcff")
+_CONTROL = re.compile("[\x00-\x1f%s]" % _PAST_C0)
+# JSON escapes C0 in its strings itself (and a newline outside them is
+# layout).
+_CONTROL_IN_JSON = re.compile("[%s]" % _PAST_C0)
+
+
+def _escape(match):
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        code -= 0xDC00
+    return ("\\x%02x" if code <= 0xFF else "\\u%04x") % code
 
 
 def escaped(text):
-    """*text* with every C0, C1 and DEL character (and every undecodable
-    byte of a file name) written ``\\xNN``: nothing a terminal acts on. For
-    human-readable output only; JSON stays exact."""
-    return _CONTROL.sub(lambda m: "\\x%02x" % (ord(m.group()) & 0xFF), text)
+    """*text* with every character a terminal acts on (C0, DEL, C1, bidi
+    controls) and every undecodable byte of a file name written ``\\xNN``
+    or ``\\uNNNN``. For human-readable output only; JSON stays exact."""
+    return _CONTROL.sub(_escape, text)
+
+
+def json_text(value):
+    """*value* as JSON (indented, keys sorted, text as it is) with every
+    character a terminal acts on written ``\\uNNNN``: the same value for a
+    program, nothing a terminal acts on (JSON escapes C0 only)."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return _CONTROL_IN_JSON.sub(lambda m: "\\u%04x" % ord(m.group()), text)
 
 
 def escaped_tree(value):

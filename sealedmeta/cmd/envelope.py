@@ -1,7 +1,5 @@
 """``sealedmeta seal``, ``open`` and ``inspect``."""
 
-import json
-
 from cliff import columns
 from cliff import command
 from cliff import show
@@ -91,8 +89,8 @@ class Open(command.Command):
         keyring = sealedmeta.inspect(raw).keyring
         metadata = self.app.sealer(keyring).open(raw, context)
         try:
-            text = json.dumps(metadata, indent=2, sort_keys=True,
-                              ensure_ascii=False)
+            # Tenant-set text: a terminal may show it.
+            text = common.json_text(metadata)
         except (TypeError, ValueError):
             raise common.CommandError(
                 "the metadata holds binary values, which JSON cannot carry;"

@@ -15,6 +15,7 @@ from sealedmeta import exceptions
 from sealedmeta import keystores
 from sealedmeta import sealer as sm_sealer
 from sealedmeta.cmd import common
+from sealedmeta.cmd import formatters
 from sealedmeta.cmd import logs
 
 try:
@@ -37,6 +38,19 @@ class SealedMetaApp(app.App):
             deferred_help=True)
         self.conf = None
         self._store = None
+        self._error = None
+
+    def run(self, argv):
+        # cliff logs an error (one line) and answers 1 for every exception:
+        # the exit status is chosen here by what the error was.
+        self._error = None
+        status = super().run(argv)
+        if self._error is not None:
+            return common.exit_status(self._error)
+        return status
+
+    def clean_up(self, cmd, result, err):
+        self._error = err
 
     # Libraries that chat at INFO on a console that should show only results
     # and our own one-line errors.
@@ -95,6 +109,13 @@ class SealedMetaApp(app.App):
         return keystores.load(self.load_conf(files))
 
     def initialize_app(self, argv):
+        try:
+            self._initialize(argv)
+        except Exception as exc:
+            self._error = exc
+            raise
+
+    def _initialize(self, argv):
         conf = self.load_conf(self.options.config_file or [])
         if self.options.key_repository:
             conf.set_override("key_repository", self.options.key_repository,
@@ -105,6 +126,7 @@ class SealedMetaApp(app.App):
     def prepare_to_run_command(self, cmd):
         super().prepare_to_run_command(cmd)
         if isinstance(cmd, display.DisplayCommandBase):
+            formatters.install(cmd)
             common.escape_display(cmd)
 
     @property

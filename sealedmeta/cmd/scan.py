@@ -1,11 +1,9 @@
 """``sealedmeta rewrap`` and ``sealedmeta verify``."""
 
-import json
 import logging
 import re
 
 from cliff import columns
-from cliff import command
 from cliff import show
 
 from sealedmeta import audit
@@ -19,11 +17,28 @@ from sealedmeta.cmd import progress
 LOG = logging.getLogger(__name__)
 
 
-class Entries(columns.FormattableColumn):
-    """A list of {path, reason}: JSON as is, one 'path: reason' a line in
+def _sorted(value):
+    """*value* with the keys of its mappings in order, at every depth."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+class _Report(columns.FormattableColumn):
+    """A part of a report: as it is in JSON and YAML (keys in order, as
+    the verify report has always been written), a line an item in
     tables."""
 
     escapes = True
+
+    def machine_readable(self):
+        return _sorted(self._value)
+
+
+class Entries(_Report):
+    """A list of {path, reason}: one 'path: reason' a line in tables."""
 
     def human_readable(self):
         return "\n".join("%s: %s" % (common.escaped(e["path"]),
@@ -85,16 +100,16 @@ def run_rewrap(app, paths, keyring=None, temp_age=sm_rewrap.DEFAULT_TEMP_AGE):
 
 
 def report_failures(summary):
+    """Log the files a rewrap could not rewrap; whether there were any."""
     failed = summary.count(sm_rewrap.FAILED)
     if failed:
         first = summary.of(sm_rewrap.FAILED)[0]
         LOG.error("%d file%s could not be rewrapped (first: %s: %s)", failed,
                   "" if failed == 1 else "s", first.path, first.reason)
-        return 1
-    return 0
+    return bool(failed)
 
 
-class Rewrap(show.ShowOne):
+class Rewrap(common.FindsProblems, show.ShowOne):
     """Re-seal the envelopes under PATHs that are not under the active version.
 
     Directories are walked. Each file is replaced atomically; an interrupted
@@ -127,16 +142,11 @@ class Rewrap(show.ShowOne):
                             help="Envelope file or directory of them.")
         return parser
 
-    def run(self, parsed_args):
-        self.exit_code = 0
-        super().run(parsed_args)
-        return self.exit_code
-
     def take_action(self, parsed_args):
         temp_age = parse_temp_age(parsed_args.temp_age)
         summary = run_rewrap(self.app, parsed_args.paths, parsed_args.keyring,
                              temp_age)
-        self.exit_code = report_failures(summary)
+        self.problems = report_failures(summary)
         if not any(o.status not in (sm_rewrap.SKIPPED, sm_rewrap.REMOVED)
                    or o.keyring for o in summary.outcomes):
             LOG.warning("no envelope found under %s", ", ".join(parsed_args.paths))
@@ -176,23 +186,47 @@ def ceph_pool_errors():
     return ceph_pool.CephPoolError
 
 
-def print_table(stream, headers, rows):
-    rows = [["" if v is None else common.escaped(str(v)) for v in row]
-            for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    line = "  ".join("%%-%ds" % w for w in widths)
-    stream.write((line % tuple(headers)).rstrip() + "\n")
-    for row in rows:
-        stream.write((line % tuple(row)).rstrip() + "\n")
+class Findings(_Report):
+    def human_readable(self):
+        lines = []
+        for f in self._value:
+            line = "%s: %s" % (common.escaped(f["path"]), f["status"])
+            if f["keyring"] is not None:
+                line += " (%s version %s)" % (common.escaped(f["keyring"]),
+                                              f["version"])
+            if f["reason"]:
+                line += ": " + common.escaped(str(f["reason"]))
+            lines.append(line)
+        return "\n".join(lines)
 
 
-class Verify(command.Command):
+class Versions(_Report):
+    def human_readable(self):
+        return "\n".join(
+            "%s version %s %s: %d envelopes, %d %s" % (
+                common.escaped(v["keyring"]), v["version"], v["state"],
+                v["envelopes"], v["counts"][audit.VALID], audit.VALID)
+            for v in self._value)
+
+
+class Summary(_Report):
+    def human_readable(self):
+        s = self._value
+        return "%d envelopes, %d skipped: %s" % (
+            s["envelopes"], s["skipped"],
+            ", ".join("%s %d" % item for item in s["counts"].items() if item[1])
+            or "none")
+
+
+class Verify(common.FindsProblems, show.ShowOne):
     """Verify the envelopes under PATHs and report per envelope and version.
 
     Never writes. Exit status: 0 when every envelope found is valid, 1 when
     any is not (or none was found), 2 when the audit cannot run (key store
     unreachable, bad arguments, a PATH that does not exist, an unusable
-    public keys file).
+    public keys file). ``-f json`` prints the JSON report (see the audit
+    page); the table shows the same report, a line per envelope and per
+    key version.
 
     With --public-keys FILE (from ``keyring export-public``) the signatures
     of suite-2 envelopes are verified with those public keys alone: no key
@@ -206,10 +240,6 @@ class Verify(command.Command):
                             default=[],
                             help="Context pair every envelope must carry"
                                  " (repeatable).")
-        parser.add_argument("-f", "--format", dest="report_format",
-                            choices=("table", "json"), default="table",
-                            help="Report format (default: table). The JSON"
-                                 " report is documented in sealedmeta.audit.")
         parser.add_argument("--public-keys", metavar="FILE", default=None,
                             help="Verify signatures with the public keys in"
                                  " FILE (keyring export-public), without any"
@@ -245,20 +275,24 @@ class Verify(command.Command):
         except (common.CommandError, exceptions.InvalidMetadata,
                 sm_carriers.PathError, exceptions.KeyStoreError,
                 public.PublicKeysError, ceph_pool_errors()) as exc:
+            raise common.CommandError("verify cannot run: %s" % exc) from None
+        finally:
             bar.close()
-            LOG.error("verify cannot run: %s", exc)
-            return 2
-        bar.close()
-        if parsed_args.report_format == "json":
-            self.app.stdout.write(json.dumps(report.as_dict(), sort_keys=True,
-                                             indent=2) + "\n")
-        else:
-            self._table(report)
+        self.problems = self._judge(parsed_args, report)
+        data = report.as_dict()
+        kinds = {"envelopes": Findings, "versions": Versions,
+                 "summary": Summary, "skipped": Entries}
+        names = tuple(sorted(data))
+        return names, tuple(kinds.get(n, _sorted)(data[n]) for n in names)
+
+    @staticmethod
+    def _judge(parsed_args, report):
+        """Log what is wrong with *report*; whether anything is."""
         if not report.findings:
             LOG.error("no envelope found under %s", ", ".join(
                 parsed_args.paths + ["Ceph pool " + pool
                                      for pool in parsed_args.ceph_pool]))
-            return 1
+            return True
         if not report.all_valid:
             counts = report.counts
             LOG.error("%d of %d envelopes are not valid (%s)",
@@ -266,18 +300,5 @@ class Verify(command.Command):
                       len(report.findings),
                       ", ".join("%s %d" % (s, n) for s, n in counts.items()
                                 if n and s != audit.VALID))
-            return 1
-        return 0
-
-    def _table(self, report):
-        out = self.app.stdout
-        print_table(out, ("PATH", "STATUS", "KEYRING", "VERSION", "REASON"),
-                    [(f.path, f.status, f.keyring, f.version, f.reason)
-                     for f in report.findings])
-        out.write("\n")
-        print_table(out, ("KEYRING", "VERSION", "STATE", "ENVELOPES", "VALID"),
-                    [(v["keyring"], v["version"], v["state"], v["envelopes"],
-                      v["counts"][audit.VALID]) for v in report.versions()])
-        out.write("\n%d envelopes, %d skipped: %s\n" % (
-            len(report.findings), len(report.skipped),
-            ", ".join("%s %d" % item for item in report.counts.items())))
+            return True
+        return False

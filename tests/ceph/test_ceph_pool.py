@@ -17,7 +17,7 @@ from cinder.backup.drivers import ceph as stock_ceph
 from sealedmeta.cinder import metadata_object
 from tests.ceph import rbd_helpers
 from tests.cinder import helpers
-from tests.cinder.test_reseal import run_cli
+from tests.sm_cli import run_in_process as run_cli
 
 CONF = cfg.CONF
 

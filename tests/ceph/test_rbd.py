@@ -20,7 +20,7 @@ from cinder import objects
 from tests.ceph import rbd_helpers
 from tests.cinder import helpers
 from tests.cinder import test_audit
-from tests.cinder.test_reseal import run_cli
+from tests.sm_cli import run_in_process as run_cli
 
 CONF = cfg.CONF
 BILLING = helpers.GLANCE["billing_code_licence"].encode()

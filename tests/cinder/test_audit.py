@@ -13,7 +13,7 @@ from sealedmeta.cinder import audit
 
 from tests.cinder import helpers
 from tests.cinder.test_reseal import cinder_conf  # noqa: F401 - fixture
-from tests.cinder.test_reseal import run_cli
+from tests.sm_cli import run_in_process as run_cli
 
 CONF = cfg.CONF
 

@@ -2,7 +2,6 @@
 ``sealedmeta rewrap`` over a real posix backup directory."""
 
 import json
-import logging
 
 import pytest
 from oslo_config import cfg
@@ -13,25 +12,11 @@ from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta.cinder import carrier as cinder_carrier
 from sealedmeta.cinder import options
-from sealedmeta.cmd import main as sm_main
 
 from tests.cinder import helpers
+from tests.sm_cli import run_in_process as run_cli
 
 CONF = cfg.CONF
-
-
-def run_cli(capsys, *argv):
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        code = sm_main.SealedMetaApp().run(list(argv))
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def verify(capsys, keys, *extra):

@@ -3,7 +3,6 @@ database, through the real command line (cliff app, entry point
 ``cinder_reseal``) in this process, where the Cinder database lives."""
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -16,9 +15,9 @@ from cinder import exception
 from cinder import objects
 from cinder.db.api import volume_destroy
 from sealedmeta.cinder import reseal
-from sealedmeta.cmd import main as sm_main
 
 from tests.cinder import helpers
+from tests.sm_cli import run_in_process as run_cli
 
 CONF = cfg.CONF
 
@@ -35,20 +34,6 @@ def cinder_conf(tmp_path, keys):
         "[sealedmeta]\n"
         "key_repository = %s\n" % (helpers.SEALED_POSIX, CONF.backup_posix_path, keys.path))
     return str(path)
-
-
-def run_cli(capsys, *argv):
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        code = sm_main.SealedMetaApp().run(list(argv))
-    finally:  # cliff adds console handlers to the root logger
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def reseal_json(capsys, cinder_conf, *args):

@@ -13,17 +13,16 @@ appear there. (tests/reliability/test_rewrap_race.py races ``rewrap``.)
 
 import collections
 import json
-import logging
 import os
 
 import pytest
 from oslo_config import cfg
 
 from cinder import objects
-from sealedmeta.cmd import main as sm_main
 
 from tests import race
 from tests.cinder import helpers
+from tests.sm_cli import run_in_process as run_cli
 
 CONF = cfg.CONF
 
@@ -43,20 +42,6 @@ def cinder_conf(tmp_path, keys):
         "[sealedmeta]\n"
         "key_repository = %s\n" % (helpers.SEALED_POSIX, CONF.backup_posix_path, keys.path))
     return str(path)
-
-
-def run_cli(capsys, *argv):
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        code = sm_main.SealedMetaApp().run(list(argv))
-    finally:  # cliff adds console handlers to the root logger
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _give(path, uid, gid):

@@ -23,7 +23,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -35,12 +34,8 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 if TOP not in sys.path:  # tests/functional is not a package: reach tests.*
     sys.path.insert(0, TOP)
 
-from tests.dev_servers import DEV_OPENSTACK  # noqa: E402
-from tests.dev_servers import START_TIMEOUT  # noqa: E402
-from tests.dev_servers import DevOpenStack  # noqa: E402,F401
-from tests.dev_servers import run_tool  # noqa: E402
-MODES = ("noauth", "keystone")
-# Lines of dev-openstack's own readiness probes in the access logs.
+from tests import dev_servers  # noqa: E402
+from tests import sm_cli  # noqa: E402
 AGENT_TIMEOUT = 120      # seconds for one agent request
 
 
@@ -57,96 +52,18 @@ def _local_only():
 
 _local_only()
 
-
-def _run_tool(*args, timeout=START_TIMEOUT):
-    return run_tool(DEV_OPENSTACK, *args, timeout=timeout)
-
-
-class _Launcher:
-    """Starts the needed dev-openstack modes in parallel, once."""
-
-    def __init__(self, factory, needed):
-        self.factory = factory
-        self.needed = needed
-        self.procs = {}
-        self.dirs = {}
-        self.ready = {}
-
-    def launch_all(self):
-        for mode in self.needed:
-            if mode in self.procs:
-                continue
-            directory = str(self.factory.mktemp("dev-openstack-%s" % mode))
-            self.dirs[mode] = directory
-            args = [sys.executable, DEV_OPENSTACK, "start", "--dir", directory]
-            if mode == "keystone":
-                args.append("--keystone")
-            self.procs[mode] = subprocess.Popen(
-                args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, text=True, cwd=TOP)
-
-    def get(self, mode):
-        if mode in self.ready:
-            result = self.ready[mode]
-            if isinstance(result, str):
-                pytest.fail(result, pytrace=False)
-            return result
-        self.needed.add(mode)
-        self.launch_all()
-        proc = self.procs[mode]
-        try:
-            output, _ = proc.communicate(timeout=START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-            output = "timed out after %ss\n%s" % (START_TIMEOUT, output)
-        if proc.returncode != 0:
-            self.ready[mode] = (
-                "cannot start Barbican (%s mode): dev-openstack start --dir %s"
-                " exited %s:\n%s" % (mode, self.dirs[mode], proc.returncode,
-                                     output))
-            pytest.fail(self.ready[mode], pytrace=False)
-        env = DevOpenStack(mode, self.dirs[mode])
-        env.start_output = output
-        sys.stderr.write("\n[%s] %s\n" % (mode, output.strip().splitlines()[-1]))
-        self.ready[mode] = env
-        return env
-
-    def stop_all(self):
-        for mode, proc in self.procs.items():
-            if proc.poll() is None:
-                # SIGTERM: `start` then stops what it had started.
-                proc.terminate()
-                try:
-                    proc.communicate(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.communicate()
-            status, output = _run_tool("stop", "--dir", self.dirs[mode],
-                                       timeout=120)
-            if status != 0:
-                sys.stderr.write("dev-openstack stop --dir %s failed: %s\n"
-                                 % (self.dirs[mode], output))
-
-
-def _modes_needed(items):
-    needed = set()
-    for item in items:
-        names = getattr(item, "fixturenames", ())
-        if "barbican_noauth" in names:
-            needed.add("noauth")
-        if "barbican_keystone" in names:
-            needed.add("keystone")
-        if "barbican" in names:
-            callspec = getattr(item, "callspec", None)
-            mode = callspec.params.get("barbican") if callspec else None
-            needed.update([mode] if mode else MODES)
-    return needed
+# Fixtures that need Barbican, and the modes each may need.
+BARBICAN_FIXTURES = {"barbican_noauth": ("noauth",),
+                     "barbican_keystone": ("keystone",),
+                     "barbican": dev_servers.MODES}
 
 
 @pytest.fixture(scope="session")
 def _dev_openstack(request, tmp_path_factory):
-    launcher = _Launcher(tmp_path_factory, _modes_needed(request.session.items))
+    """Both modes start in parallel, at the first test that needs one."""
+    launcher = dev_servers.BarbicanLauncher(
+        lambda mode: tmp_path_factory.mktemp("dev-openstack-%s" % mode),
+        dev_servers.modes_needed(request.session.items, BARBICAN_FIXTURES))
     request.addfinalizer(launcher.stop_all)
     return launcher
 
@@ -163,7 +80,7 @@ def barbican_keystone(_dev_openstack):
     return _dev_openstack.get("keystone")
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=dev_servers.MODES)
 def barbican(request, _dev_openstack):
     """Each test runs against both modes."""
     return _dev_openstack.get(request.param)
@@ -432,21 +349,14 @@ def agents(tmp_path):
 # ---------------------------------------------------------------------------
 # the sealedmeta CLI
 
-def _cli_command():
-    script = os.path.join(os.path.dirname(sys.executable), "sealedmeta")
-    if os.access(script, os.X_OK):
-        return [script]
-    found = shutil.which("sealedmeta")
-    return [found] if found else [sys.executable, "-m", "sealedmeta.cmd.main"]
-
-
 class CLI:
+    """The ``sealedmeta`` console script in a child process."""
+
     def __init__(self, tmp_path):
-        self.command = _cli_command()
+        self.command = [sm_cli.console_script()]
         # Keep the file store's defaults (and default lock directory) out of
         # the user's home.
-        self.env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "xdg-data"))
-        self._help = None
+        self.env = sm_cli.cli_env(tmp_path)
 
     def run(self, *args, check=True, timeout=120):
         proc = subprocess.run(self.command + list(args), stdout=subprocess.PIPE,
@@ -458,12 +368,6 @@ class CLI:
                                  % (" ".join(args), proc.returncode, proc.stdout,
                                     proc.stderr))
         return proc
-
-    def has_command(self, name):
-        if self._help is None:
-            self._help = self.run("--help", check=False).stdout
-        return re.search(r"^\s+%s\s" % re.escape(name), self._help,
-                         re.MULTILINE) is not None
 
 
 @pytest.fixture
@@ -502,24 +406,9 @@ def rotate_in_new_process(sealedmeta_cli):
 
 
 def _rotate_in_new_process(cli, conf_path, name):
-    """Rotate *name* from a process of its own: ``sealedmeta rekey`` when the
-    CLI has it, else a Python process calling store.rotate.
+    """Rotate *name* with ``sealedmeta rekey`` in a process of its own.
 
     Returns (how, new version number).
     """
-    if cli.has_command("rekey"):
-        proc = cli.run("--config-file", str(conf_path), "rekey", name,
-                       "-f", "json")
-        doc = json.loads(proc.stdout)
-        number = doc.get("version", doc.get("active_version"))
-        return "sealedmeta rekey", int(number)
-    code = ("import sys\n"
-            "from sealedmeta import keystores\n"
-            "from sealedmeta.cmd.main import SealedMetaApp\n"
-            "store = keystores.load(SealedMetaApp.load_conf([sys.argv[1]]))\n"
-            "print(store.rotate(sys.argv[2]).number)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(conf_path), name],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return "python store.rotate", int(proc.stdout.strip())
+    proc = cli.run("--config-file", str(conf_path), "rekey", name, "-f", "json")
+    return "sealedmeta rekey", int(json.loads(proc.stdout)["version"])

@@ -5,7 +5,6 @@ output, nothing is skipped)."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,37 +21,9 @@ from sealedmeta import coordination  # noqa: E402
 from sealedmeta import keyring as kr  # noqa: E402
 
 from tests import sm_cli  # noqa: E402
+from tests.dev_servers import RedisServer  # noqa: E402
 
-DEV_REDIS = os.path.join(TOP, "tools", "dev-redis")
 RING = "kr"
-
-
-class RedisServer:
-    def __init__(self, directory):
-        self.dir = str(directory)
-        self.url = None
-
-    def _tool(self, *args):
-        proc = subprocess.run([sys.executable, DEV_REDIS] + list(args)
-                              + ["--dir", self.dir],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True, timeout=120)
-        return proc.returncode, proc.stdout
-
-    def start(self):
-        if not os.path.exists(DEV_REDIS):
-            pytest.fail("tools/dev-redis is missing")
-        code, output = self._tool("start")
-        if code != 0:
-            pytest.fail("redis-server did not start (tools/dev-redis start):\n%s"
-                        % output)
-        with open(os.path.join(self.dir, "redis.json")) as handle:
-            self.url = json.load(handle)["url"]
-        return self
-
-    def stop(self):
-        code, output = self._tool("stop")
-        assert code == 0, output
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +69,7 @@ def test_the_cli_locks_in_redis(tmp_path, redis_server):
         for argv in (["rekey", RING], ["key", "retire", RING, "1"],
                      ["keyring", "create", RING]):
             code, out, err = sm_cli.run(argv, tmp_path, repo, config)
-            assert code == 1
+            assert code == 2
             assert "timed out after 0.5s waiting for the lock of keyring 'kr'" \
                 in one_line(err)
         assert store.get_keyring(RING) == before
@@ -140,7 +111,7 @@ def test_redis_down_refuses_state_changes(tmp_path):
         t0 = time.monotonic()
         code, out, err = sm_cli.run(argv, tmp_path, repo, config)
         line = one_line(err)
-        assert code == 1 and out == ""
+        assert code == 2 and out == ""
         assert "coordination backend %s is unreachable" % server.url in line
         assert "no keyring state was changed" in line
         assert time.monotonic() - t0 < bound, (argv, bound)

@@ -24,8 +24,7 @@ if TOP not in sys.path:  # tests/functional is not a package: reach tests.*
 from sealedmeta import FileKeyStore  # noqa: E402
 from sealedmeta import Sealer  # noqa: E402
 from tests import doc_blocks  # noqa: E402
-from tests.dev_servers import DEV_REDIS  # noqa: E402
-from tests.dev_servers import run_tool  # noqa: E402
+from tests.dev_servers import RedisServer  # noqa: E402
 
 GUIDE = "docs/source/admin.rst"
 RING = "cinder-backup"
@@ -37,14 +36,9 @@ STEPS = {"keyring create", "rekey", "keyring show", "rewrap", "verify",
 
 @pytest.fixture
 def redis_url(tmp_path):
-    directory = str(tmp_path / "redis")
-    status, output = run_tool(DEV_REDIS, "start", "--dir", directory, timeout=120)
-    if status != 0:
-        pytest.fail("redis-server did not start (tools/dev-redis start):\n%s"
-                    % output, pytrace=False)
-    with open(os.path.join(directory, "redis.json")) as handle:
-        yield json.load(handle)["url"]
-    run_tool(DEV_REDIS, "stop", "--dir", directory, timeout=120)
+    server = RedisServer(tmp_path / "redis").start()
+    yield server.url
+    server.stop()
 
 
 def guide_config(env, redis_url, name_prefix):

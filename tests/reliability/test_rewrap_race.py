@@ -18,7 +18,6 @@ The user's files stay theirs. (tests/cinder/test_reseal_race.py races
 """
 
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -26,29 +25,15 @@ import tempfile
 import sealedmeta
 from sealedmeta import FileKeyStore
 from sealedmeta import Sealer
-from sealedmeta.cmd import main as sm_main
 
 from tests import race
 from tests.reliability import figures
+from tests.sm_cli import run_in_process as run_cli
 
 RING = "kr"
 RUNS = 200
 FILES = 12
 SECRET = "root-only-name-7f3a"
-
-
-def run_cli(capsys, argv):
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        code = sm_main.SealedMetaApp().run(list(argv))
-    finally:  # cliff adds console handlers to the root logger
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _user_dir(path, uid, gid):
@@ -123,8 +108,8 @@ def _race(capsys, base, uid, gid):
                 escapes.append("the key store broke before run %d: %s" % (run, exc))
                 break
             keys_before = race.snapshot(ring_dir)
-            code, out, err = run_cli(capsys, ["--key-repository", keys, "rewrap",
-                                              tree, "-f", "json"])
+            code, out, err = run_cli(capsys, "--key-repository", keys, "rewrap",
+                                     tree, "-f", "json")
             runs += 1
             if SECRET in out or SECRET in err:
                 leaks += 1

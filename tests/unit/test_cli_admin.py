@@ -73,20 +73,22 @@ def one_line(err):
 
 
 # -- bad input: one line, the right exit code, nothing modified ------------
+# Exit status 2: the command cannot run (bad arguments, no such keyring, a
+# change the lifecycle refuses); 1: it ran and found problems.
 
 BAD = [
     # (argv, exit code, text in the line)
-    (["rewrap", "{tmp}/missing"], 1, "missing: no such file or directory"),
-    (["rewrap", "{data}", "{tmp}/missing"], 1, "missing: no such file or directory"),
+    (["rewrap", "{tmp}/missing"], 2, "missing: no such file or directory"),
+    (["rewrap", "{data}", "{tmp}/missing"], 2, "missing: no such file or directory"),
     (["rewrap", "{junk}"], 0, "no envelope found under"),
     (["rewrap", "/proc/self/mem"], 1,
      "1 file could not be rewrapped (first: /proc/self/mem: cannot read:"
      " Input/output error)"),
-    (["rewrap", "--keyring", "nosuch", "{data}"], 1, "no keyring 'nosuch'"),
-    (["rewrap", "--keyring", "bad name!", "{data}"], 1, "invalid keyring name"),
-    (["rewrap", "--temp-age", "59", "{data}"], 1,
+    (["rewrap", "--keyring", "nosuch", "{data}"], 2, "no keyring 'nosuch'"),
+    (["rewrap", "--keyring", "bad name!", "{data}"], 2, "invalid keyring name"),
+    (["rewrap", "--temp-age", "59", "{data}"], 2,
      "bad --temp-age '59': expected a number of seconds, at least 60"),
-    (["rewrap", "--temp-age", "1h", "{data}"], 1, "bad --temp-age '1h'"),
+    (["rewrap", "--temp-age", "1h", "{data}"], 2, "bad --temp-age '1h'"),
     (["verify", "{tmp}/missing"], 2, "verify cannot run: {tmp}/missing: no such file"),
     (["verify", "{junk}"], 1, "no envelope found under"),
     (["verify", "/proc/self/mem"], 1, "1 of 1 envelopes are not valid (unreadable 1)"),
@@ -95,22 +97,22 @@ BAD = [
     (["verify", "--expect", "=b1", "{data}"], 2, "bad --expect '=b1'"),
     (["verify", "--expect", "a=1", "--expect", "a=2", "{data}"], 2, "given twice"),
     (["verify", "--expect", "bad key!=1", "{data}"], 2, "invalid context key"),
-    (["rekey", "nosuch"], 1, "no keyring 'nosuch'"),
-    (["rekey", "bad name!"], 1, "invalid keyring name"),
-    (["rekey", RING, "--rewrap", "{tmp}/missing"], 1, "no such file or directory"),
-    (["key", "retire", RING, "abc"], 1, "bad VERSION 'abc'"),
-    (["key", "retire", RING, "0"], 1, "bad VERSION '0'"),
-    (["key", "retire", RING, "1.5"], 1, "bad VERSION '1.5'"),
-    (["key", "retire", RING, "99999999999"], 1, "bad VERSION"),
-    (["key", "retire", RING, "9"], 1, "keyring 'kr' has no version 9"),
-    (["key", "retire", RING, "2"], 1, "version 2 of 'kr' is the active version"),
-    (["key", "retire", "nosuch", "1"], 1, "no keyring 'nosuch'"),
-    (["key", "reinstate", RING, "1"], 1, "version 1 of 'kr' is already decrypt-only"),
-    (["key", "destroy", RING, "1", "--force"], 1,
+    (["rekey", "nosuch"], 2, "no keyring 'nosuch'"),
+    (["rekey", "bad name!"], 2, "invalid keyring name"),
+    (["rekey", RING, "--rewrap", "{tmp}/missing"], 2, "no such file or directory"),
+    (["key", "retire", RING, "abc"], 2, "bad VERSION 'abc'"),
+    (["key", "retire", RING, "0"], 2, "bad VERSION '0'"),
+    (["key", "retire", RING, "1.5"], 2, "bad VERSION '1.5'"),
+    (["key", "retire", RING, "99999999999"], 2, "bad VERSION"),
+    (["key", "retire", RING, "9"], 2, "keyring 'kr' has no version 9"),
+    (["key", "retire", RING, "2"], 2, "version 2 of 'kr' is the active version"),
+    (["key", "retire", "nosuch", "1"], 2, "no keyring 'nosuch'"),
+    (["key", "reinstate", RING, "1"], 2, "version 1 of 'kr' is already decrypt-only"),
+    (["key", "destroy", RING, "1", "--force"], 2,
      "cannot go from decrypt-only to destroyed"),
-    (["key", "destroy", RING, "2", "--force"], 1, "is the active version"),
-    (["key", "destroy", RING, "x", "--force"], 1, "bad VERSION 'x'"),
-    (["keyring", "create", RING], 1, "keyring 'kr' already exists"),
+    (["key", "destroy", RING, "2", "--force"], 2, "is the active version"),
+    (["key", "destroy", RING, "x", "--force"], 2, "bad VERSION 'x'"),
+    (["keyring", "create", RING], 2, "keyring 'kr' already exists"),
 ]
 
 
@@ -138,14 +140,14 @@ def test_store_unreachable(env):
     for argv in (["rewrap", str(env.data)], ["rekey", RING],
                  ["key", "retire", RING, "1"]):
         code, out, err = env.run(*argv)
-        assert code == 1 and "refusing key repository" in one_line(err)
+        assert code == 2 and "refusing key repository" in one_line(err)
     assert env.digest() == before
 
 
 def test_failed_key_store_write_is_one_line(env):
     """The disk refuses the key store's writes (EFBIG under a file size
     limit): every change is one line naming the keyring and the operation,
-    exit 1, no output, nothing changed."""
+    exit 2, no output, nothing changed."""
     before = env.digest()
     for argv, text in (
             (["keyring", "create", "new-ring"], "cannot create keyring 'new-ring'"),
@@ -163,7 +165,7 @@ def test_failed_key_store_write_is_one_line(env):
                             config=env.lab_config,
                             preexec_fn=file_size_limit(64))
         out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 1, err
+        assert proc.returncode == 2, err
         line = one_line(err.decode())
         assert text in line and "File too large" in line, line
         assert out == b""
@@ -175,7 +177,7 @@ def test_destroy_refusals(env):
     env.store.set_state(RING, 1, "retired")
     before = env.digest()
     code, out, err = env.run("key", "destroy", RING, "1")
-    assert code == 1
+    assert code == 2
     assert "without --scan PATH" in one_line(err)
     code, out, err = env.run("key", "destroy", RING, "1", "--scan", str(env.data))
     assert code == 1
@@ -183,7 +185,7 @@ def test_destroy_refusals(env):
     assert "found 4 envelopes under it: " in line
     assert line.count(str(env.data)) == 4
     code, out, err = env.run("key", "destroy", RING, "1", "--scan", str(env.tmp / "nope"))
-    assert code == 1 and "no such file or directory" in one_line(err)
+    assert code == 2 and "no such file or directory" in one_line(err)
     assert env.digest() == before
     assert env.store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
 
@@ -257,14 +259,22 @@ def test_rewrap_then_verify(env):
 
 
 def test_verify_table(env):
+    # cliff's table of the report: a line per envelope and per version.
     code, out, err = env.run("verify", str(env.data))
     assert code == 0, err
-    lines = out.splitlines()
-    assert lines[0].split() == ["PATH", "STATUS", "KEYRING", "VERSION", "REASON"]
-    rows = [line.split() for line in lines if line.startswith(str(env.data))]
-    assert len(rows) == 6 and {r[1] for r in rows} == {"valid"}
-    assert lines[-1].startswith("6 envelopes, 0 skipped: valid 6, invalid 0")
-    assert any(line.split()[:3] == ["kr", "1", "decrypt-only"] for line in lines)
+    cells, name = {}, None
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        if len(parts) == 2:
+            field, value = parts
+            name = field or name
+            cells.setdefault(name, []).append(value)
+    assert cells["Field"] == ["Value"]
+    assert list(cells)[1:] == ["envelopes", "format", "skipped", "summary", "versions"]
+    rows = [v for v in cells["envelopes"] if v.startswith(str(env.data))]
+    assert len(rows) == 6 and all(": valid (kr version " in r for r in rows)
+    assert cells["summary"] == ["6 envelopes, 0 skipped: valid 6"]
+    assert any(v.startswith("kr version 1 decrypt-only: ") for v in cells["versions"])
 
 
 def test_verify_json_is_stable(env):
@@ -291,7 +301,7 @@ def test_key_lifecycle(env):
             data["forced"]) == ("destroyed", 6, 0, False)
     assert not (env.repo / RING / "v1.key").exists()
     code, out, err = env.run("key", "reinstate", RING, "1")
-    assert code == 1 and "cannot go from destroyed" in one_line(err)
+    assert code == 2 and "cannot go from destroyed" in one_line(err)
     # Destroying again (how an interrupted destroy is finished) is harmless,
     # needs no scan, and says there was nothing left.
     before = env.digest()
@@ -313,7 +323,7 @@ def test_keyring_show_leftovers(env):
     assert (code, out.strip()) == (0, ""), err
     assert "the key store holds nothing left over" in one_line(err)
     code, out, err = env.run("keyring", "show", "nosuch", "--leftovers")
-    assert code == 1 and "no keyring 'nosuch'" in one_line(err)
+    assert code == 2 and "no keyring 'nosuch'" in one_line(err)
 
 
 def test_keyring_create_takes_the_lock(env):
@@ -323,7 +333,7 @@ def test_keyring_create_takes_the_lock(env):
                                      sealedmeta={"cache_ttl": 0},
                                  coordination={"lock_timeout": "0.5"})
         code, out, err = env.run("keyring", "create", "newring", config=config)
-        assert code == 1
+        assert code == 2
         assert "timed out after 0.5s waiting for the lock of keyring 'newring'" in one_line(err)
         assert "newring" not in env.store.list_keyrings()
     code, out, err = env.run("keyring", "create", "newring", "-f", "json", config=config)
@@ -347,7 +357,7 @@ def test_state_changes_wait_for_the_lock(env):
                      ["key", "destroy", RING, "1", "--force"]):
             t0 = time.monotonic()
             code, out, err = env.run(*argv, config=config)
-            assert code == 1 and "timed out after 0.5s" in one_line(err), argv
+            assert code == 2 and "timed out after 0.5s" in one_line(err), argv
             assert time.monotonic() - t0 >= 0.5
         assert env.digest() == before
     assert env.run("rekey", RING, config=config)[0] == 0
@@ -375,7 +385,7 @@ def test_unreachable_backend_refuses_state_changes(env, url, text):
                  ["keyring", "create", "another"]):
         code, out, err = env.run(*argv, config=config)
         line = one_line(err)
-        assert code == 1 and text.format(**fill) in line, line
+        assert code == 2 and text.format(**fill) in line, line
         assert "no keyring state was changed" in line
     assert env.digest() == before
 
@@ -403,7 +413,7 @@ def test_oslo_log_file_and_one_line_errors(env):
     assert "rotated keyring kr: version 3" in text
     assert " INFO sealedmeta.admin " in text  # oslo.log's format
     code, out, err = env.run("key", "retire", RING, "3", config=config)
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")
     assert one_line(err) == ("sealedmeta: version 3 of 'kr' is the active version;"
                              " rekey first")
     assert "is the active version" in log_file.read_text()
@@ -414,7 +424,7 @@ def test_bad_log_config_is_one_line(env):
                                  sealedmeta={"cache_ttl": 0},
                                  DEFAULT={"log_file": str(env.tmp / "no" / "dir" / "x.log")})
     code, out, err = env.run("keyring", "list", config=config)
-    assert code == 1 and "cannot set up logging" in one_line(err)
+    assert code == 2 and "cannot set up logging" in one_line(err)
 
 
 def _run_on_pty(argv, tmp_path, repo):
@@ -522,7 +532,7 @@ def test_settle_window_on_the_command_line(env, tmp_path):
     def refused(*argv):
         code, out, err = env.run(*argv, config=config)
         line = one_line(err)
-        assert code == 1 and "stopped being active less than 300s ago" in line
+        assert code == 2 and "stopped being active less than 300s ago" in line
         left = re.search(r"; (\d+)s left$", line)
         assert left and 0 < int(left.group(1)) <= 301, line
         assert env.digest() == before

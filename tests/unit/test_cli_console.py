@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from sealedmeta.cmd import main as sm_main
+from tests import sm_cli
 
 
 class EventletDeprecationWarning(Warning):
@@ -16,21 +16,11 @@ class EventletDeprecationWarning(Warning):
 
 @pytest.fixture
 def run_main(tmp_path):
-    """main(argv) on a file store in tmp_path, leaving logging as it was."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    loggers = {name: logging.getLogger(name).level
-               for name in ("barbicanclient", "barbicanclient.client")}
-
-    def run(*argv):
-        return sm_main.main(["--key-repository", str(tmp_path / "keys")] + list(argv))
-    yield run
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    for name, old in loggers.items():
-        logging.getLogger(name).setLevel(old)
+    """main(argv) on a file store in tmp_path; logging as the command left
+    it until the test ends."""
+    with sm_cli.logging_kept():
+        yield lambda *argv: sm_cli.main("--key-repository", str(tmp_path / "keys"),
+                                        *argv)
 
 
 def test_eventlet_deprecation_is_not_shown(run_main):

@@ -74,7 +74,7 @@ def test_no_envelope_is_sealed_under_a_version_later_destroyed(tmp_path):
         # is inside it: CACHE_TTL alone could pass before the command runs.
         code, _, err = sm_cli.run(("key", "retire", RING, "1"), tmp_path, repo,
                                   long_window)
-        assert code == 1 and "s left" in err, err
+        assert code == 2 and "s left" in err, err
         assert FileKeyStore(str(repo)).get_keyring(RING).version(1).state.value \
             == "decrypt-only"
         # The agent keeps sealing meanwhile (under version 1 until its
