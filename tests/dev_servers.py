@@ -9,6 +9,8 @@ it, with the tool's output: nothing is skipped.
 """
 
 import configparser
+import importlib.machinery
+import importlib.util
 import json
 import os
 import re
@@ -24,6 +26,17 @@ DEV_REDIS = os.path.join(TOP, "tools", "dev-redis")
 PROBE_AGENT = "sealedmeta-dev-openstack"
 ACCESS_RE = re.compile(r'"(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) ')
 START_TIMEOUT = 300      # seconds for a `start` (includes a one-off venv build)
+
+
+def load_tool(name):
+    """A tools/ script (no .py suffix) as a module, e.g. to test its
+    functions without running it."""
+    module = "_tool_" + name.replace("-", "_")
+    loader = importlib.machinery.SourceFileLoader(module, os.path.join(TOP, "tools", name))
+    spec = importlib.util.spec_from_loader(module, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
 
 def run_tool(tool, *args, timeout=START_TIMEOUT):

@@ -1,4 +1,5 @@
-"""Link Debian's rados and rbd bindings into this venv's site-packages.
+"""Link Debian's rados and rbd bindings into the site-packages of the venv
+whose python runs this (the ceph tox env, tools/dev-cloud's Cinder venv).
 
 They are built for the system Python (python3-rados, python3-rbd); a plain
 venv on that interpreter can load them, while --system-site-packages would

@@ -1,0 +1,88 @@
+"""Driving the cloud of ``tools/dev-cloud`` only through its real clients:
+``openstack`` (python-openstackclient, with ``DIR/clouds.yaml``) and the
+``sealedmeta`` command line installed in Cinder's environment."""
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+# Hang guards only, generous: a machine three times slower still ends well
+# inside them. No test's verdict depends on how long anything took.
+CLI_TIMEOUT = 300
+SETTLE_TIMEOUT = 900
+POLL = 2.0
+
+# Statuses a volume or backup leaves on its own; anything else is settled.
+MOVING = {"creating", "downloading", "backing-up", "restoring",
+          "restoring-backup", "deleting", "attaching", "detaching",
+          "extending", "uploading", "retyping", "maintenance"}
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+class Cloud:
+    """One running dev-cloud: its env.json and its clients."""
+
+    def __init__(self, directory, start_output=""):
+        self.dir = directory
+        self.start_output = start_output
+        with open(os.path.join(directory, "env.json")) as handle:
+            self.env = json.load(handle)
+
+    # -- the clients ---------------------------------------------------------
+
+    def _run(self, argv):
+        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=self.env["clouds_yaml"])
+        for name in ("OS_CLOUD", "OS_AUTH_URL", "OS_TOKEN", "OS_PASSWORD"):
+            env.pop(name, None)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, text=True, env=env,
+                              timeout=CLI_TIMEOUT)
+        return proc
+
+    def openstack(self, cloud, *args, parse=True):
+        """``openstack --os-cloud CLOUD ARGS -f json``, parsed; a failed
+        command raises with its output."""
+        argv = [self.env["bin"]["openstack"], "--os-cloud", cloud] + list(args)
+        if parse:
+            argv += ["-f", "json"]
+        proc = self._run(argv)
+        if proc.returncode:
+            raise CommandFailed("openstack --os-cloud %s %s failed (exit %d):\n%s%s" % (
+                cloud, " ".join(args), proc.returncode, proc.stdout, proc.stderr))
+        return json.loads(proc.stdout) if parse else proc.stdout
+
+    def sealedmeta(self, *args, config="cinder"):
+        """The ``sealedmeta`` command line of Cinder's environment, with
+        cinder.conf (``config="cinder"``) or the admin's sealedmeta.conf
+        (``"sealedmeta"``); returns the completed process."""
+        conf = self.env["confs"][config]
+        return self._run([self.env["bin"]["sealedmeta"], "--config-file", conf] + list(args))
+
+    # -- waiting ---------------------------------------------------------------
+
+    def settle(self, kind, ident, cloud="member"):
+        """``openstack KIND show IDENT`` once its status stops moving
+        (``kind``: "volume" or "volume backup")."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            shown = self.openstack(cloud, *kind.split(), "show", ident)
+            if shown.get("status") not in MOVING:
+                return shown
+            if time.monotonic() > deadline:
+                raise AssertionError("%s %s still %s after the hang guard of %d s"
+                                     % (kind, ident, shown.get("status"), SETTLE_TIMEOUT))
+            time.sleep(POLL)
+
+    # -- facts of the cloud -----------------------------------------------------
+
+    def project_id(self, cloud):
+        return self.env["clouds"][cloud]["project_id"]
+
+    @staticmethod
+    def name(prefix):
+        return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
