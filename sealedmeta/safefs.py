@@ -41,6 +41,17 @@ _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
 _openat2 = None  # ctypes function, False when the kernel lacks it
+_PATH_MAX = 4095  # bytes of a path openat2 takes, without the final NUL
+
+# How deep below a PATH the walk goes: a directory deeper than this is
+# reported, not listed (far past any real backup tree; it bounds what a
+# user's tree can cost a scan, as a file is read from the tree's handle
+# through every directory above it).
+MAX_DEPTH = 4096
+# Directory handles the walk keeps open at once (one per directory on the
+# current path that has subdirectories left): well below the usual limit
+# of 1,024 open files.
+_MAX_HELD = 64
 
 
 class FileChanged(Exception):
@@ -97,6 +108,38 @@ def _open_beneath2(fn, dir_fd, relative):
     return fd
 
 
+def _chunks(parts):
+    """*parts* in runs whose joined path fits in PATH_MAX (openat2 takes
+    no longer path; a name is at most 255 bytes)."""
+    chunk, size = [], 0
+    for part in parts:
+        length = len(os.fsencode(part)) + 1
+        if chunk and size + length > _PATH_MAX:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(part)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def _open_beneath_chunks(fn, dir_fd, parts):
+    """openat2 one run of *parts* at a time, each from the last one's
+    descriptor (each run beneath it, no link anywhere)."""
+    fd = None
+    try:
+        for chunk in _chunks(parts):
+            sub = _open_beneath2(fn, dir_fd if fd is None else fd, "/".join(chunk))
+            if fd is not None:
+                os.close(fd)
+            fd = sub
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    return fd
+
+
 def open_beneath(dir_fd, parts):
     """A new descriptor of the directory *parts* below *dir_fd*, reached
     without following any symbolic link (OSError, e.g. ELOOP, otherwise)."""
@@ -107,7 +150,7 @@ def open_beneath(dir_fd, parts):
     fn = _openat2_fn()
     if fn:
         try:
-            return _open_beneath2(fn, dir_fd, "/".join(parts))
+            return _open_beneath_chunks(fn, dir_fd, parts)
         except OSError as exc:
             if exc.errno in (errno.ENOSYS, errno.EPERM, errno.E2BIG):
                 _openat2 = False  # no openat2 here (or a seccomp filter)
@@ -170,40 +213,111 @@ def location_of(path):
     return Location(Tree(directory), (), name)
 
 
-def walk(tree, parts=()):
+def walk(tree):
     """``(parts, name, lstat, problem)`` for every entry below *tree* that
     is not a directory (symbolic links included, never followed), files of
     a directory in name order before its subdirectories, depth first.
     A directory that cannot be opened or listed (a symbolic link swapped in
-    meanwhile among them) gives ``(its parts, None, None, why)``."""
+    meanwhile among them), or that lies deeper than :data:`MAX_DEPTH`
+    directories, gives ``(its parts, None, None, why)``.
+
+    Iterative, so a deep tree costs no Python stack. A directory is opened
+    by its name in its parent's handle (``O_NOFOLLOW | O_DIRECTORY``),
+    which is kept open while the parent has subdirectories left to walk;
+    past :data:`_MAX_HELD` such handles, from the tree's handle
+    (:func:`open_beneath`).
+    """
+    walker = _Walker(tree)
     try:
-        fd = open_beneath(tree.fd, parts)
-        try:
-            with os.scandir(fd) as entries:
-                listed = [(e.name, e.is_dir(follow_symlinks=False))
-                          for e in entries]
-        except BaseException:
-            os.close(fd)
-            raise
-    except OSError as exc:
-        yield parts, None, None, "cannot list directory: %s" % (
-            exc.strerror or exc)
-        return
-    try:
-        for name, is_dir in sorted(listed):
-            if is_dir:
-                continue
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except OSError as exc:
-                yield parts, name, None, "cannot examine: %s" % (exc.strerror or exc)
-                continue
-            yield parts, name, st, None
+        yield from walker.run()
     finally:
-        os.close(fd)
-    for name, is_dir in sorted(listed):
-        if is_dir:
-            yield from walk(tree, parts + (name,))
+        walker.close()
+
+
+class _Walker:
+    def __init__(self, tree):
+        self.tree = tree
+        self.stack = []  # per directory with subdirectories left: [parts, fd, names]
+        self.held = 0    # frames of the stack holding their fd
+
+    def close(self):
+        for frame in self.stack:
+            if frame[1] is not None:
+                os.close(frame[1])
+                frame[1] = None
+
+    def run(self):
+        try:
+            fd = open_beneath(self.tree.fd, ())
+        except OSError as exc:
+            yield (), None, None, _cannot_list(exc)
+            return
+        yield from self._list((), fd)
+        while self.stack:
+            frame = self.stack[-1]
+            parts, parent_fd, left = frame
+            sub = parts + (left.pop(),)
+            if not left:  # its last subdirectory: the parent is done
+                self.stack.pop()
+            try:
+                fd = self._open(sub, parent_fd)
+            finally:
+                if not left and parent_fd is not None:
+                    os.close(parent_fd)
+                    frame[1] = None
+                    self.held -= 1
+            if isinstance(fd, str):
+                yield sub, None, None, fd
+            else:
+                yield from self._list(sub, fd)
+
+    def _open(self, parts, parent_fd):
+        """A descriptor of the directory *parts*, or why not."""
+        if len(parts) > MAX_DEPTH:
+            return "deeper than %d directories below the PATH: not walked" % (
+                MAX_DEPTH)
+        try:
+            if parent_fd is not None:
+                return os.open(parts[-1], _DIR_FLAGS | os.O_NOFOLLOW,
+                               dir_fd=parent_fd)
+            return open_beneath(self.tree.fd, parts)
+        except OSError as exc:
+            return _cannot_list(exc)
+
+    def _list(self, parts, fd):
+        """Yield the entries of directory *fd* (*parts*) that are not
+        directories; push its subdirectories. Owns *fd*."""
+        keep = False
+        try:
+            try:
+                with os.scandir(fd) as entries:
+                    listed = sorted((e.name, e.is_dir(follow_symlinks=False))
+                                    for e in entries)
+            except OSError as exc:
+                yield parts, None, None, _cannot_list(exc)
+                return
+            for name, is_dir in listed:
+                if is_dir:
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError as exc:
+                    yield parts, name, None, "cannot examine: %s" % (
+                        exc.strerror or exc)
+                    continue
+                yield parts, name, st, None
+            subdirs = [name for name, is_dir in reversed(listed) if is_dir]
+            if subdirs:
+                keep = self.held < _MAX_HELD
+                self.held += keep
+                self.stack.append([parts, fd if keep else None, subdirs])
+        finally:
+            if not keep:
+                os.close(fd)
+
+
+def _cannot_list(exc):
+    return "cannot list directory: %s" % (exc.strerror or exc)
 
 
 def open_regular(dir_fd, name):
