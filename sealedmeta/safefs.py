@@ -22,6 +22,13 @@ by no one else (nobody can tamper with that write); anywhere else the write
 runs in a forked child that has become the file's owner (its uid and gid, no
 supplementary groups), so the kernel allows exactly what that user could do
 themself. Any other user's file is refused (:class:`NotOwner`).
+
+That child is the user's, so the user may signal it: stopped (SIGSTOP), it
+would hold up the process waiting for it. The parent therefore waits for
+the child to exit *or stop*, kills it as soon as it stops, and kills it too
+when it is still running after a deadline (the ``user_write_timeout``
+option, :data:`DEFAULT_USER_WRITE_TIMEOUT` seconds by default); either way
+that file's write fails (:class:`WriteAbandoned`) and the caller goes on.
 """
 
 import contextlib
@@ -29,7 +36,9 @@ import ctypes
 import dataclasses
 import errno
 import os
+import signal
 import stat
+import threading
 
 from sealedmeta import atomic
 
@@ -42,6 +51,9 @@ _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
 _openat2 = None  # ctypes function, False when the kernel lacks it
 _PATH_MAX = 4095  # bytes of a path openat2 takes, without the final NUL
+
+# Seconds a write made as another user (see as_user) may take.
+DEFAULT_USER_WRITE_TIMEOUT = 60
 
 # How deep below a PATH the walk goes: a directory deeper than this is
 # reported, not listed (far past any real backup tree; it bounds what a
@@ -60,6 +72,11 @@ class FileChanged(Exception):
 
 class NotOwner(Exception):
     """The file belongs to another user and we may not write as that user."""
+
+
+class WriteAbandoned(Exception):
+    """The child writing as another user stopped or ran past its deadline,
+    and was killed."""
 
 
 class _OpenHow(ctypes.Structure):
@@ -368,11 +385,13 @@ def _private(dir_fd):
     return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
-def replace(dir_fd, name, data, expect, durable=True):
+def replace(dir_fd, name, data, expect, durable=True,
+            timeout=DEFAULT_USER_WRITE_TIMEOUT):
     """Atomically replace *name* in *dir_fd*, the regular file *expect*
     describes, with *data*, keeping its mode and owner (see the module's
     documentation for who writes). Raises FileChanged (nothing written),
-    NotOwner, or OSError."""
+    NotOwner, WriteAbandoned (a write as another user that stopped or took
+    longer than *timeout* seconds), or OSError."""
     check_same(dir_fd, name, expect)
     mode = stat.S_IMODE(expect.st_mode)
     uid, gid = expect.st_uid, expect.st_gid
@@ -386,7 +405,8 @@ def replace(dir_fd, name, data, expect, durable=True):
                         lambda: check_same(dir_fd, name, expect, content=False))
     elif euid == 0:
         as_user(uid, gid, atomic.write_at, dir_fd, name, data, mode, durable,
-                None, lambda: check_same(dir_fd, name, expect, content=False))
+                None, lambda: check_same(dir_fd, name, expect, content=False),
+                timeout=timeout)
     else:
         raise NotOwner("owned by uid %d: only that user or root can replace it"
                        % uid)
@@ -399,9 +419,16 @@ def remove(dir_fd, name, expect):
     os.unlink(name, dir_fd=dir_fd)
 
 
-def as_user(uid, gid, fn, *args):
+def as_user(uid, gid, fn, *args, timeout=DEFAULT_USER_WRITE_TIMEOUT):
     """Run ``fn(*args)`` in a forked child that is user *uid*, group *gid*
-    and nothing else; re-raise its OSError or FileChanged here."""
+    and nothing else; re-raise its OSError or FileChanged here.
+
+    That user may signal the child (it is theirs): a child that stops
+    (SIGSTOP, SIGTSTP, ...) is killed as soon as it stops, and one still
+    running after *timeout* seconds is killed then; both raise
+    :class:`WriteAbandoned`, so a user can fail the write of their own
+    file but never hold up the process that asked for it.
+    """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: plain system calls only, then _exit
@@ -425,10 +452,17 @@ def as_user(uid, gid, fn, *args):
             os._exit(code)
     os.close(write_end)
     try:
-        with os.fdopen(read_end, "rb") as pipe:
-            said = pipe.read(64)
+        status = _wait_child(pid, uid, timeout)
+        # The child has exited: what it said is in the pipe (a sibling forked
+        # by another thread meanwhile may still hold its write end open, so
+        # do not wait for the end of the pipe).
+        os.set_blocking(read_end, False)
+        try:
+            said = os.read(read_end, 64)
+        except BlockingIOError:
+            said = b""
     finally:
-        _, status = os.waitpid(pid, 0)
+        os.close(read_end)
     if said.startswith(b"C"):
         raise FileChanged("changed")
     if said.startswith(b"E"):
@@ -436,3 +470,47 @@ def as_user(uid, gid, fn, *args):
         raise OSError(err, os.strerror(err))
     if said or not os.WIFEXITED(status) or os.WEXITSTATUS(status):
         raise OSError(errno.EIO, "the write as uid %d failed" % uid)
+
+
+def _wait_child(pid, uid, timeout):
+    """The wait status of child *pid* once it has exited; kills it and
+    raises WriteAbandoned when it stops first or outlives *timeout*.
+
+    ``waitid(WEXITED | WSTOPPED | WNOWAIT)`` returns as soon as the child
+    exits or stops, and leaves it unreaped, so its pid cannot be another
+    process's when the deadline's timer kills it.
+    """
+    expired = threading.Event()
+
+    def expire():
+        expired.set()
+        os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    stopped = None
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+        timer.cancel()
+        timer.join()  # it has run, or never will: the pid is still the child
+        if info.si_code in (os.CLD_STOPPED, os.CLD_TRAPPED):
+            stopped = info.si_status
+            os.kill(pid, signal.SIGKILL)
+    except BaseException:
+        timer.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    _, status = os.waitpid(pid, 0)
+    kept = "the file holds its old content or the new one"
+    if stopped is not None:
+        raise WriteAbandoned(
+            "the write as uid %d was stopped (signal %d) and has been killed;"
+            " %s" % (uid, stopped, kept))
+    if expired.is_set():
+        raise WriteAbandoned(
+            "the write as uid %d did not finish within %g s and has been"
+            " killed; %s" % (uid, timeout, kept))
+    return status
