@@ -11,6 +11,7 @@ that cannot be reached raises
 
 import dataclasses
 import logging
+import time
 
 from sealedmeta import audit
 from sealedmeta import envelope
@@ -47,14 +48,42 @@ class NotSettled(exceptions.InvalidTransition):
         self.left = left
 
 
+# The settle window of the default configuration (cache_ttl 300 +
+# stale_grace 0): what retire and destroy wait when the caller says
+# nothing. A test keeps it equal to the options' defaults.
+DEFAULT_SETTLE = 300
+
+
+class ClockAhead(exceptions.InvalidTransition):
+    """``key retire`` / ``key destroy`` refused: the keyring records that
+    the version stopped being active at a time still in this host's future,
+    so this host's clock or the rotating host's is wrong, and the settle
+    window cannot be counted from it."""
+
+
 def settle_window(conf):
     """Seconds a running process may keep sealing under a version after it
     stopped being active: it reads the keyring again after ``cache_ttl``,
-    and keeps the old one ``stale_grace`` longer when the store fails."""
+    and keeps the old one ``stale_grace`` longer when the store fails.
+
+    These are *conf*'s values: the window is right only when every agent
+    (every process that seals) runs with the same ``cache_ttl`` and
+    ``stale_grace`` or shorter ones (see the keys page of the docs)."""
     return conf.sealedmeta.cache_ttl + conf.sealedmeta.stale_grace
 
 
 def _check_settled(ring, version, action, settle, at):
+    if settle > 0:
+        now = kr.now() if at is None else at
+        since = kr.inactive_since(ring, version)
+        if since is not None and since > now:
+            raise ClockAhead(
+                "refusing to %s version %d of keyring %r: it is recorded as no"
+                " longer active since %s, %ds ahead of this host's clock; this"
+                " host's clock or that of the host that rotated it is wrong,"
+                " and the settle window (cache_ttl + stale_grace) counts from"
+                " that time: correct the clock, then try again"
+                % (action, version, ring.name, _utc(since), since - now))
     left = kr.settle_left(ring, version, settle, at)
     if left > 0:
         raise NotSettled(
@@ -62,6 +91,10 @@ def _check_settled(ring, version, action, settle, at):
             " less than %ds ago (cache_ttl + stale_grace), so a running"
             " process may still seal under it; %ds left"
             % (action, version, ring.name, settle, left), left)
+
+
+def _utc(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 class RekeyFailed(exceptions.KeyStoreError):
@@ -235,7 +268,8 @@ def _rekey_failed(store, name, previous, exc):
         took_effect=False, ring=ring)
 
 
-def _set_state(store, name, version, state, coordinator, settle=0, at=None):
+def _set_state(store, name, version, state, coordinator, settle=DEFAULT_SETTLE,
+               at=None):
     names.check_keyring_name(name)
     _number(version)
     with coordinator.lock(name):
@@ -248,12 +282,15 @@ def _set_state(store, name, version, state, coordinator, settle=0, at=None):
     return updated
 
 
-def retire(store, name, version, coordinator, settle=0, at=None):
+def retire(store, name, version, coordinator, settle=DEFAULT_SETTLE, at=None):
     """decrypt-only -> retired (envelopes under it are refused, key kept).
 
-    Refused (:class:`NotSettled`) until *settle* seconds (see
-    :func:`settle_window`) have passed since the version stopped being
-    active; *at*: the current time (epoch seconds), default now.
+    Refused (:class:`NotSettled`) until *settle* seconds have passed since
+    the version stopped being active: pass :func:`settle_window` of the
+    agents' configuration; the default, :data:`DEFAULT_SETTLE`, is that of
+    the default configuration; 0 only where no process caches the keyring.
+    Refused (:class:`ClockAhead`) while that time lies in the future of
+    *at*, the current time (epoch seconds, default now).
     """
     return _set_state(store, name, version, kr.KeyState.RETIRED, coordinator,
                       settle, at)
@@ -267,7 +304,7 @@ def reinstate(store, name, version, coordinator):
 
 def destroy(store, name, version, coordinator, scan=None, force=False,
             max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
-            carriers=None, sources=(), settle=0, at=None):
+            carriers=None, sources=(), settle=DEFAULT_SETTLE, at=None):
     """retired -> destroyed: the key material is removed for good.
 
     *scan* is a list of PATHs holding the backups' envelopes, *sources*
@@ -284,8 +321,9 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     destroyed no scan is needed, and the store removes whatever the earlier
     run left (:meth:`~sealedmeta.keystores.base.KeyStore.finish_destroy`).
 
-    Refused (:class:`NotSettled`) until *settle* seconds have passed since
-    the version stopped being active, as :func:`retire`.
+    Refused (:class:`NotSettled`, :class:`ClockAhead`) until *settle*
+    seconds have passed since the version stopped being active, as
+    :func:`retire`.
     """
     names.check_keyring_name(name)
     _number(version)

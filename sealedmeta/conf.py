@@ -5,6 +5,7 @@ import os
 from oslo_config import cfg
 
 from sealedmeta import envelope
+from sealedmeta import safefs
 
 GROUP = "sealedmeta"
 
@@ -47,6 +48,16 @@ sealedmeta_opts = [
                  help="Minimum seconds between two refreshes caused by "
                       "envelopes naming an unknown key, so forged envelopes "
                       "cannot flood the key store."),
+    cfg.FloatOpt("user_write_timeout",
+                 default=safefs.DEFAULT_USER_WRITE_TIMEOUT, min=0.1,
+                 help="Seconds a write made as another user may take. Run as "
+                      "root, rewrap and 'cinder reseal' replace a file another "
+                      "user owns, in a directory that user can change, from a "
+                      "child process that has become that user, which that "
+                      "user can signal: a child that stops (SIGSTOP) is killed "
+                      "at once, one still running after this long is killed "
+                      "then, and that file is reported failed (it holds its "
+                      "old content or the new one); the run goes on."),
     cfg.IntOpt("max_envelope_size", default=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
                min=1024, max=64 * 1024 * 1024,
                help="Largest envelope accepted, in bytes (before armour)."),

@@ -16,7 +16,10 @@ it created to another user where that user could interfere: another user's
 file is written by a child process that has become that user, unless its
 directory is root's and writable by no one else (then root writes it and
 gives it the old owner). Run as anyone else, another user's file is refused
-(reported failed, ``owned by uid N``).
+(reported failed, ``owned by uid N``). That child is the user's to signal:
+one that stops, or is still running after ``user_write_timeout`` seconds,
+is killed and its file reported failed (it holds its old envelope or the
+new one; run again), and the run goes on.
 
 Throughput: a durable replacement waits for the disk twice (the file's and
 the directory's fsync), far longer than the re-sealing. :meth:`Rewrapper.run`
@@ -157,16 +160,21 @@ class Rewrapper:
 
     *temp_age*: seconds after which a temporary file of an interrupted
     write is removed (at least :data:`MIN_TEMP_AGE`; None: never).
+    *user_write_timeout*: seconds a write made as the file's owner (run as
+    root) may take before it is killed and the file reported failed; one
+    that stops is killed at once (:func:`sealedmeta.safefs.as_user`).
     """
 
     def __init__(self, store, keyring=None,
                  max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
                  carriers=None, progress=None, durable=True, sealer_factory=None,
-                 io_workers=DEFAULT_IO_WORKERS, temp_age=DEFAULT_TEMP_AGE):
+                 io_workers=DEFAULT_IO_WORKERS, temp_age=DEFAULT_TEMP_AGE,
+                 user_write_timeout=safefs.DEFAULT_USER_WRITE_TIMEOUT):
         if temp_age is not None and not temp_age >= MIN_TEMP_AGE:
             raise ValueError("temp_age must be at least %d seconds, not %r"
                              % (MIN_TEMP_AGE, temp_age))
         self.temp_age = temp_age
+        self.user_write_timeout = user_write_timeout
         self.store = store
         self.keyring = (names.check_keyring_name(keyring)
                         if keyring is not None else None)
@@ -419,10 +427,11 @@ class Rewrapper:
         try:
             with where.directory() as dir_fd:
                 safefs.replace(dir_fd, where.name, content, st,
-                               durable=self.durable)
+                               durable=self.durable,
+                               timeout=self.user_write_timeout)
         except safefs.FileChanged:
             return "changed while being rewrapped; left alone (run again)"
-        except safefs.NotOwner as exc:
+        except (safefs.NotOwner, safefs.WriteAbandoned) as exc:
             return "not rewrapped: %s" % exc
         except OSError as exc:
             return "cannot write: %s" % (exc.strerror or exc)

@@ -22,6 +22,13 @@ by no one else (nobody can tamper with that write); anywhere else the write
 runs in a forked child that has become the file's owner (its uid and gid, no
 supplementary groups), so the kernel allows exactly what that user could do
 themself. Any other user's file is refused (:class:`NotOwner`).
+
+That child is the user's, so the user may signal it: stopped (SIGSTOP), it
+would hold up the process waiting for it. The parent therefore waits for
+the child to exit *or stop*, kills it as soon as it stops, and kills it too
+when it is still running after a deadline (the ``user_write_timeout``
+option, :data:`DEFAULT_USER_WRITE_TIMEOUT` seconds by default); either way
+that file's write fails (:class:`WriteAbandoned`) and the caller goes on.
 """
 
 import contextlib
@@ -29,7 +36,9 @@ import ctypes
 import dataclasses
 import errno
 import os
+import signal
 import stat
+import threading
 
 from sealedmeta import atomic
 
@@ -41,6 +50,20 @@ _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
 _openat2 = None  # ctypes function, False when the kernel lacks it
+_PATH_MAX = 4095  # bytes of a path openat2 takes, without the final NUL
+
+# Seconds a write made as another user (see as_user) may take.
+DEFAULT_USER_WRITE_TIMEOUT = 60
+
+# How deep below a PATH the walk goes: a directory deeper than this is
+# reported, not listed (far past any real backup tree; it bounds what a
+# user's tree can cost a scan, as a file is read from the tree's handle
+# through every directory above it).
+MAX_DEPTH = 4096
+# Directory handles the walk keeps open at once (one per directory on the
+# current path that has subdirectories left): well below the usual limit
+# of 1,024 open files.
+_MAX_HELD = 64
 
 
 class FileChanged(Exception):
@@ -49,6 +72,11 @@ class FileChanged(Exception):
 
 class NotOwner(Exception):
     """The file belongs to another user and we may not write as that user."""
+
+
+class WriteAbandoned(Exception):
+    """The child writing as another user stopped or ran past its deadline,
+    and was killed."""
 
 
 class _OpenHow(ctypes.Structure):
@@ -97,6 +125,38 @@ def _open_beneath2(fn, dir_fd, relative):
     return fd
 
 
+def _chunks(parts):
+    """*parts* in runs whose joined path fits in PATH_MAX (openat2 takes
+    no longer path; a name is at most 255 bytes)."""
+    chunk, size = [], 0
+    for part in parts:
+        length = len(os.fsencode(part)) + 1
+        if chunk and size + length > _PATH_MAX:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(part)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def _open_beneath_chunks(fn, dir_fd, parts):
+    """openat2 one run of *parts* at a time, each from the last one's
+    descriptor (each run beneath it, no link anywhere)."""
+    fd = None
+    try:
+        for chunk in _chunks(parts):
+            sub = _open_beneath2(fn, dir_fd if fd is None else fd, "/".join(chunk))
+            if fd is not None:
+                os.close(fd)
+            fd = sub
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    return fd
+
+
 def open_beneath(dir_fd, parts):
     """A new descriptor of the directory *parts* below *dir_fd*, reached
     without following any symbolic link (OSError, e.g. ELOOP, otherwise)."""
@@ -107,7 +167,7 @@ def open_beneath(dir_fd, parts):
     fn = _openat2_fn()
     if fn:
         try:
-            return _open_beneath2(fn, dir_fd, "/".join(parts))
+            return _open_beneath_chunks(fn, dir_fd, parts)
         except OSError as exc:
             if exc.errno in (errno.ENOSYS, errno.EPERM, errno.E2BIG):
                 _openat2 = False  # no openat2 here (or a seccomp filter)
@@ -170,40 +230,111 @@ def location_of(path):
     return Location(Tree(directory), (), name)
 
 
-def walk(tree, parts=()):
+def walk(tree):
     """``(parts, name, lstat, problem)`` for every entry below *tree* that
     is not a directory (symbolic links included, never followed), files of
     a directory in name order before its subdirectories, depth first.
     A directory that cannot be opened or listed (a symbolic link swapped in
-    meanwhile among them) gives ``(its parts, None, None, why)``."""
+    meanwhile among them), or that lies deeper than :data:`MAX_DEPTH`
+    directories, gives ``(its parts, None, None, why)``.
+
+    Iterative, so a deep tree costs no Python stack. A directory is opened
+    by its name in its parent's handle (``O_NOFOLLOW | O_DIRECTORY``),
+    which is kept open while the parent has subdirectories left to walk;
+    past :data:`_MAX_HELD` such handles, from the tree's handle
+    (:func:`open_beneath`).
+    """
+    walker = _Walker(tree)
     try:
-        fd = open_beneath(tree.fd, parts)
-        try:
-            with os.scandir(fd) as entries:
-                listed = [(e.name, e.is_dir(follow_symlinks=False))
-                          for e in entries]
-        except BaseException:
-            os.close(fd)
-            raise
-    except OSError as exc:
-        yield parts, None, None, "cannot list directory: %s" % (
-            exc.strerror or exc)
-        return
-    try:
-        for name, is_dir in sorted(listed):
-            if is_dir:
-                continue
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except OSError as exc:
-                yield parts, name, None, "cannot examine: %s" % (exc.strerror or exc)
-                continue
-            yield parts, name, st, None
+        yield from walker.run()
     finally:
-        os.close(fd)
-    for name, is_dir in sorted(listed):
-        if is_dir:
-            yield from walk(tree, parts + (name,))
+        walker.close()
+
+
+class _Walker:
+    def __init__(self, tree):
+        self.tree = tree
+        self.stack = []  # per directory with subdirectories left: [parts, fd, names]
+        self.held = 0    # frames of the stack holding their fd
+
+    def close(self):
+        for frame in self.stack:
+            if frame[1] is not None:
+                os.close(frame[1])
+                frame[1] = None
+
+    def run(self):
+        try:
+            fd = open_beneath(self.tree.fd, ())
+        except OSError as exc:
+            yield (), None, None, _cannot_list(exc)
+            return
+        yield from self._list((), fd)
+        while self.stack:
+            frame = self.stack[-1]
+            parts, parent_fd, left = frame
+            sub = parts + (left.pop(),)
+            if not left:  # its last subdirectory: the parent is done
+                self.stack.pop()
+            try:
+                fd = self._open(sub, parent_fd)
+            finally:
+                if not left and parent_fd is not None:
+                    os.close(parent_fd)
+                    frame[1] = None
+                    self.held -= 1
+            if isinstance(fd, str):
+                yield sub, None, None, fd
+            else:
+                yield from self._list(sub, fd)
+
+    def _open(self, parts, parent_fd):
+        """A descriptor of the directory *parts*, or why not."""
+        if len(parts) > MAX_DEPTH:
+            return "deeper than %d directories below the PATH: not walked" % (
+                MAX_DEPTH)
+        try:
+            if parent_fd is not None:
+                return os.open(parts[-1], _DIR_FLAGS | os.O_NOFOLLOW,
+                               dir_fd=parent_fd)
+            return open_beneath(self.tree.fd, parts)
+        except OSError as exc:
+            return _cannot_list(exc)
+
+    def _list(self, parts, fd):
+        """Yield the entries of directory *fd* (*parts*) that are not
+        directories; push its subdirectories. Owns *fd*."""
+        keep = False
+        try:
+            try:
+                with os.scandir(fd) as entries:
+                    listed = sorted((e.name, e.is_dir(follow_symlinks=False))
+                                    for e in entries)
+            except OSError as exc:
+                yield parts, None, None, _cannot_list(exc)
+                return
+            for name, is_dir in listed:
+                if is_dir:
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError as exc:
+                    yield parts, name, None, "cannot examine: %s" % (
+                        exc.strerror or exc)
+                    continue
+                yield parts, name, st, None
+            subdirs = [name for name, is_dir in reversed(listed) if is_dir]
+            if subdirs:
+                keep = self.held < _MAX_HELD
+                self.held += keep
+                self.stack.append([parts, fd if keep else None, subdirs])
+        finally:
+            if not keep:
+                os.close(fd)
+
+
+def _cannot_list(exc):
+    return "cannot list directory: %s" % (exc.strerror or exc)
 
 
 def open_regular(dir_fd, name):
@@ -254,11 +385,13 @@ def _private(dir_fd):
     return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
-def replace(dir_fd, name, data, expect, durable=True):
+def replace(dir_fd, name, data, expect, durable=True,
+            timeout=DEFAULT_USER_WRITE_TIMEOUT):
     """Atomically replace *name* in *dir_fd*, the regular file *expect*
     describes, with *data*, keeping its mode and owner (see the module's
     documentation for who writes). Raises FileChanged (nothing written),
-    NotOwner, or OSError."""
+    NotOwner, WriteAbandoned (a write as another user that stopped or took
+    longer than *timeout* seconds), or OSError."""
     check_same(dir_fd, name, expect)
     mode = stat.S_IMODE(expect.st_mode)
     uid, gid = expect.st_uid, expect.st_gid
@@ -272,7 +405,8 @@ def replace(dir_fd, name, data, expect, durable=True):
                         lambda: check_same(dir_fd, name, expect, content=False))
     elif euid == 0:
         as_user(uid, gid, atomic.write_at, dir_fd, name, data, mode, durable,
-                None, lambda: check_same(dir_fd, name, expect, content=False))
+                None, lambda: check_same(dir_fd, name, expect, content=False),
+                timeout=timeout)
     else:
         raise NotOwner("owned by uid %d: only that user or root can replace it"
                        % uid)
@@ -285,9 +419,16 @@ def remove(dir_fd, name, expect):
     os.unlink(name, dir_fd=dir_fd)
 
 
-def as_user(uid, gid, fn, *args):
+def as_user(uid, gid, fn, *args, timeout=DEFAULT_USER_WRITE_TIMEOUT):
     """Run ``fn(*args)`` in a forked child that is user *uid*, group *gid*
-    and nothing else; re-raise its OSError or FileChanged here."""
+    and nothing else; re-raise its OSError or FileChanged here.
+
+    That user may signal the child (it is theirs): a child that stops
+    (SIGSTOP, SIGTSTP, ...) is killed as soon as it stops, and one still
+    running after *timeout* seconds is killed then; both raise
+    :class:`WriteAbandoned`, so a user can fail the write of their own
+    file but never hold up the process that asked for it.
+    """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: plain system calls only, then _exit
@@ -311,10 +452,17 @@ def as_user(uid, gid, fn, *args):
             os._exit(code)
     os.close(write_end)
     try:
-        with os.fdopen(read_end, "rb") as pipe:
-            said = pipe.read(64)
+        status = _wait_child(pid, uid, timeout)
+        # The child has exited: what it said is in the pipe (a sibling forked
+        # by another thread meanwhile may still hold its write end open, so
+        # do not wait for the end of the pipe).
+        os.set_blocking(read_end, False)
+        try:
+            said = os.read(read_end, 64)
+        except BlockingIOError:
+            said = b""
     finally:
-        _, status = os.waitpid(pid, 0)
+        os.close(read_end)
     if said.startswith(b"C"):
         raise FileChanged("changed")
     if said.startswith(b"E"):
@@ -322,3 +470,47 @@ def as_user(uid, gid, fn, *args):
         raise OSError(err, os.strerror(err))
     if said or not os.WIFEXITED(status) or os.WEXITSTATUS(status):
         raise OSError(errno.EIO, "the write as uid %d failed" % uid)
+
+
+def _wait_child(pid, uid, timeout):
+    """The wait status of child *pid* once it has exited; kills it and
+    raises WriteAbandoned when it stops first or outlives *timeout*.
+
+    ``waitid(WEXITED | WSTOPPED | WNOWAIT)`` returns as soon as the child
+    exits or stops, and leaves it unreaped, so its pid cannot be another
+    process's when the deadline's timer kills it.
+    """
+    expired = threading.Event()
+
+    def expire():
+        expired.set()
+        os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    stopped = None
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+        timer.cancel()
+        timer.join()  # it has run, or never will: the pid is still the child
+        if info.si_code in (os.CLD_STOPPED, os.CLD_TRAPPED):
+            stopped = info.si_status
+            os.kill(pid, signal.SIGKILL)
+    except BaseException:
+        timer.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    _, status = os.waitpid(pid, 0)
+    kept = "the file holds its old content or the new one"
+    if stopped is not None:
+        raise WriteAbandoned(
+            "the write as uid %d was stopped (signal %d) and has been killed;"
+            " %s" % (uid, stopped, kept))
+    if expired.is_set():
+        raise WriteAbandoned(
+            "the write as uid %d did not finish within %g s and has been"
+            " killed; %s" % (uid, timeout, kept))
+    return status

@@ -13,7 +13,10 @@ race (tests/cinder). Needs root (CI runs as root): the tests FAIL otherwise.
 * :class:`Watch` counts every change the kernel reports (inotify) in
   directories nobody should write to;
 * :func:`snapshot` records owner, mode, inode and content of a directory's
-  files.
+  files;
+* :class:`Stopper` runs, as that user, a loop sending SIGSTOP to every
+  process of theirs (``kill(-1, SIGSTOP)``): any child root forks to write
+  as that user is stopped as soon as the loop meets it.
 """
 
 import contextlib
@@ -75,6 +78,25 @@ os.write(1, b"%d\n" % swaps)
 """
 
 
+_STOPPER = r"""
+import os, signal, sys
+os.set_blocking(0, False)
+sent = 0
+while True:
+    try:
+        if os.read(0, 1) in (b"", b"q"):
+            break
+    except BlockingIOError:
+        pass
+    try:
+        os.kill(-1, signal.SIGSTOP)  # every process of ours but this one
+        sent += 1
+    except ProcessLookupError:  # none
+        pass
+os.write(1, b"%d\n" % sent)
+"""
+
+
 def require_root():
     if os.geteuid() != 0:
         pytest.fail("this test races a second local user against root: run it"
@@ -116,6 +138,13 @@ def _python():
     return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
+def run_as(uid, gid, code, *args):
+    """Run the Python *code* (argv: *args*) as user *uid*, group *gid*."""
+    subprocess.run([_python(), "-c", code] + [str(a) for a in args],
+                   user=uid, group=gid, extra_groups=[], cwd="/", env={},
+                   check=True, capture_output=True)
+
+
 class Swapper:
     """As user *uid*, exchange each pair of entries of the directory *path*
     (owned by that user) in a tight loop until paused or stopped."""
@@ -150,6 +179,40 @@ class Swapper:
             assert self.proc.returncode == 0, err.decode()
             self.swaps = int(out.strip())
         return self.swaps
+
+
+class Stopper:
+    """As user *uid*, stop every other process of that user, again and
+    again, until stopped."""
+
+    def __init__(self, uid, gid):
+        self.uid = uid
+        self.proc = subprocess.Popen(
+            [_python(), "-c", _STOPPER], user=uid, group=gid, extra_groups=[],
+            cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env={})
+        self.sent = None
+
+    def stop(self):
+        """How many of its SIGSTOPs reached a process."""
+        if self.sent is None:
+            out, err = self.proc.communicate(b"q", timeout=600)
+            assert self.proc.returncode == 0, err.decode()
+            self.sent = int(out.strip())
+        return self.sent
+
+
+def processes_of(uid, but=()):
+    """The pids of the processes of user *uid*, except *but*."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) not in but:
+            try:
+                if os.stat("/proc/" + name).st_uid == uid:
+                    found.append(int(name))
+            except OSError:  # gone meanwhile
+                pass
+    return found
 
 
 # inotify(7)

@@ -213,13 +213,16 @@ def _replace_posix(base, container, name, data):
             st = where.lstat(dir_fd)
             if not stat.S_ISREG(st.st_mode):
                 raise CannotReseal("the metadata object is not a regular file")
-            safefs.replace(dir_fd, name, data, st)
+            safefs.replace(dir_fd, name, data, st,
+                           timeout=CONF.sealedmeta.user_write_timeout)
     except safefs.FileChanged:
         raise CannotReseal("the metadata object changed while being resealed;"
                            " left alone (run again)") from None
     except safefs.NotOwner as exc:
         raise CannotReseal("the metadata object is %s; run reseal as the backup"
                            " service's user or root" % exc) from None
+    except safefs.WriteAbandoned as exc:
+        raise CannotReseal("the metadata object was not resealed: %s" % exc) from None
     finally:
         tree.close()
 

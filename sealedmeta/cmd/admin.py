@@ -168,8 +168,11 @@ class KeyDestroy(show.ShowOne):
         return parser
 
     def _cinder_sources(self, parsed_args):
+        """``(sources, settle window of the agents)``: with --scan-cinder,
+        the Cinder database's backups and the window of cinder.conf's
+        ``[sealedmeta]`` (the agents'); else none and None."""
         if not parsed_args.scan_cinder:
-            return []
+            return [], None
         try:
             from sealedmeta.cinder import audit as cinder_audit
             from sealedmeta.cinder import cli as cinder_cli
@@ -177,16 +180,29 @@ class KeyDestroy(show.ShowOne):
         except ImportError:
             raise common.CommandError(
                 "--scan-cinder needs the cinder package in this environment")
-        cinder_cli.load_cinder_conf([parsed_args.scan_cinder])
+        agents = admin.settle_window(
+            cinder_cli.load_cinder_conf([parsed_args.scan_cinder]))
         try:
             return [cinder_audit.CinderSource(
-                self.app.conf.sealedmeta.max_envelope_size)]
+                self.app.conf.sealedmeta.max_envelope_size)], agents
         except reseal.SetupError as exc:
             raise common.CommandError(str(exc)) from None
 
+    def _settle(self, agents):
+        """The settle window to wait: this configuration's, or the agents'
+        when cinder.conf was read and gives a longer one."""
+        settle = admin.settle_window(self.app.conf)
+        if agents is not None and agents > settle:
+            LOG.warning("the agents' cache_ttl + stale_grace in cinder.conf"
+                        " (%ds) is longer than this configuration's (%ds):"
+                        " waiting %ds; give both the same values", agents,
+                        settle, agents)
+            return agents
+        return settle
+
     def take_action(self, parsed_args):
         version = parse_version(parsed_args.version)
-        sources = self._cinder_sources(parsed_args)
+        sources, agents = self._cinder_sources(parsed_args)
         try:
             with coordinator(self.app) as coord:
                 result = admin.destroy(
@@ -195,7 +211,7 @@ class KeyDestroy(show.ShowOne):
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
                     carriers=scan_cmd.carriers_of(self.app),
                     sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
-                    settle=admin.settle_window(self.app.conf))
+                    settle=self._settle(agents))
         except scan_cmd.ceph_pool_errors() as exc:
             raise common.CommandError(str(exc)) from None
         except admin.DestroyRefused:

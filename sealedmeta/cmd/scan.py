@@ -94,7 +94,8 @@ def run_rewrap(app, paths, keyring=None, temp_age=sm_rewrap.DEFAULT_TEMP_AGE):
         return sm_rewrap.Rewrapper(
             app.store, keyring=keyring,
             max_envelope_size=app.conf.sealedmeta.max_envelope_size,
-            carriers=carriers_of(app), progress=bar, temp_age=temp_age).run(paths)
+            carriers=carriers_of(app), progress=bar, temp_age=temp_age,
+            user_write_timeout=app.conf.sealedmeta.user_write_timeout).run(paths)
     finally:
         bar.close()
 

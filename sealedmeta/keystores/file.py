@@ -17,9 +17,11 @@ keyring and the operation, and leaves the keyring as it was: the files the
 change had already written (the new version's keys) are removed again. A
 repository that group or others can read is refused rather than used, and
 so is one below a directory another user could change (every directory
-above it, up to ``/``, must be root's or ours and writable by no one else,
-or sticky like /tmp); its directories and files are checked on the open
-descriptor (``O_NOFOLLOW``), never by a separate ``lstat``.
+on its path as configured, from ``/`` down, must be root's or ours and
+writable by no one else, or sticky like /tmp; a symbolic link on the way
+is followed only when root or we own it, and its target is checked the
+same way); its directories and files are checked on the open descriptor
+(``O_NOFOLLOW``), never by a separate ``lstat``.
 """
 
 import contextlib
@@ -41,6 +43,13 @@ from sealedmeta.keystores.base import check_import
 
 _STATE = "keyring.json"
 _MAX_STATE = 1024 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_MAX_LINKS = 40  # symbolic links followed on the repository's path, as Linux
+
+
+def _components(path):
+    """The components of *path*, the first one last (a stack)."""
+    return [part for part in reversed(path.split("/")) if part not in ("", ".")]
 
 
 class FileKeyStore(base.KeyStore):
@@ -57,43 +66,95 @@ class FileKeyStore(base.KeyStore):
 
     # -- checks -----------------------------------------------------------
 
-    def _check_parents(self):
-        """Refuse the repository unless every directory above it, up to
-        ``/``, belongs to root or to us and lets no one else rename what it
-        holds (group/other-writable only with the sticky bit, as /tmp):
-        otherwise another user could swap the repository, or a directory on
-        its way, for one of theirs. Walked from ``/`` through directory
-        handles, never following a symbolic link, so what is checked is
-        what is used."""
-        parent = os.path.realpath(os.path.dirname(self.path))
-        fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        shown = "/"
+    def _check_parents(self, existing=False):
+        """Refuse the repository unless every directory on its path, as
+        configured, from ``/`` down, belongs to root or to us and lets no
+        one else rename what it holds (group/other-writable only with the
+        sticky bit, as /tmp): otherwise another user could swap the
+        repository, or a directory or symbolic link on its way, for one of
+        theirs. Walked through directory handles, one component at a time,
+        each directory checked on its descriptor before anything in it is
+        looked at: a symbolic link is followed only from a directory so
+        checked, when it is root's or ours (in a sticky directory its owner
+        could replace it), and its target is walked the same way. So what
+        is checked is what the kernel resolves when the path is used.
+        *existing*: stop, without error, at the first component that does
+        not exist (before creating the repository)."""
+        fd = os.open("/", _DIR_FLAGS)
+        where = []  # the directory fd is, as walked
+        todo = _components(os.path.dirname(self.path))
+        links = 0
         try:
-            for part in [""] + [p for p in parent.split("/") if p]:
-                if part:
-                    shown = os.path.join(shown, part)
+            self._check_parent(fd, where)
+            while todo:
+                part = todo.pop()
+                if part == "..":
+                    sub = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                    where = where[:-1]
+                else:
                     try:
-                        sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY
-                                      | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                        st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                        if stat.S_ISLNK(st.st_mode):
+                            links += 1
+                            target = self._parent_link(fd, where, part, st, links)
+                            todo.extend(_components(target))
+                            if target.startswith("/"):
+                                sub, where = os.open("/", _DIR_FLAGS), []
+                                os.close(fd)
+                                fd = sub
+                                self._check_parent(fd, where)
+                            continue
+                        sub = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+                    except FileNotFoundError:
+                        if existing:
+                            return
+                        raise self._cannot_check(where + [part], "No such file"
+                                                 " or directory") from None
                     except OSError as exc:
-                        raise exceptions.KeyStoreError(
-                            "cannot check key repository %s: %s: %s" % (
-                                self.path, shown, exc.strerror)) from None
-                    os.close(fd)
-                    fd = sub
-                st = os.fstat(fd)
-                if st.st_uid not in (0, os.geteuid()):
-                    raise exceptions.KeyStoreError(
-                        "refusing key repository %s: %s above it is owned by"
-                        " uid %d, who could replace it" % (
-                            self.path, shown, st.st_uid))
-                if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-                    raise exceptions.KeyStoreError(
-                        "refusing key repository %s: %s above it has mode %04o:"
-                        " group or others could replace it" % (
-                            self.path, shown, stat.S_IMODE(st.st_mode)))
+                        raise self._cannot_check(where + [part],
+                                                 exc.strerror) from None
+                    where = where + [part]
+                os.close(fd)
+                fd = sub
+                self._check_parent(fd, where)
         finally:
             os.close(fd)
+
+    def _cannot_check(self, where, why):
+        return exceptions.KeyStoreError(
+            "cannot check key repository %s: %s: %s" % (
+                self.path, "/" + "/".join(where), why))
+
+    def _parent_link(self, dir_fd, where, name, st, links):
+        """The target of the symbolic link *name* on the repository's path,
+        in the checked directory *dir_fd*; refused when another user owns
+        it or there are too many links."""
+        shown = "/" + "/".join(where + [name])
+        if links > _MAX_LINKS:
+            raise self._cannot_check(where + [name], "Too many levels of"
+                                     " symbolic links")
+        if st.st_uid not in (0, os.geteuid()):
+            raise exceptions.KeyStoreError(
+                "refusing key repository %s: the symbolic link %s on its path"
+                " is owned by uid %d, who could point it elsewhere" % (
+                    self.path, shown, st.st_uid))
+        return os.readlink(name, dir_fd=dir_fd)
+
+    def _check_parent(self, fd, where):
+        """Refuse the directory *fd* (at *where*) on the repository's path
+        unless only root or we can change what it holds."""
+        st = os.fstat(fd)
+        shown = "/" + "/".join(where)
+        if st.st_uid not in (0, os.geteuid()):
+            raise exceptions.KeyStoreError(
+                "refusing key repository %s: %s above it is owned by"
+                " uid %d, who could replace it" % (
+                    self.path, shown, st.st_uid))
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise exceptions.KeyStoreError(
+                "refusing key repository %s: %s above it has mode %04o:"
+                " group or others could replace it" % (
+                    self.path, shown, stat.S_IMODE(st.st_mode)))
 
     def _open_private(self, path, kind):
         """A descriptor of *path*, a directory or regular file (never
@@ -144,6 +205,8 @@ class FileKeyStore(base.KeyStore):
         if not os.path.isdir(self.path):
             if not create:
                 return None
+            # Nothing is made below a directory another user controls.
+            self._check_parents(existing=True)
             try:
                 os.makedirs(self.path, mode=0o700, exist_ok=True)
                 os.chmod(self.path, 0o700)

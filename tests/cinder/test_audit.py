@@ -395,8 +395,11 @@ def test_key_destroy_scan_cinder_refuses_while_a_backup_is_under_the_version(
     gone = cloud.backup(cloud.volume(glance=helpers.GLANCE))
     os.unlink(cloud.metadata_path(gone))                           # missing
     conf = tmp_path / "sealedmeta.conf"
-    # cache_ttl = 0: no agent runs beside the test's key destroy.
+    # cache_ttl = 0: no agent runs beside the test's key destroy (the
+    # agents' cinder.conf says the same: its window is checked too).
     conf.write_text("[sealedmeta]\nkey_repository = %s\ncache_ttl = 0\n" % keys.path)
+    with open(cinder_conf, "a") as handle:
+        handle.write("cache_ttl = 0\n")
 
     code, out, err = run_cli(capsys, "--config-file", str(conf), "key", "destroy",
                              "cinder-backup", "1", "--scan-cinder", cinder_conf)
@@ -410,3 +413,29 @@ def test_key_destroy_scan_cinder_refuses_while_a_backup_is_under_the_version(
                              "cinder-backup", "1", "--scan-cinder", cinder_conf)
     assert code == 0, err
     assert keys.get_keyring("cinder-backup").version(1).state.value == "destroyed"
+
+
+def test_key_destroy_scan_cinder_waits_the_agents_settle_window(
+        cloud, keys, capsys, cinder_conf, tmp_path):  # noqa: F811
+    """The settle window counts with the cache_ttl + stale_grace of the
+    configuration key destroy runs with, not the agents'. With
+    --scan-cinder it reads theirs in cinder.conf and waits the longer one,
+    saying so (it destroyed at once with its own cache_ttl = 0)."""
+    cloud.backup(cloud.volume(glance=helpers.GLANCE))
+    keys.rotate("cinder-backup")
+    keys.set_state("cinder-backup", 1, "retired")
+    conf = tmp_path / "sealedmeta.conf"
+    conf.write_text("[sealedmeta]\nkey_repository = %s\ncache_ttl = 0\n" % keys.path)
+    with open(cinder_conf, "a") as handle:
+        handle.write("cache_ttl = 500\nstale_grace = 100\n")
+    code, out, err = run_cli(capsys, "--config-file", str(conf), "key", "destroy",
+                             "cinder-backup", "1", "--force", "--scan-cinder",
+                             cinder_conf)
+    assert code == 1, err
+    text = " ".join(err.split())
+    assert ("the agents' cache_ttl + stale_grace in cinder.conf (600s) is longer"
+            " than this configuration's (0s): waiting 600s; give both the same"
+            " values") in text
+    assert ("refusing to destroy version 1 of keyring 'cinder-backup': it stopped"
+            " being active less than 600s ago") in text
+    assert keys.get_keyring("cinder-backup").version(1).state.value == "retired"

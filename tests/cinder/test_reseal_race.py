@@ -12,8 +12,10 @@ appear there. (tests/reliability/test_rewrap_race.py races ``rewrap``.)
 """
 
 import collections
+import contextlib
 import json
 import os
+import signal
 
 import pytest
 from oslo_config import cfg
@@ -21,6 +23,7 @@ from oslo_config import cfg
 from cinder import objects
 
 from tests import race
+from tests import tries
 from tests.cinder import helpers
 from tests.sm_cli import run_in_process as run_cli
 
@@ -124,3 +127,91 @@ def _race(cloud, capsys, cinder_conf, tmp_path, uid, gid):
     # The race was live, and the user's backups were still resealed, as
     # that user.
     assert swaps > 0 and resealed > 0
+
+
+# The user stops the writer --------------------------------------------------
+
+STOPPED = "was stopped (signal %d) and has been killed" % signal.SIGSTOP
+LATE = "did not finish within"
+# Seconds after which a reseal still running counts as hung: a guard
+# against a test that never ends, not a measure of speed.
+HANG = 300
+
+
+class Hung(BaseException):
+    """Not an Exception: reseal turns those into a failed backup."""
+
+
+@contextlib.contextmanager
+def _hang_guard(uid, but):
+    """After HANG seconds, kill the user's processes (but *but*), which
+    frees a parent waiting for a stopped child, and fail."""
+    def hung(signum, frame):
+        left = race.processes_of(uid, but=but)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        raise Hung("cinder reseal still running after %d s: hung, with %d"
+                   " process(es) of the user stopped" % (HANG, len(left)))
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(HANG)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_reseal_as_root_goes_on_when_the_user_stops_the_writer(
+        cloud, capsys, cinder_conf, tmp_path):
+    """Root reseals a user's backup from a child that has become the user,
+    who stops every process of theirs in a loop (``kill(-1, SIGSTOP)``):
+    the stopped child held ``cinder reseal --all`` up for good. Now it is
+    killed, that backup reported failed, and the others resealed; a try in
+    which no child was met stopped says nothing and is repeated with more
+    backups (tests/tries.py)."""
+    race.require_root()
+    with open(cinder_conf, "a") as handle:
+        handle.write("user_write_timeout = 10\n")
+    with race.local_user() as (uid, gid):
+        tries.until_conclusive(
+            lambda count, attempt: _stop_try(cloud, capsys, cinder_conf, uid,
+                                             gid, count),
+            (4, 16, 48))
+
+
+def _stop_try(cloud, capsys, cinder_conf, uid, gid, count):
+    theirs, ours = set(), set()
+    for i in range(count + 2):
+        src = cloud.volume(glance=helpers.GLANCE, user_meta={"n": str(i)})
+        backup = cloud.backup(src, cls=helpers.stock_class())
+        if 0 < i <= count:  # the first and the last stay root's
+            _give(os.path.dirname(cloud.container_dir(backup)), uid, gid)
+            theirs.add(backup.id)
+        else:
+            ours.add(backup.id)
+    stopper = race.Stopper(uid, gid)
+    try:
+        with _hang_guard(uid, (stopper.proc.pid,)):
+            code, out, err = run_cli(capsys, "--config-file", cinder_conf,
+                                     "cinder", "reseal", "--all", "-f", "json")
+    finally:
+        sent = stopper.stop()
+        for pid in race.processes_of(uid):  # only what this test started
+            os.kill(pid, signal.SIGKILL)
+    assert race.processes_of(uid) == []
+    assert out.strip(), err
+    rows = {r["backup_id"]: r for r in json.loads(out)
+            if r["backup_id"] in theirs | ours}
+    assert sorted(rows) == sorted(theirs | ours)
+    failed = {b: r["reason"] for b, r in rows.items() if r["result"] != "resealed"}
+    assert all(STOPPED in why or LATE in why for why in failed.values()), failed
+    assert set(failed) <= theirs, failed
+    for backup_id in theirs:
+        st = os.stat(cloud.metadata_path(objects.Backup.get_by_id(
+            cloud.ctxt, backup_id)))
+        assert (st.st_uid, st.st_gid) == (uid, gid)
+    print("cinder reseal, the user stopping the writers: backups=%d"
+          " sigstops_sent=%d failed=%d" % (count, sent, len(failed)))
+    if not failed:
+        raise tries.Inconclusive("no writer was met stopped (%d SIGSTOPs"
+                                 " reached a process)" % sent)

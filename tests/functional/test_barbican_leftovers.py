@@ -86,13 +86,13 @@ def test_signing_keys_have_consumers_and_destroy_removes_them(
     envelope = sealer.seal(META, CTX)
     secret, signing_key = signing_uuid(client, store, ring_name, 2)
     store.rotate(ring_name)
-    admin.retire(store, ring_name, 2, coordination.NoCoordination())
+    admin.retire(store, ring_name, 2, coordination.NoCoordination(), settle=0)
     result = admin.destroy(store, ring_name, 2, coordination.NoCoordination(),
-                           force=True)
+                           force=True, settle=0)
     assert result.version.state.value == "destroyed" and result.finished is None
     assert not exists(client, secret) and not exists(client, signing_key)
     # Destroying it again is harmless: nothing was left.
-    again = admin.destroy(store, ring_name, 2, coordination.NoCoordination())
+    again = admin.destroy(store, ring_name, 2, coordination.NoCoordination(), settle=0)
     assert (again.version, again.finished) == (result.version, False)
     with pytest.raises(exceptions.KeyUnavailable):
         Sealer(store, keyring=ring_name).open(envelope, CTX)

@@ -132,7 +132,7 @@ def test_destroy_cut_at_every_write_is_finished_by_running_it_again(rig):
     prepared(base + "-dry")
     proxied = load(conf)
     since = time.monotonic()
-    admin.destroy(proxied, base + "-dry", 1, UNLOCKED, force=True)
+    admin.destroy(proxied, base + "-dry", 1, UNLOCKED, force=True, settle=0)
     writes = writes_of(proxy, since)
     proxied.close()
     assert len(writes) >= 8, writes   # state, tombstone (3), consumers, deletes
@@ -145,7 +145,7 @@ def test_destroy_cut_at_every_write_is_finished_by_running_it_again(rig):
             proxied = load(conf)
             cut_writes(proxy, at, action)
             try:
-                admin.destroy(proxied, name, 1, UNLOCKED, force=True)
+                admin.destroy(proxied, name, 1, UNLOCKED, force=True, settle=0)
                 first = "done"
             except admin.DestroyFailed as exc:
                 message = one_line(exc, proxy.url)
@@ -169,7 +169,7 @@ def test_destroy_cut_at_every_write_is_finished_by_running_it_again(rig):
                 assert sealer.open(envelopes[number], CTX) == META
 
             # The same destroy again finishes the job.
-            result = admin.destroy(direct, name, 1, UNLOCKED, force=True)
+            result = admin.destroy(direct, name, 1, UNLOCKED, force=True, settle=0)
             ring = direct.get_keyring(name)
             assert result.version == ring.version(1)
             assert ring.version(1).state.value == "destroyed"

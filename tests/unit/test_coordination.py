@@ -360,7 +360,7 @@ def test_destroy_that_failed_says_in_which_state_it_left_the_version(
     before = store.get_keyring(RING)
     failing = HalfDestroyingStore(store.path, when, unreadable)
     with pytest.raises(admin.DestroyFailed) as info:
-        admin.destroy(failing, RING, 1, coord, force=True)
+        admin.destroy(failing, RING, 1, coord, force=True, settle=0)
     assert str(info.value) == (
         "destroy of version 1 of keyring 'cinder-backup' failed (connection to"
         " the key store lost); " + tail)
@@ -371,7 +371,7 @@ def test_destroy_that_failed_says_in_which_state_it_left_the_version(
         return
     # Again: no scan needed, the store is asked to finish, under the lock.
     rec = Recorder(HalfDestroyingStore(store.path, when))
-    result = admin.destroy(rec, RING, 1, rec)
+    result = admin.destroy(rec, RING, 1, rec, settle=0)
     assert rec.events == ["get_keyring", "lock", "finish_destroy", "unlock"]
     assert rec.store.finished == [1]
     assert (result.version.state, result.finished, result.scanned) == (
@@ -382,10 +382,10 @@ def test_destroy_of_a_destroyed_version_finishes_and_is_idempotent(store, ring,
                                                                    coord):
     store.rotate(RING)
     store.set_state(RING, 1, "retired")
-    first = admin.destroy(store, RING, 1, coord, force=True)
+    first = admin.destroy(store, RING, 1, coord, force=True, settle=0)
     assert first.finished is None
     for _ in range(2):
-        again = admin.destroy(store, RING, 1, coord)   # no scan, no force
+        again = admin.destroy(store, RING, 1, coord, settle=0)   # no scan, no force
         assert (again.version, again.finished) == (first.version, False)
     with pytest.raises(exceptions.InvalidTransition, match="is not destroyed"):
         store.finish_destroy(RING, 2)
@@ -439,10 +439,11 @@ def test_state_changes_lock_then_reread(store, ring):
                         (admin.reinstate, "decrypt-only"),
                         (admin.retire, "retired")):
         rec = Recorder(store)
-        assert func(rec, RING, 1, rec).state.value == state
+        kwargs = {"settle": 0} if func is admin.retire else {}
+        assert func(rec, RING, 1, rec, **kwargs).state.value == state
         assert rec.events == ["lock", "get_keyring", "set_state", "unlock"]
     rec = Recorder(store)
-    admin.destroy(rec, RING, 1, rec, force=True)
+    admin.destroy(rec, RING, 1, rec, force=True, settle=0)
     assert rec.events == ["get_keyring", "lock", "get_keyring", "set_state",
                           "unlock"]
     assert store.get_keyring(RING).version(1).state is kr.KeyState.DESTROYED
@@ -461,7 +462,7 @@ def test_unreachable_coordinator_changes_nothing(store, ring):
     store.rotate(RING)
     before = store.get_keyring(RING)
     for call in (lambda: admin.rekey(store, RING, FailingCoordinator()),
-                 lambda: admin.retire(store, RING, 1, FailingCoordinator()),
+                 lambda: admin.retire(store, RING, 1, FailingCoordinator(), settle=0),
                  lambda: admin.create_keyring(store, "other", FailingCoordinator())):
         with pytest.raises(coordination.CoordinationError):
             call()
@@ -483,23 +484,23 @@ def test_transition_decided_on_the_state_read_under_the_lock(store, ring):
 
     with pytest.raises(exceptions.InvalidTransition,
                        match="cannot go from decrypt-only to destroyed"):
-        admin.destroy(store, RING, 1, Meddling(), force=True)
+        admin.destroy(store, RING, 1, Meddling(), force=True, settle=0)
     assert store.get_keyring(RING).version(1).state is kr.KeyState.DECRYPT_ONLY
 
 
 def test_invalid_transitions(store, ring, coord):
     store.rotate(RING)
     cases = [
-        (lambda: admin.retire(store, RING, 2, coord), "active version; rekey first"),
-        (lambda: admin.retire(store, RING, 7, coord), "has no version 7"),
+        (lambda: admin.retire(store, RING, 2, coord, settle=0), "active version; rekey first"),
+        (lambda: admin.retire(store, RING, 7, coord, settle=0), "has no version 7"),
         (lambda: admin.reinstate(store, RING, 1, coord),
          "already decrypt-only"),
-        (lambda: admin.destroy(store, RING, 1, coord, force=True),
+        (lambda: admin.destroy(store, RING, 1, coord, force=True, settle=0),
          "cannot go from decrypt-only to destroyed"),
-        (lambda: admin.destroy(store, RING, 2, coord, force=True),
+        (lambda: admin.destroy(store, RING, 2, coord, force=True, settle=0),
          "active version"),
-        (lambda: admin.retire(store, RING, 0, coord), "bad version 0"),
-        (lambda: admin.retire(store, RING, "1", coord), "bad version '1'"),
+        (lambda: admin.retire(store, RING, 0, coord, settle=0), "bad version 0"),
+        (lambda: admin.retire(store, RING, "1", coord, settle=0), "bad version '1'"),
     ]
     before = store.get_keyring(RING)
     for call, message in cases:
@@ -514,11 +515,11 @@ def test_destroy_needs_a_scan_or_force(store, ring, coord, tmp_path):
     store.rotate(RING)
     store.set_state(RING, 1, "retired")
     with pytest.raises(admin.DestroyRefused):
-        admin.destroy(store, RING, 1, coord)
+        admin.destroy(store, RING, 1, coord, settle=0)
     assert store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = admin.destroy(store, RING, 1, coord, scan=[str(empty)])
+    result = admin.destroy(store, RING, 1, coord, scan=[str(empty)], settle=0)
     assert (result.version.state, result.scanned, result.in_use) == (
         kr.KeyState.DESTROYED, 0, 0)
 
@@ -536,7 +537,7 @@ def test_destroy_refused_while_envelopes_are_under_the_version(
     (backups / "new").write_bytes(sealer.seal({}, {"backup_id": "new"}))
     store.set_state(RING, 1, "retired")
     with pytest.raises(admin.VersionInUse) as info:
-        admin.destroy(store, RING, 1, coord, scan=[str(backups)])
+        admin.destroy(store, RING, 1, coord, scan=[str(backups)], settle=0)
     message = str(info.value)
     assert "found 12 envelopes under it" in message
     assert message.count(str(backups)) == admin.MAX_PATHS_SHOWN
@@ -544,7 +545,7 @@ def test_destroy_refused_while_envelopes_are_under_the_version(
     assert len(info.value.paths) == 12
     assert store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
     # Forced: destroyed all the same, and the count is reported.
-    result = admin.destroy(store, RING, 1, coord, scan=[str(backups)], force=True)
+    result = admin.destroy(store, RING, 1, coord, scan=[str(backups)], force=True, settle=0)
     assert (result.in_use, result.scanned, result.forced) == (12, 13, True)
     assert store.get_keyring(RING).version(1).state is kr.KeyState.DESTROYED
 
@@ -556,5 +557,5 @@ def test_destroy_refused_when_the_scan_cannot_read_a_file(store, ring, coord):
     # /proc/self/mem at offset 0 fails with EIO for every user.
     with pytest.raises(admin.VersionInUse,
                        match="could not read 1 file.*/proc/self/mem"):
-        admin.destroy(store, RING, 1, coord, scan=["/proc/self/mem"])
+        admin.destroy(store, RING, 1, coord, scan=["/proc/self/mem"], settle=0)
     assert store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED

@@ -2,12 +2,17 @@
 of its ways (openat2, and openat per component where the kernel lacks
 openat2), and writes as the file's owner."""
 
+import contextlib
 import errno
 import os
+import signal
+import time
 
 import pytest
 
 from sealedmeta import safefs
+
+from tests import race
 
 
 @pytest.fixture(params=["openat2", "per-component"])
@@ -78,6 +83,63 @@ def test_root_writes_another_users_file_as_that_user(tmp_path):
     st = os.lstat(path)
     assert (path.read_bytes(), st.st_uid, st.st_gid) == (b"new", 4242, 4343)
     assert [n for n in os.listdir(directory) if n.startswith(".tmp-")] == []
+
+
+class Hung(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def hang_guard(seconds=600):
+    """Turn a call that never returns into a failure after *seconds* (a
+    guard against a test that never ends, not a measure of speed)."""
+    def hung(signum, frame):
+        raise Hung("still waiting for the child after %d s" % seconds)
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _need_root():
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root to run a child as another user")
+
+
+def _stop_myself():
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _never_return():
+    while True:
+        time.sleep(3600)
+
+
+def test_a_child_that_stops_is_killed_and_reported_at_once():
+    """The user the child runs as may stop it (here it stops itself): the
+    parent sees the stop, kills the child and raises, with a deadline far
+    longer than the guard, so only seeing the stop can end the wait."""
+    _need_root()
+    with hang_guard(), pytest.raises(
+            safefs.WriteAbandoned,
+            match=r"the write as uid 4242 was stopped \(signal %d\) and has"
+                  r" been killed; the file holds its old content or the new"
+                  r" one" % signal.SIGSTOP):
+        safefs.as_user(4242, 4343, _stop_myself, timeout=24 * 3600)
+    assert race.processes_of(4242) == []
+
+
+def test_a_child_past_its_deadline_is_killed_and_reported():
+    _need_root()
+    with hang_guard(), pytest.raises(
+            safefs.WriteAbandoned,
+            match=r"the write as uid 4242 did not finish within 0.2 s and has"
+                  r" been killed"):
+        safefs.as_user(4242, 4343, _never_return, timeout=0.2)
+    assert race.processes_of(4242) == []
 
 
 def test_a_changed_file_is_left_alone(tmp_path):
