@@ -13,6 +13,7 @@ from cliff import show
 from sealedmeta import admin
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import coordination
+from sealedmeta import events
 from sealedmeta import names
 from sealedmeta import keyring as kr
 from sealedmeta.cmd import common
@@ -83,7 +84,8 @@ class Rekey(show.ShowOne):
             sm_carriers.check_paths(parsed_args.rewrap)
         with coordinator(self.app) as coord:
             result = admin.rekey(self.app.store, name, coord,
-                                 signing=parsed_args.signing)
+                                 signing=parsed_args.signing,
+                                 events=events.get(self.app.conf))
         names = ("keyring", "version", "key_id", "previous_version")
         values = (name, result.version.number, result.version.key_id.hex(),
                   result.previous.number)
@@ -125,7 +127,8 @@ class _SetState(show.ShowOne):
         version = parse_version(parsed_args.version)
         with coordinator(self.app) as coord:
             updated = self.action(self.app.store, parsed_args.name, version,
-                                  coord, **self.settle_args())
+                                  coord, events=events.get(self.app.conf),
+                                  **self.settle_args())
         return version_fields(parsed_args.name, updated)
 
 
@@ -199,7 +202,8 @@ class KeyDestroy(show.ShowOne):
                     scan=parsed_args.scan, force=parsed_args.force,
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
                     sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
-                    settle=admin.settle_window(self.app.conf))
+                    settle=admin.settle_window(self.app.conf),
+                    events=events.get(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:
             raise common.CommandError(str(exc)) from None
         except admin.DestroyRefused:
