@@ -45,6 +45,25 @@ def version_fields(name, version):
              keyring_cmd.iso(version.created)))
 
 
+def cinder_sources(app, cinder_conf):
+    """``--scan-cinder CINDER_CONF``: every backup of that Cinder database,
+    read through its configured driver, as an audit source ([] without)."""
+    if not cinder_conf:
+        return []
+    try:
+        from sealedmeta.cinder import audit as cinder_audit
+        from sealedmeta.cinder import cli as cinder_cli
+        from sealedmeta.cinder import reseal
+    except ImportError:
+        raise common.CommandError(
+            "--scan-cinder needs the cinder package in this environment")
+    cinder_cli.load_cinder_conf([cinder_conf])
+    try:
+        return [cinder_audit.CinderSource(app.conf.sealedmeta.max_envelope_size)]
+    except reseal.SetupError as exc:
+        raise common.CommandError(str(exc)) from None
+
+
 class Rekey(show.ShowOne):
     """Rotate a keyring: a new active version; the previous one decrypt-only.
 
@@ -175,26 +194,9 @@ class KeyDestroy(show.ShowOne):
                                  " its configured backup driver.")
         return parser
 
-    def _cinder_sources(self, parsed_args):
-        if not parsed_args.scan_cinder:
-            return []
-        try:
-            from sealedmeta.cinder import audit as cinder_audit
-            from sealedmeta.cinder import cli as cinder_cli
-            from sealedmeta.cinder import reseal
-        except ImportError:
-            raise common.CommandError(
-                "--scan-cinder needs the cinder package in this environment")
-        cinder_cli.load_cinder_conf([parsed_args.scan_cinder])
-        try:
-            return [cinder_audit.CinderSource(
-                self.app.conf.sealedmeta.max_envelope_size)]
-        except reseal.SetupError as exc:
-            raise common.CommandError(str(exc)) from None
-
     def take_action(self, parsed_args):
         version = parse_version(parsed_args.version)
-        sources = self._cinder_sources(parsed_args)
+        sources = cinder_sources(self.app, parsed_args.scan_cinder)
         try:
             with coordinator(self.app) as coord:
                 result = admin.destroy(
