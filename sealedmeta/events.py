@@ -394,3 +394,13 @@ def get(conf):
             if events is None:
                 events = _shared[key] = Events.from_config(conf)
     return events
+
+
+def close_all():
+    """Close and forget the processes' shared :class:`Events` (tests; a
+    reloaded configuration)."""
+    with _lock:
+        shared = list(_shared.values())
+        _shared.clear()
+    for events in shared:
+        events.close()
