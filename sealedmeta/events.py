@@ -47,7 +47,10 @@ EVENT_TYPES = KEY_EVENTS + (RESTORE_REFUSED, SEAL_FAILED, AUDIT_END)
 REFUSED = "refused"     # on_invalid = fail (or legacy_backups = reject)
 DROPPED = "dropped"     # on_invalid = drop: data restored, metadata not
 
-DRIVERS = ("messagingv2", "messaging", "log", "noop")
+DRIVERS = [("messagingv2", "the message bus, in the message format of"
+                            " OpenStack's services"),
+           ("messaging", "the message bus, in the older format"),
+           ("noop", "nothing is sent")]
 
 opts = [
     cfg.StrOpt("transport_url", secret=True,
@@ -60,9 +63,7 @@ opts = [
                     "notifications] transport_url, else [DEFAULT]"
                     " transport_url); elsewhere none, and no event is sent."),
     cfg.StrOpt("driver", choices=DRIVERS,
-               help="Notification driver: messagingv2 (the bus, as OpenStack's"
-                    " services send), messaging (older message format), log"
-                    " (the process's log only) or noop (nothing). Unset:"
+               help="Notification driver. Unset:"
                     " [oslo_messaging_notifications] driver where Cinder's"
                     " configuration is loaded (so sealedmeta's events follow"
                     " Cinder's own), else messagingv2 when transport_url is"
