@@ -40,7 +40,7 @@ def to_bus(bus, rabbitmq):
     events.close_all()
 
 
-def tamper(cloud, backup):
+def tamper(cloud, backup):  # noqa: F811
     obj = cloud.read_object(backup)
     value = obj["volume_meta"]
     middle = len(value) // 2
@@ -49,7 +49,7 @@ def tamper(cloud, backup):
     cloud.write_object(backup, obj)
 
 
-def secrets(keys, *objects):
+def secrets(keys, *objects):  # noqa: F811
     """What no payload may hold: the keys (raw, hex, base64), the volume's
     metadata values, the sealed armour."""
     _, material = keys.export_keyring("cinder-backup")
@@ -116,7 +116,7 @@ def test_dropped_metadata_is_an_event(cloud, keys, to_bus, victim):  # noqa: F81
     assert_clean(to_bus, secrets(keys, original))
 
 
-def test_legacy_backup_rejected_and_retired_key_are_events(cloud, keys, to_bus):
+def test_legacy_backup_rejected_and_retired_key_are_events(cloud, keys, to_bus):  # noqa: F811
     legacy = cloud.backup(cloud.volume(glance=helpers.GLANCE),
                           cls=helpers.stock_class())
     target = cloud.new_target()
@@ -139,7 +139,7 @@ def test_legacy_backup_rejected_and_retired_key_are_events(cloud, keys, to_bus):
     assert_clean(to_bus, secrets(keys, obj))
 
 
-def test_a_seal_that_failed_is_an_event(cloud, keys, to_bus):
+def test_a_seal_that_failed_is_an_event(cloud, keys, to_bus):  # noqa: F811
     volume = cloud.volume(glance=helpers.GLANCE)
     CONF.set_override("keyring", "no-such-keyring", group="sealedmeta")
     with pytest.raises(exception.BackupOperationError, match="cannot seal"):
@@ -153,7 +153,7 @@ def test_a_seal_that_failed_is_an_event(cloud, keys, to_bus):
     assert_clean(to_bus, secrets(keys))
 
 
-def test_events_follow_cinders_own_notification_settings(cloud, bus, rabbitmq,
+def test_events_follow_cinders_own_notification_settings(cloud, bus, rabbitmq,  # noqa: F811
                                                          victim):  # noqa: F811
     """[sealedmeta_notifications] left unset: the events go where Cinder's
     notifications go ([oslo_messaging_notifications]), on its transport."""
@@ -183,7 +183,7 @@ def test_events_follow_cinders_own_notification_settings(cloud, bus, rabbitmq,
     assert [m["payload"]["backup_id"] for m in bus.drain()] == [backup.id]
 
 
-def test_audit_end_is_an_event(cloud, keys, capsys, bus, rabbitmq, tmp_path,
+def test_audit_end_is_an_event(cloud, keys, capsys, bus, rabbitmq, tmp_path,  # noqa: F811
                                cinder_conf):  # noqa: F811
     good = cloud.backup(cloud.volume(glance=helpers.GLANCE))
     bad = cloud.backup(cloud.volume(glance=helpers.GLANCE))
