@@ -21,6 +21,8 @@ import uuid
 
 from oslo_config import cfg
 
+from sealedmeta import exceptions
+
 LOG = logging.getLogger(__name__)
 
 GROUP = "sealedmeta_notifications"
@@ -183,8 +185,17 @@ class Events:
             # as oslo.messaging imports them.
             warnings.simplefilter("ignore")
             import oslo_messaging
-        transport = oslo_messaging.get_notification_transport(
-            conf, url=found.transport_url)
+        try:
+            transport = oslo_messaging.get_notification_transport(
+                conf, url=found.transport_url)
+        except oslo_messaging.MessagingException as exc:
+            # Not the exception's text: it may quote the URL, password and
+            # all. Refused before the change the event would announce.
+            raise exceptions.ConfigurationError(
+                "cannot use the notification transport of"
+                " [sealedmeta_notifications] transport_url (or of Cinder's"
+                " notification settings): %s; check the URL's scheme (e.g."
+                " rabbit://)" % type(exc).__name__) from None
         host = host_name(conf)
         # Notifier takes one driver name; several can only come from
         # [oslo_messaging_notifications] driver, which it reads itself.

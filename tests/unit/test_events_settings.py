@@ -90,3 +90,16 @@ def test_payload_helpers_carry_public_facts_only():
         "keyring": "ring", "version": 3, "key_id": bytes(range(16)).hex(),
         "state": "retired", "created_at": "1970-01-01T00:00:00Z",
         "deactivated_at": "1970-01-01T00:01:00Z"}
+
+
+def test_an_unusable_transport_is_a_clear_error_without_the_password(tmp_path):
+    import pytest
+
+    from sealedmeta import exceptions
+    conf = conf_of(tmp_path, "[sealedmeta_notifications]\n"
+                   "transport_url = nosuch://u:s3cr3t-pw@127.0.0.1/\n")
+    with pytest.raises(exceptions.ConfigurationError,
+                       match=r"cannot use the notification transport .*"
+                             r"DriverLoadFailure") as caught:
+        events.Events.from_config(conf)
+    assert "s3cr3t-pw" not in str(caught.value)
