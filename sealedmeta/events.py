@@ -113,6 +113,11 @@ def _process_notifications(conf):
     """
     if "oslo_messaging" not in sys.modules:
         return None
+    try:
+        conf.transport_url   # noqa: B018 - registered where Cinder runs
+        return conf[OSLO_GROUP]
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        pass
     from oslo_messaging.opts import list_opts as oslo_opts
     # The same options oslo.messaging registers when it builds a transport
     # (equal copies: registering them again is no conflict).
