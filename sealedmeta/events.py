@@ -413,6 +413,18 @@ def get(conf):
     return events
 
 
+def for_service(conf):
+    """:func:`get` for a service's backups and restores, which must not
+    fail because of their events: a sender that cannot be built is logged
+    and none is used."""
+    try:
+        return get(conf)
+    except Exception as exc:
+        LOG.error("sealedmeta's events are off: %s", exc if isinstance(
+            exc, exceptions.SealedMetaError) else type(exc).__name__)
+        return Events(host=host_name(conf))
+
+
 def close_all():
     """Close and forget the processes' shared :class:`Events` (tests; a
     reloaded configuration)."""

@@ -199,7 +199,7 @@ class SealedMetadataMixin:
         try:
             return vm.seal(self.sealer, text, backup["id"], backup["volume_id"])
         except exceptions.SealedMetaError as exc:
-            events.get(CONF).seal_failed(
+            events.for_service(CONF).seal_failed(
                 backup["id"], backup["project_id"], backup["volume_id"],
                 CONF.sealedmeta.keyring, type(exc).__name__)
             raise exception.BackupOperationError(
@@ -386,7 +386,7 @@ class SealedMetadataMixin:
     def _judge_restored(self, backup, volume_id):
         """:meth:`judge` for a restore into *volume_id*, telling the message
         bus (:mod:`sealedmeta.events`) of metadata refused or dropped."""
-        notify = events.get(CONF).restore_refused
+        notify = events.for_service(CONF).restore_refused
         try:
             metadata, verdict, reason = self.judge(backup)
         except exception.InvalidBackup as exc:

@@ -103,3 +103,15 @@ def test_an_unusable_transport_is_a_clear_error_without_the_password(tmp_path):
                              r"DriverLoadFailure") as caught:
         events.Events.from_config(conf)
     assert "s3cr3t-pw" not in str(caught.value)
+
+
+def test_a_service_goes_on_without_events_when_they_cannot_be_built(
+        tmp_path, caplog):
+    conf = conf_of(tmp_path, "[sealedmeta_notifications]\n"
+                   "transport_url = nosuch://u:s3cr3t-pw@127.0.0.1/\n")
+    found = events.for_service(conf)
+    assert not found.enabled
+    found.restore_refused("b", "p", "v", "invalid")   # does nothing
+    assert "sealedmeta's events are off: cannot use the notification" \
+        " transport" in caplog.text
+    assert "s3cr3t-pw" not in caplog.text
