@@ -184,12 +184,9 @@ class Events:
         found = settings(conf)
         if found is None:
             return cls(host=host_name(conf))
-        import warnings
-        with warnings.catch_warnings():
-            # eventlet and its DNS library warn about their own deprecations
-            # as oslo.messaging imports them.
-            warnings.simplefilter("ignore")
-            import oslo_messaging
+        oslo_messaging = _import("oslo_messaging", "oslo.messaging")
+        if found.notification_format == CADF:
+            _import("pycadf", "pycadf")   # before the change, not after
         try:
             transport = oslo_messaging.get_notification_transport(
                 conf, url=found.transport_url)
@@ -336,6 +333,24 @@ class _SendFailures(logging.Filter):
             logging.getLogger(name).removeFilter(self)
 
 
+def _import(module, package):
+    """*module*, which events need once configured; a clear error where it
+    is not installed (an optional dependency: the 'events' extra)."""
+    import importlib
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            # eventlet and its DNS library warn about their own deprecations
+            # as oslo.messaging imports them.
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
+    except ImportError:
+        raise exceptions.ConfigurationError(
+            "events are configured ([sealedmeta_notifications]) but %s is not"
+            " installed (in a clone of sealedmeta: pip install '.[events]')"
+            % package) from None
+
+
 def iso(ts):
     import datetime
     return datetime.datetime.fromtimestamp(
@@ -358,6 +373,7 @@ def cadf_payload(events, event_type, payload, action, outcome):
     events: the key version is the target, the operator's account on this
     host the initiator, this service the observer; the basic payload rides
     along as an attachment."""
+    _import("pycadf", "pycadf")
     from pycadf import attachment
     from pycadf import cadftaxonomy as taxonomy
     from pycadf import event as cadf_event
