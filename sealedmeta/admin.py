@@ -177,11 +177,12 @@ def create_keyring(store, name, coordinator, signing=False):
     return ring
 
 
-def rekey(store, name, coordinator, signing=False):
+def rekey(store, name, coordinator, signing=False, events=None):
     """Rotate keyring *name*: a new active version, the previous active
     becomes decrypt-only. With *signing*, a keyring without signing keys
     becomes a signing keyring from the new version on (a signing keyring
-    stays one either way). Returns a :class:`RekeyResult`."""
+    stays one either way). Returns a :class:`RekeyResult`. *events*: a
+    :class:`sealedmeta.events.Events` told of the rotation."""
     names.check_keyring_name(name)
     with coordinator.lock(name):
         previous = store.get_keyring(name).active  # fresh, under the lock
@@ -202,6 +203,8 @@ def rekey(store, name, coordinator, signing=False):
              " decrypt-only", name, version.number, version.key_id.hex(),
              previous.number)
     _report_leftovers(name, leftovers, failure)
+    if events is not None:
+        events.key_rotated(name, version, previous)
     return RekeyResult(name, version, previous, leftovers)
 
 
@@ -269,7 +272,7 @@ def _rekey_failed(store, name, previous, exc):
 
 
 def _set_state(store, name, version, state, coordinator, settle=DEFAULT_SETTLE,
-               at=None):
+               at=None, announce=None):
     names.check_keyring_name(name)
     _number(version)
     with coordinator.lock(name):
@@ -279,10 +282,13 @@ def _set_state(store, name, version, state, coordinator, settle=DEFAULT_SETTLE,
             _check_settled(ring, version, "retire", settle, at)
         updated = store.set_state(name, version, state)
     LOG.info("keyring %s: version %d is now %s", name, version, updated.state)
+    if announce is not None:
+        announce(name, updated)
     return updated
 
 
-def retire(store, name, version, coordinator, settle=DEFAULT_SETTLE, at=None):
+def retire(store, name, version, coordinator, settle=DEFAULT_SETTLE, at=None,
+           events=None):
     """decrypt-only -> retired (envelopes under it are refused, key kept).
 
     Refused (:class:`NotSettled`) until *settle* seconds have passed since
@@ -293,18 +299,19 @@ def retire(store, name, version, coordinator, settle=DEFAULT_SETTLE, at=None):
     *at*, the current time (epoch seconds, default now).
     """
     return _set_state(store, name, version, kr.KeyState.RETIRED, coordinator,
-                      settle, at)
+                      settle, at, events and events.key_retired)
 
 
-def reinstate(store, name, version, coordinator):
+def reinstate(store, name, version, coordinator, events=None):
     """retired -> decrypt-only."""
     return _set_state(store, name, version, kr.KeyState.DECRYPT_ONLY,
-                      coordinator)
+                      coordinator, announce=events and events.key_reinstated)
 
 
 def destroy(store, name, version, coordinator, scan=None, force=False,
             max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
-            carriers=None, sources=(), settle=DEFAULT_SETTLE, at=None):
+            carriers=None, sources=(), settle=DEFAULT_SETTLE, at=None,
+            events=None):
     """retired -> destroyed: the key material is removed for good.
 
     *scan* is a list of PATHs holding the backups' envelopes, *sources*
@@ -387,6 +394,8 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
                     " under it were found (forced)", version, name, in_use)
     else:
         LOG.info("destroyed version %d of keyring %s", version, name)
+    if events is not None:
+        events.key_destroyed(name, updated, scanned, in_use or 0, force)
     return DestroyResult(name, updated, scanned, in_use or 0, bool(force))
 
 

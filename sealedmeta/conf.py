@@ -5,6 +5,7 @@ import os
 from oslo_config import cfg
 
 from sealedmeta import envelope
+from sealedmeta import events
 from sealedmeta import safefs
 
 GROUP = "sealedmeta"
@@ -122,6 +123,7 @@ def backend_url(conf):
 def register_opts(conf):
     conf.register_opts(sealedmeta_opts, group=GROUP)
     conf.register_opts(coordination_opts, group=COORDINATION_GROUP)
+    events.register_opts(conf)
 
 
 def list_opts():
@@ -129,4 +131,5 @@ def list_opts():
     # Imported here: the Barbican store pulls in castellan and its clients.
     from sealedmeta.keystores import barbican
     return [(GROUP, sealedmeta_opts),
-            (COORDINATION_GROUP, coordination_opts)] + barbican.list_opts()
+            (COORDINATION_GROUP, coordination_opts)] + events.list_opts() \
+        + barbican.list_opts()

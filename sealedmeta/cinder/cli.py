@@ -5,6 +5,7 @@ command work where Cinder is not installed.
 """
 
 import logging
+import time
 
 from cliff import lister
 
@@ -128,6 +129,11 @@ class Audit(common.FindsProblems, lister.Lister):
                             help="Judge envelopes with the public keys in FILE"
                             " (keyring export-public) alone: signature, header"
                             " and context, no key store.")
+        parser.add_argument("--textfile", metavar="FILE",
+                            help="Also write the audit's figures to FILE in"
+                            " Prometheus text format (for node_exporter's"
+                            " textfile collector), replacing it whole at the"
+                            " end.")
         return parser
 
     def take_action(self, parsed_args):
@@ -150,6 +156,12 @@ class Audit(common.FindsProblems, lister.Lister):
             except ValueError:
                 raise common.CommandError("bad --since %r" % parsed_args.since) from None
             since = since.replace(tzinfo=None)
+        if parsed_args.textfile:
+            from sealedmeta.cinder import audit_metrics
+            try:
+                audit_metrics.check_writable(parsed_args.textfile)
+            except audit_metrics.TextfileError as exc:
+                raise common.CommandError(str(exc)) from None
         load_cinder_conf(files)
         from sealedmeta.cinder import audit
         from sealedmeta.cinder import reseal
@@ -172,6 +184,7 @@ class Audit(common.FindsProblems, lister.Lister):
         summary = audit.Summary()
         stderr = self.app.stderr
         tty = common.is_terminal(stderr)
+        started = time.time()
 
         def progress(done):
             if tty:
@@ -190,8 +203,30 @@ class Audit(common.FindsProblems, lister.Lister):
                 if tty:
                     stderr.write("\n")
             self._summarize(summary)
+            self._report(parsed_args, summary, started, time.time())
 
         return audit.COLUMNS, rows()
+
+    def _report(self, parsed_args, summary, started, ended):
+        """The finished audit's figures: to the message bus, and to
+        --textfile."""
+        from sealedmeta.cinder import audit
+        from sealedmeta import events
+        errors = summary.classes[audit.UNREADABLE]
+        events.get(self.app.conf).audit_finished(
+            summary.classes, summary.key_versions, len(summary.projects),
+            started, ended, errors, {
+                "project": parsed_args.project, "status": parsed_args.status,
+                "since": parsed_args.since, "shard": parsed_args.shard,
+                "chain": parsed_args.chain,
+                "public_keys": parsed_args.public_keys is not None})
+        if parsed_args.textfile:
+            from sealedmeta.cinder import audit_metrics
+            try:
+                audit_metrics.write(parsed_args.textfile, summary, started,
+                                    ended, errors)
+            except audit_metrics.TextfileError as exc:
+                raise common.CommandError(str(exc)) from None
 
     def _summarize(self, summary):
         from sealedmeta.cinder import audit

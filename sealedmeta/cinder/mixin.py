@@ -34,6 +34,7 @@ from oslo_log import log as logging
 from cinder.db import api as db
 from cinder import exception
 from cinder import objects
+from sealedmeta import events
 from sealedmeta import exceptions
 from sealedmeta.cinder import encrypted
 from sealedmeta.cinder import metadata_object
@@ -61,10 +62,11 @@ class Directive:
     to ``put_metadata``.
     """
 
-    __slots__ = ("kind", "text", "reason", "encryption_key_id")
+    __slots__ = ("kind", "text", "reason", "reason_class", "encryption_key_id")
 
-    def __init__(self, kind, text=None, reason=None):
+    def __init__(self, kind, text=None, reason=None, reason_class=None):
         self.kind, self.text, self.reason = kind, text, reason
+        self.reason_class = reason_class
         # Of the backup's database row, for an encrypted volume's data
         # restored without its metadata (see sealedmeta.cinder.encrypted).
         self.encryption_key_id = None
@@ -74,6 +76,21 @@ class Directive:
 
     def __repr__(self):
         return "<sealedmeta %s directive>" % self.kind
+
+
+def refusal_class(cause):
+    """The audit's class (sealedmeta.cinder.audit) of metadata refused
+    because of *cause*: the error being handled when it was refused, or
+    None. For events: never the reason's text, which may quote the object."""
+    if isinstance(cause, exceptions.ContextMismatch):
+        return "context-mismatch"
+    if isinstance(cause, exceptions.InvalidEnvelope):
+        return "invalid"
+    if isinstance(cause, exceptions.SealedMetaError):   # a key that cannot be used
+        return "unreadable"
+    if cause is not None and metadata_object.missing(cause):
+        return "missing"
+    return "invalid"
 
 
 def service_name(cls):
@@ -110,6 +127,13 @@ def claim_legacy_backups(cls):
     for legacy in cls.LEGACY_SERVICES:
         manager.MAPPING.setdefault(legacy, configured)
     return True
+
+
+def _error_name(cause):
+    """The library's exception class name of *cause*, else None."""
+    if isinstance(cause, exceptions.SealedMetaError):
+        return type(cause).__name__
+    return None
 
 
 class SealedMetadataMixin:
@@ -184,6 +208,9 @@ class SealedMetadataMixin:
         try:
             return vm.seal(self.sealer, text, backup["id"], backup["volume_id"])
         except exceptions.SealedMetaError as exc:
+            events.for_service(CONF).seal_failed(
+                backup["id"], backup["project_id"], backup["volume_id"],
+                CONF.sealedmeta.keyring, type(exc).__name__)
             raise exception.BackupOperationError(
                 "cannot seal the metadata of backup %s: %s" % (backup["id"], exc))
 
@@ -202,7 +229,9 @@ class SealedMetadataMixin:
 
     def _invalid(self, backup, metadata, reason):
         if CONF.sealedmeta.on_invalid == options.DROP:
-            metadata["volume_meta"] = Directive(options.DROP, reason=reason)
+            metadata["volume_meta"] = Directive(
+                options.DROP, reason=reason,
+                reason_class=refusal_class(sys.exc_info()[1]))
             return metadata, DROPPED, reason
         raise exception.InvalidBackup(
             reason="the metadata of backup %s cannot be trusted: %s"
@@ -348,7 +377,7 @@ class SealedMetadataMixin:
         mine = []
         try:
             for member in reversed(chain):
-                metadata, verdict, reason = self.judge(member)
+                metadata, verdict, reason = self._judge_restored(member, volume_id)
                 if verdict == DROPPED:
                     # Refused here, before any data is written, when the
                     # volume could not be read.
@@ -362,6 +391,30 @@ class SealedMetadataMixin:
         finally:
             for backup_id in mine:
                 self._judged.pop(backup_id, None)
+
+    def _judge_restored(self, backup, volume_id):
+        """:meth:`judge` for a restore into *volume_id*, telling the message
+        bus (:mod:`sealedmeta.events`) of metadata refused or dropped."""
+        notify = events.for_service(CONF).restore_refused
+        try:
+            metadata, verdict, reason = self.judge(backup)
+        except exception.InvalidBackup as exc:
+            cause = exc.__context__
+            legacy = (self.is_legacy_service(backup["service"])
+                      and CONF.sealedmeta.legacy_backups == options.REJECT)
+            notify(backup["id"], backup["project_id"], volume_id,
+                   "legacy" if legacy else refusal_class(cause),
+                   _error_name(cause))
+            raise
+        except exception.BackupOperationError as exc:
+            notify(backup["id"], backup["project_id"], volume_id, "unreadable",
+                   _error_name(exc.__context__))
+            raise
+        if verdict == DROPPED:
+            directive = metadata["volume_meta"]
+            notify(backup["id"], backup["project_id"], volume_id,
+                   directive.reason_class, None, events.DROPPED)
+        return metadata, verdict, reason
 
     def _log_verdict(self, backup, volume_id, verdict, reason):
         policy = CONF.sealedmeta.legacy_backups

@@ -6,6 +6,7 @@ import threading
 from oslo_config import cfg
 
 from sealedmeta import conf as sm_conf
+from sealedmeta import events
 from sealedmeta import sealer as sm_sealer
 
 GROUP = sm_conf.GROUP
@@ -89,11 +90,13 @@ def register_opts(conf):
     conf.register_opts(sm_conf.sealedmeta_opts, group=GROUP)
     conf.register_opts(cinder_opts, group=GROUP)
     conf.register_opts(swift_service_opts, group=GROUP)
+    events.register_opts(conf)
 
 
 def list_opts():
     """For oslo-config-generator, namespace ``sealedmeta.cinder``."""
-    return [(GROUP, sm_conf.sealedmeta_opts + cinder_opts + swift_service_opts)]
+    return [(GROUP, sm_conf.sealedmeta_opts + cinder_opts + swift_service_opts)] \
+        + events.list_opts()
 
 
 _lock = threading.Lock()

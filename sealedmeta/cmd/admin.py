@@ -13,6 +13,7 @@ from cliff import show
 from sealedmeta import admin
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import coordination
+from sealedmeta import events
 from sealedmeta import names
 from sealedmeta import keyring as kr
 from sealedmeta.cmd import common
@@ -42,6 +43,28 @@ def version_fields(name, version):
     return (("keyring", "version", "key_id", "state", "created"),
             (name, version.number, version.key_id.hex(), version.state.value,
              keyring_cmd.iso(version.created)))
+
+
+def cinder_scan(app, cinder_conf):
+    """``--scan-cinder CINDER_CONF``: ``(sources, settle window of the
+    agents)``: every backup of that Cinder database, read through its
+    configured driver, as an audit source, and the window of cinder.conf's
+    ``[sealedmeta]`` (the agents'); ``([], None)`` without."""
+    if not cinder_conf:
+        return [], None
+    try:
+        from sealedmeta.cinder import audit as cinder_audit
+        from sealedmeta.cinder import cli as cinder_cli
+        from sealedmeta.cinder import reseal
+    except ImportError:
+        raise common.CommandError(
+            "--scan-cinder needs the cinder package in this environment")
+    agents = admin.settle_window(cinder_cli.load_cinder_conf([cinder_conf]))
+    try:
+        return [cinder_audit.CinderSource(
+            app.conf.sealedmeta.max_envelope_size)], agents
+    except reseal.SetupError as exc:
+        raise common.CommandError(str(exc)) from None
 
 
 class Rekey(common.FindsProblems, show.ShowOne):
@@ -78,7 +101,8 @@ class Rekey(common.FindsProblems, show.ShowOne):
             sm_carriers.check_paths(parsed_args.rewrap)
         with coordinator(self.app) as coord:
             result = admin.rekey(self.app.store, name, coord,
-                                 signing=parsed_args.signing)
+                                 signing=parsed_args.signing,
+                                 events=events.get(self.app.conf))
         fields = ("keyring", "version", "key_id", "previous_version")
         values = (name, result.version.number, result.version.key_id.hex(),
                   result.previous.number)
@@ -120,7 +144,8 @@ class _SetState(show.ShowOne):
         version = parse_version(parsed_args.version)
         with coordinator(self.app) as coord:
             updated = self.action(self.app.store, parsed_args.name, version,
-                                  coord, **self.settle_args())
+                                  coord, events=events.get(self.app.conf),
+                                  **self.settle_args())
         return version_fields(parsed_args.name, updated)
 
 
@@ -167,27 +192,6 @@ class KeyDestroy(show.ShowOne):
                                  " its configured backup driver.")
         return parser
 
-    def _cinder_sources(self, parsed_args):
-        """``(sources, settle window of the agents)``: with --scan-cinder,
-        the Cinder database's backups and the window of cinder.conf's
-        ``[sealedmeta]`` (the agents'); else none and None."""
-        if not parsed_args.scan_cinder:
-            return [], None
-        try:
-            from sealedmeta.cinder import audit as cinder_audit
-            from sealedmeta.cinder import cli as cinder_cli
-            from sealedmeta.cinder import reseal
-        except ImportError:
-            raise common.CommandError(
-                "--scan-cinder needs the cinder package in this environment")
-        agents = admin.settle_window(
-            cinder_cli.load_cinder_conf([parsed_args.scan_cinder]))
-        try:
-            return [cinder_audit.CinderSource(
-                self.app.conf.sealedmeta.max_envelope_size)], agents
-        except reseal.SetupError as exc:
-            raise common.CommandError(str(exc)) from None
-
     def _settle(self, agents):
         """The settle window to wait: this configuration's, or the agents'
         when cinder.conf was read and gives a longer one."""
@@ -202,7 +206,7 @@ class KeyDestroy(show.ShowOne):
 
     def take_action(self, parsed_args):
         version = parse_version(parsed_args.version)
-        sources, agents = self._cinder_sources(parsed_args)
+        sources, agents = cinder_scan(self.app, parsed_args.scan_cinder)
         try:
             with coordinator(self.app) as coord:
                 result = admin.destroy(
@@ -211,7 +215,8 @@ class KeyDestroy(show.ShowOne):
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
                     carriers=scan_cmd.carriers_of(self.app),
                     sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
-                    settle=self._settle(agents))
+                    settle=self._settle(agents),
+                    events=events.get(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:
             raise common.CommandError(str(exc)) from None
         except admin.DestroyRefused:

@@ -55,7 +55,8 @@ class SealedMetaApp(app.App):
     # Libraries that chat at INFO on a console that should show only results
     # and our own one-line errors.
     QUIET_LOGGERS = ("barbicanclient", "castellan", "keystoneauth", "stevedore",
-                     "tooz", "urllib3", "oslo_config")
+                     "tooz", "urllib3", "oslo_config", "oslo_messaging",
+                     "oslo.messaging", "oslo_service")
     # Libraries that log at ERROR what the key store turns into one message
     # of its own: barbicanclient logs every 4xx answer ("4xx Client error:
     # Forbidden ..."), so a refusal would print two lines, or one for a 404
@@ -147,6 +148,9 @@ def quiet_library_warnings():
     # eventlet's EventletDeprecationWarning (imported through tooz and
     # futurist wherever Cinder is installed) is not a DeprecationWarning.
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    # eventlet's DNS library (dnspython) names cryptography's deprecated DSA
+    # classes as eventlet loads it.
+    warnings.filterwarnings("ignore", module=r"dns\.")
 
 
 def main(argv=None):
