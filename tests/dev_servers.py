@@ -29,9 +29,9 @@ START_TIMEOUT = 300      # seconds for a `start` (includes a one-off venv build)
 
 
 def load_tool(name):
-    """A tools/ script (no .py suffix) as a module, e.g. to test its
-    functions without running it."""
-    module = "_tool_" + name.replace("-", "_")
+    """A file of tools/ (a script without .py suffix, or a module) as a
+    module, e.g. to test a script's functions without running it."""
+    module = "_tool_" + re.sub(r"\W", "_", name)
     loader = importlib.machinery.SourceFileLoader(module, os.path.join(TOP, "tools", name))
     spec = importlib.util.spec_from_loader(module, loader)
     mod = importlib.util.module_from_spec(spec)

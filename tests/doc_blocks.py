@@ -10,11 +10,11 @@ import doctest
 import os
 import re
 import subprocess
-import textwrap
+
+from tests.dev_servers import load_tool
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_DIRECTIVE = re.compile(r"^(\s*)\.\. code-block:: *(\S+)\s*$")
 # What changes from one run to the next: key ids and public keys (hex),
 # and times. Replaced on both sides before comparing.
 _VOLATILE = (
@@ -22,6 +22,8 @@ _VOLATILE = (
     (re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "<time>"),
 )
 MARK = "@@sealedmeta-doc-command@@"
+# The block reader tools/dev-cloud uses too (standard library only).
+_RST = load_tool("rst_blocks.py")
 
 
 def read(relpath):
@@ -31,26 +33,8 @@ def read(relpath):
 
 def code_blocks(relpath, language):
     """[(line number, text)] of the ``.. code-block:: LANGUAGE`` blocks."""
-    lines = read(relpath).splitlines()
-    found = []
-    i = 0
-    while i < len(lines):
-        m = _DIRECTIVE.match(lines[i])
-        i += 1
-        if not m or m.group(2) != language:
-            continue
-        indent = len(m.group(1))
-        while i < len(lines) and (not lines[i].strip() or
-                                  lines[i].lstrip().startswith(":")):
-            i += 1  # blank lines and directive options
-        start = i
-        body = []
-        while i < len(lines) and (not lines[i].strip() or
-                                  len(lines[i]) - len(lines[i].lstrip()) > indent):
-            body.append(lines[i])
-            i += 1
-        found.append((start + 1, textwrap.dedent("\n".join(body)).strip("\n")))
-    return found
+    return [(line, body) for line, lang, _, body in _RST.code_blocks(read(relpath))
+            if lang == language]
 
 
 def doctest_of(relpath, globs=None):
