@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import pty
 import select
 import subprocess
 import sys
@@ -125,6 +126,37 @@ def read_lines(proc, count, stream=None, hang=HANG):
         pending += chunk
     proc.unread = pending
     return lines
+
+
+def run_on_pty(args, tmp_path, repo, stream="stdout", hang=HANG):
+    """(exit status, the other stream's text, what a terminal was shown) of
+    the console script with its standard *stream* ("stdout" or "stderr") on
+    a real pty. AssertionError if the child shows nothing for *hang* s."""
+    leader, follower = pty.openpty()
+    try:
+        proc = start(args, tmp_path, repo, **{stream: follower})
+    finally:
+        os.close(follower)
+    shown = []
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], hang)
+            if not ready:
+                proc.kill()
+                raise AssertionError("child showed nothing for %d s: hung" % hang)
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every writer closed the pty
+                break
+            if not chunk:
+                break
+            shown.append(chunk)
+    finally:
+        os.close(leader)
+    out, err = proc.communicate(timeout=hang)
+    other = err if stream == "stdout" else out
+    return (proc.returncode, other.decode("utf-8", "replace"),
+            b"".join(shown).decode("utf-8", "replace"))
 
 
 def timed_run(args, tmp_path, repo):

@@ -22,6 +22,29 @@ from sealedmeta.cinder import mixin
 CONF = cfg.CONF
 
 
+@_stock._wrap_exception
+def _call(method, **kwargs):
+    # Errors as the stock reader raises them: S3ClientError (wrapping
+    # botocore's ClientError), S3ConnectionFailure.
+    return method(**kwargs)
+
+
+class _Body:
+    """A streamed body whose errors are the stock reader's."""
+
+    def __init__(self, body):
+        self.body = body
+
+    def read(self, size):
+        return _call(self.body.read, amt=size)
+
+
+def _invalid_range(exc):
+    cause = exc.__context__
+    return (isinstance(cause, _stock.boto_exc.ClientError)
+            and cause.response.get("Error", {}).get("Code") == "InvalidRange")
+
+
 class _S3Objects:
     """How the sealed S3 class reads and replaces its metadata object."""
 
@@ -36,16 +59,16 @@ class _S3Objects:
             args.update(SSECustomerAlgorithm=CONF.backup_s3_sse_customer_algorithm,
                         SSECustomerKey=CONF.backup_s3_sse_customer_key)
         try:
-            response = self.conn.get_object(Range="bytes=0-%d" % limit, **args)
-        except _stock.boto_exc.ClientError as exc:
+            response = _call(self.conn.get_object, Range="bytes=0-%d" % limit, **args)
+        except _stock.S3ClientError as exc:
             # An empty object has no byte 0: the range is not satisfiable.
-            if (exc.response.get("Error", {}).get("Code") == "InvalidRange"
-                    and self.conn.head_object(**args).get("ContentLength") == 0):
+            if (_invalid_range(exc)
+                    and _call(self.conn.head_object, **args).get("ContentLength") == 0):
                 return b""
             raise
         body = response["Body"]
         try:
-            return metadata_object.read(body, limit, metadata_object.reported_size(
+            return metadata_object.read(_Body(body), limit, metadata_object.reported_size(
                 response.get("ContentRange"), response.get("ContentLength")))
         finally:
             body.close()

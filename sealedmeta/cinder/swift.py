@@ -158,6 +158,8 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
             headers, body = self.conn.get_object(
                 container, name, query_string=query, resp_chunk_size=READ_CHUNK,
                 headers=self._headers({"Range": "bytes=0-%d" % limit}))
+        except OSError as exc:  # as the stock reader
+            raise exception.SwiftConnectionFailed(reason=exc) from exc
         except Exception as exc:
             # An empty object has no byte 0: Swift answers 416, bytes */0.
             if getattr(exc, "http_status", None) == 416 and _size(

@@ -6,19 +6,18 @@ command line, also on a versioned bucket."""
 
 import base64
 import json
-import tracemalloc
 
 import pytest
 from oslo_config import cfg
 
 import sealedmeta
-from sealedmeta.cinder import audit as cinder_audit
 from cinder.backup.drivers import s3 as stock_s3
 from cinder import exception
 from cinder import objects
 
 from tests.ceph import s3_helpers
-from tests.server_log import ServerLog, rgw_gets
+from tests import bounded_reads
+from tests.bounded_reads import ServerLog, oversized, refused, rgw_gets
 from tests.cinder import helpers
 from tests.sm_cli import run_in_process as run_cli
 
@@ -314,32 +313,7 @@ LIMIT = 64 * 1024
 BIG = 32 * 1024 * 1024
 
 
-def _oversized(obj):
-    obj = dict(obj, padding="")
-    obj["padding"] = "x" * (BIG - len(json.dumps(obj)))
-    return json.dumps(obj).encode()
-
-
-def _restore(s3, backup):
-    target = s3.new_target()
-    before = s3.data(target)
-    try:
-        s3.restore(backup, target)
-    finally:
-        assert s3.data(target) == before
-
-
-def _audit(s3, backup):
-    row = cinder_audit.judge_backup(s3.driver(), objects.Backup.get_by_id(s3.ctxt, backup.id))
-    assert row.klass == cinder_audit.INVALID
-    raise exception.InvalidBackup(reason=row.reason)
-
-
-def _export(s3, backup):
-    s3.driver().export_record(objects.Backup.get_by_id(s3.ctxt, backup.id))
-
-
-@pytest.mark.parametrize("read", [_restore, _audit, _export])
+@pytest.mark.parametrize("read", bounded_reads.READERS)
 def test_an_oversized_metadata_object_is_refused_before_its_body(s3, legacy, read):
     """The tenant makes its (pre-switch) backup's metadata object 32 MiB of
     valid JSON; max_metadata_object_size is 64 KiB. One ranged GET: radosgw
@@ -347,21 +321,15 @@ def test_an_oversized_metadata_object_is_refused_before_its_body(s3, legacy, rea
     byte; the process never holds the object."""
     src, backup = legacy
     CONF.set_override("max_metadata_object_size", LIMIT, group="sealedmeta")
-    s3.write_raw_object(backup, _oversized(s3.read_object(backup)))
+    s3.write_raw_object(backup, oversized(s3.read_object(backup), BIG))
     log = ServerLog(s3.ceph.env["logs"]["rgw"])
-    tracemalloc.start()
-    try:
-        with pytest.raises(exception.InvalidBackup,
-                           match="over the %d byte limit" % LIMIT) as refused:
-            read(s3, backup)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    error, peak = refused(lambda: read(s3, backup), exception.InvalidBackup,
+                          "over the %d byte limit" % LIMIT)
     # radosgw sent at most the limit and one byte, never the object.
     assert rgw_gets(log, s3.bucket, s3.metadata_key(backup)) == [(206, LIMIT + 1)]
     assert peak < 4 * 1024 * 1024, peak
     assert ("is %d bytes, over the %d byte limit ([sealedmeta]"
-            " max_metadata_object_size): not read" % (BIG, LIMIT)) in str(refused.value)
+            " max_metadata_object_size): not read" % (BIG, LIMIT)) in str(error)
 
 
 def test_an_empty_metadata_object_is_read_as_empty(s3, legacy):
@@ -373,4 +341,4 @@ def test_an_empty_metadata_object_is_read_as_empty(s3, legacy):
     assert s3.driver().read_object_bounded(
         s3.bucket, s3.metadata_key(backup), LIMIT) == b""
     with pytest.raises(exception.InvalidBackup, match="is not valid JSON"):
-        _audit(s3, backup)
+        bounded_reads.audit(s3, backup)

@@ -8,17 +8,13 @@ max_metadata_object_size``.
 What Swift sent is read from its own log (the object server's line for the
 GET, with the bytes it sent); what the process held, from tracemalloc."""
 
-import json
-import tracemalloc
-
 import pytest
 from oslo_config import cfg
 
 from cinder import exception
-from cinder import objects
-from sealedmeta.cinder import audit as cinder_audit
 
-from tests.server_log import ServerLog, swift_gets
+from tests import bounded_reads
+from tests.bounded_reads import ServerLog, oversized, refused, swift_gets
 from tests.swift import helpers
 from tests.swift import test_legacy_and_reseal as legacy_reseal
 
@@ -38,61 +34,26 @@ def limit():
     return LIMIT
 
 
-def oversized(obj):
-    """*obj* (a metadata object) padded to BIG bytes of valid JSON: the
-    stock reader reads and parses it whole."""
-    obj = dict(obj, padding="")
-    obj["padding"] = "x" * (BIG - len(json.dumps(obj)))
-    return json.dumps(obj).encode()
-
-
 @pytest.fixture
 def stock_backup(cloud):
     src = cloud.volume(glance=helpers.GLANCE)
     backup = cloud.backup(src, cls=helpers.stock_class())
-    cloud.write_raw_object(backup, oversized(cloud.read_object(backup)))
+    cloud.write_raw_object(backup, oversized(cloud.read_object(backup), BIG))
     return backup
 
 
-def _restore(cloud, backup):
-    target = cloud.new_target()
-    before = cloud.data(target)
-    try:
-        cloud.restore(backup, target)
-    finally:
-        assert cloud.data(target) == before
-        assert cloud.glance(target) == {}
-
-
-def _audit(cloud, backup):
-    row = cinder_audit.judge_backup(cloud.driver(), objects.Backup.get_by_id(
-        cloud.ctxt, backup.id))
-    assert row.klass == cinder_audit.INVALID
-    raise exception.InvalidBackup(reason=row.reason)
-
-
-def _export(cloud, backup):
-    cloud.driver().export_record(objects.Backup.get_by_id(cloud.ctxt, backup.id))
-
-
-@pytest.mark.parametrize("read", [_restore, _audit, _export])
+@pytest.mark.parametrize("read", bounded_reads.READERS)
 def test_an_oversized_metadata_object_is_refused_before_its_body(
         cloud, stores, stock_backup, limit, read):
     log = ServerLog(stores["ks"]["logs"]["swift"])
-    tracemalloc.start()
-    try:
-        with pytest.raises(exception.InvalidBackup,
-                           match="over the %d byte limit" % LIMIT) as refused:
-            read(cloud, stock_backup)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    error, peak = refused(lambda: read(cloud, stock_backup), exception.InvalidBackup,
+                          "over the %d byte limit" % LIMIT)
     container, name = cloud.location(stock_backup)
     # Swift sent at most the limit and one byte, never the object.
     assert swift_gets(log, container, name) == [(206, LIMIT + 1)]
     assert peak < 4 * 1024 * 1024, peak
     assert ("is %d bytes, over the %d byte limit ([sealedmeta]"
-            " max_metadata_object_size): not read" % (BIG, LIMIT)) in str(refused.value)
+            " max_metadata_object_size): not read" % (BIG, LIMIT)) in str(error)
 
 
 def test_reseal_leaves_an_oversized_archived_version_unread(
@@ -105,7 +66,7 @@ def test_reseal_leaves_an_oversized_archived_version_unread(
     container, name = cloud.location(backup)
     # A version named as Swift names them, made huge by the tenant.
     version = "%03x%s/%s" % (len(name), name, "1700000000.00000")
-    cloud.conn.put_object(archive, version, oversized(cloud.read_object(backup)))
+    cloud.conn.put_object(archive, version, oversized(cloud.read_object(backup), BIG))
     conf = legacy_reseal.write_cinder_conf(tmp_path, keys, stores)
     with open(conf, "a") as handle:          # its last section is [sealedmeta]
         handle.write("max_metadata_object_size = %d\n" % LIMIT)

@@ -4,8 +4,6 @@ coordination over file://, logging. Every case runs a subprocess."""
 import json
 import re
 import os
-import pty
-import select
 import time
 
 import pytest
@@ -427,31 +425,10 @@ def test_bad_log_config_is_one_line(env):
     assert code == 2 and "cannot set up logging" in one_line(err)
 
 
-def _run_on_pty(argv, tmp_path, repo):
-    master, slave = pty.openpty()
-    proc = sm_cli.start(argv, tmp_path, repo, stderr=slave)
-    os.close(slave)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the pty
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    out, _ = proc.communicate(timeout=60)
-    os.close(master)
-    return proc.returncode, out.decode(), b"".join(chunks).decode("utf-8", "replace")
-
-
 def test_progress_bar_only_on_a_terminal(env):
     env.store.rotate(RING)
-    code, out, tty_err = _run_on_pty(["rewrap", str(env.data), "-f", "json"],
-                                     env.tmp, env.repo)
+    code, out, tty_err = sm_cli.run_on_pty(["rewrap", str(env.data), "-f", "json"],
+                                           env.tmp, env.repo, stream="stderr")
     assert code == 0
     assert json.loads(out)["rewrapped"] == 6
     assert "rewrap [" in tty_err and "6/6" in tty_err

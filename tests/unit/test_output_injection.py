@@ -11,8 +11,6 @@
 """
 
 import json
-import os
-import pty
 import shlex
 import subprocess
 
@@ -113,28 +111,10 @@ def test_a_shell_prefix_that_is_no_name_is_refused(tmp_path, repo, store, ring):
 
 
 def _on_a_terminal(tmp_path, repo, args):
-    """(exit status, bytes shown) of the console script with its standard
-    output on a real pty."""
-    leader, follower = pty.openpty()
-    try:
-        proc = sm_cli.start(args, tmp_path, repo, stdout=follower)
-    finally:
-        os.close(follower)
-    shown = b""
-    try:
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: every writer closed the pty
-                break
-            if not chunk:
-                break
-            shown += chunk
-    finally:
-        os.close(leader)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    return shown.decode("utf-8")
+    """What the console script shows with its standard output on a pty."""
+    code, err, shown = sm_cli.run_on_pty(args, tmp_path, repo)
+    assert code == 0, err
+    return shown
 
 
 @pytest.mark.parametrize("armor", [False, True])
