@@ -124,8 +124,9 @@ class Audit(lister.Lister):
         parser.add_argument("--chain", action="store_true",
                             help="Judge each incremental backup's parents too,"
                             " as its restore needs them: it takes the class of"
-                            " the first parent that is not sealed-valid or"
-                            " legacy.")
+                            " the first parent a restore would refuse (any"
+                            " class but sealed-valid and legacy; legacy too"
+                            " under legacy_backups = reject).")
         parser.add_argument("--public-keys", metavar="FILE",
                             help="Judge envelopes with the public keys in FILE"
                             " (keyring export-public) alone: signature, header"
