@@ -147,6 +147,3 @@ class SealedCephBackupDriver(_CephMetadataObject, _BackupPool, mixin.SealedMetad
     LEGACY_SERVICES = (
         "cinder.backup.drivers.ceph.CephBackupDriver",
     )
-
-
-mixin.claim_legacy_backups(SealedCephBackupDriver)

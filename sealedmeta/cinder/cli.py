@@ -1,4 +1,5 @@
-"""``sealedmeta cinder reseal``: seal the metadata of existing Cinder backups.
+"""``sealedmeta cinder ...``: reseal, mark-legacy, audit and audit-merge,
+over the backups of a Cinder database.
 
 Imports Cinder only when run, so ``sealedmeta --help`` and every other
 command work where Cinder is not installed.
@@ -92,6 +93,83 @@ class Reseal(lister.Lister):
                       left[0].reason)
             self.exit_code = 1
         return reseal.COLUMNS, [r.as_row() for r in results]
+
+
+class MarkLegacy(lister.Lister):
+    """Mark imported backups made before sealing, from their export records.
+
+    Cinder's backup import records every imported backup as made by the
+    configured (sealed) driver, so the restore of one the stock class made
+    before sealing is refused. Run after 'openstack volume backup record
+    import' with the same records (JSON, as 'record export -f json' writes
+    them): for each record whose legacy claim authenticates for the
+    imported row, and whose backup's metadata object is still the exported
+    one, the row's service becomes the stock class again, and
+    [sealedmeta] legacy_backups applies to it. One row per record; exit
+    status 1 when any could not be marked, 2 when the command cannot run.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("records", nargs="+", metavar="RECORD",
+                            help="A backup record file (JSON with backup_service"
+                            " and backup_url).")
+        return parser
+
+    def run(self, parsed_args):
+        self.exit_code = 0
+        try:
+            super().run(parsed_args)
+        except common.CommandError as exc:
+            LOG.error("cinder mark-legacy cannot run: %s", exc)
+            return 2
+        return self.exit_code
+
+    def take_action(self, parsed_args):
+        files = self.app.options.config_file
+        if not files:
+            raise common.CommandError(
+                "'sealedmeta cinder mark-legacy' needs Cinder's configuration:"
+                " --config-file /etc/cinder/cinder.conf")
+        try:
+            import cinder  # noqa: F401
+        except ImportError:
+            raise common.CommandError(NO_CINDER) from None
+        load_cinder_conf(files)
+        from sealedmeta.cinder import records
+        from sealedmeta.cinder import reseal
+        claims = []   # every record is read before anything is changed
+        for path in parsed_args.records:
+            data = common.read_input(path, records.MAX_RECORD, "record")
+            try:
+                claims.append(records.claim_of_record(data))
+            except ValueError as exc:
+                raise common.CommandError("record %s: %s" % (path, exc)) from None
+        try:
+            drivers = reseal.project_drivers()
+        except reseal.SetupError as exc:
+            raise common.CommandError(str(exc)) from None
+        from cinder import context as cinder_context
+        ctxt = cinder_context.get_admin_context()
+        backups, rows = reseal.select_backups(ctxt, [i for i, _ in claims])
+        rows = [(r.backup_id, None, records.FAILED, None,
+                 "no such backup: import the record first") for r in rows]
+        found = {b.id: b for b in backups}
+        for backup_id, claim in claims:
+            backup = found.get(backup_id)
+            if backup is None:
+                continue
+            try:
+                driver = drivers(backup.project_id)
+            except Exception as exc:  # the service user's login, a driver's own
+                result, reason = records.FAILED, "cannot act in project %s: %s" % (
+                    backup.project_id, exc)
+            else:
+                result, reason = records.mark_legacy(driver, backup, claim)
+            rows.append((backup.id, backup.volume_id, result, backup.service, reason))
+        if any(row[2] == records.FAILED for row in rows):
+            self.exit_code = 1
+        return records.MARK_COLUMNS, rows
 
 
 class Audit(lister.Lister):

@@ -25,6 +25,3 @@ class SealedGoogleBackupDriver(mixin.SealedMetadataMixin, _stock.GoogleBackupDri
         "cinder.backup.drivers.gcs.GoogleBackupDriver",
         "cinder.backup.drivers.google.GoogleBackupDriver",
     )
-
-
-mixin.claim_legacy_backups(SealedGoogleBackupDriver)

@@ -52,6 +52,3 @@ class SealedS3BackupDriver(mixin.SealedMetadataMixin, _S3Objects,
     LEGACY_SERVICES = (
         "cinder.backup.drivers.s3.S3BackupDriver",
     )
-
-
-mixin.claim_legacy_backups(SealedS3BackupDriver)

@@ -188,6 +188,3 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
                                      else type(exc).__name__))
             return
         removed.append(where)
-
-
-mixin.claim_legacy_backups(SealedSwiftBackupDriver)
