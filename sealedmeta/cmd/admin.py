@@ -172,6 +172,15 @@ class KeyDestroy(show.ShowOne):
                                  " its configured backup driver.")
         return parser
 
+    def run(self, parsed_args):
+        # A Ceph pool that cannot be read (no bindings, unreachable, not
+        # listable) is a scan that cannot run, not a refusal: exit 2.
+        try:
+            return super().run(parsed_args)
+        except scan_cmd.ceph_pool_errors() as exc:
+            LOG.error("key destroy cannot run: %s", exc)
+            return 2
+
     def _cinder_sources(self, parsed_args):
         if not parsed_args.scan_cinder:
             return []
@@ -200,8 +209,6 @@ class KeyDestroy(show.ShowOne):
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
                     sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
                     settle=admin.settle_window(self.app.conf))
-        except scan_cmd.ceph_pool_errors() as exc:
-            raise common.CommandError(str(exc)) from None
         except admin.DestroyRefused:
             raise common.CommandError(
                 "refusing to destroy version %d of keyring %r without --scan"
