@@ -15,7 +15,7 @@ LOG = logging.getLogger(__name__)
 
 # sealedmeta is installed from a clone (it is not on PyPI): name the extra
 # as docs/source/cinder.rst installs it.
-NO_CINDER = ("'sealedmeta cinder reseal' needs the cinder package in this"
+NO_CINDER = ("'sealedmeta cinder %s' needs the cinder package in this"
              " environment (in a clone of sealedmeta: pip install '.[cinder]')")
 
 
@@ -33,6 +33,37 @@ def load_cinder_conf(files):
     except (cfg.Error, ValueError) as exc:
         raise common.CommandError("bad Cinder configuration: %s" % exc) from None
     return cfg.CONF
+
+
+def load_cinder(app, command):
+    """Cinder's configuration, from the global --config-file, loaded for
+    ``sealedmeta cinder COMMAND``; CommandError without one or without
+    Cinder."""
+    files = app.options.config_file
+    if not files:
+        raise common.CommandError(
+            "'sealedmeta cinder %s' needs Cinder's configuration:"
+            " --config-file /etc/cinder/cinder.conf" % command)
+    try:
+        import cinder  # noqa: F401
+    except ImportError:
+        raise common.CommandError(NO_CINDER % command) from None
+    return load_cinder_conf(files)
+
+
+class _CannotRunIs2(lister.Lister):
+    """A listing whose CommandError (it cannot run) is exit status 2."""
+
+    command = None   # the name after 'sealedmeta cinder', for the message
+
+    def run(self, parsed_args):
+        self.exit_code = 0
+        try:
+            super().run(parsed_args)
+        except common.CommandError as exc:
+            LOG.error("cinder %s cannot run: %s", self.command, exc)
+            return 2
+        return self.exit_code
 
 
 class Reseal(lister.Lister):
@@ -65,16 +96,7 @@ class Reseal(lister.Lister):
         return self.exit_code
 
     def take_action(self, parsed_args):
-        files = self.app.options.config_file
-        if not files:
-            raise common.CommandError(
-                "'sealedmeta cinder reseal' needs Cinder's configuration:"
-                " --config-file /etc/cinder/cinder.conf")
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER) from None
-        load_cinder_conf(files)
+        load_cinder(self.app, "reseal")
         from sealedmeta.cinder import reseal
         try:
             results = reseal.reseal(parsed_args.backup_ids, parsed_args.all_backups,
@@ -95,7 +117,7 @@ class Reseal(lister.Lister):
         return reseal.COLUMNS, [r.as_row() for r in results]
 
 
-class MarkLegacy(lister.Lister):
+class MarkLegacy(_CannotRunIs2):
     """Mark imported backups made before sealing, from their export records.
 
     Cinder's backup import records every imported backup as made by the
@@ -109,6 +131,8 @@ class MarkLegacy(lister.Lister):
     status 1 when any could not be marked, 2 when the command cannot run.
     """
 
+    command = "mark-legacy"
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("records", nargs="+", metavar="RECORD",
@@ -116,26 +140,8 @@ class MarkLegacy(lister.Lister):
                             " and backup_url).")
         return parser
 
-    def run(self, parsed_args):
-        self.exit_code = 0
-        try:
-            super().run(parsed_args)
-        except common.CommandError as exc:
-            LOG.error("cinder mark-legacy cannot run: %s", exc)
-            return 2
-        return self.exit_code
-
     def take_action(self, parsed_args):
-        files = self.app.options.config_file
-        if not files:
-            raise common.CommandError(
-                "'sealedmeta cinder mark-legacy' needs Cinder's configuration:"
-                " --config-file /etc/cinder/cinder.conf")
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER) from None
-        load_cinder_conf(files)
+        load_cinder(self.app, "mark-legacy")
         from sealedmeta.cinder import records
         from sealedmeta.cinder import reseal
         claims = []   # every record is read before anything is changed
@@ -172,7 +178,7 @@ class MarkLegacy(lister.Lister):
         return records.MARK_COLUMNS, rows
 
 
-class Audit(lister.Lister):
+class Audit(_CannotRunIs2):
     """Judge every backup the Cinder database knows, where it is stored.
 
     Reads each selected backup's metadata object through the configured
@@ -183,6 +189,8 @@ class Audit(lister.Lister):
     when every backup is sealed and valid, 1 when any is not, 2 when the
     audit cannot run. Never writes to the store or the database.
     """
+
+    command = "audit"
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -211,26 +219,8 @@ class Audit(lister.Lister):
                             " and context, no key store.")
         return parser
 
-    def run(self, parsed_args):
-        self.exit_code = 0
-        try:
-            super().run(parsed_args)
-        except common.CommandError as exc:
-            LOG.error("cinder audit cannot run: %s", exc)
-            return 2
-        return self.exit_code
-
     def take_action(self, parsed_args):
         import datetime
-        files = self.app.options.config_file
-        if not files:
-            raise common.CommandError(
-                "'sealedmeta cinder audit' needs Cinder's configuration:"
-                " --config-file /etc/cinder/cinder.conf")
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER) from None
         if parsed_args.workers < 1:
             raise common.CommandError("--workers must be at least 1")
         since = None
@@ -240,7 +230,7 @@ class Audit(lister.Lister):
             except ValueError:
                 raise common.CommandError("bad --since %r" % parsed_args.since) from None
             since = since.replace(tzinfo=None)
-        load_cinder_conf(files)
+        load_cinder(self.app, "audit")
         from sealedmeta.cinder import audit
         from sealedmeta.cinder import reseal
         from sealedmeta import audit as sm_audit
@@ -324,6 +314,8 @@ class AuditMerge(Audit):
     Each FILE is the output of 'cinder audit -f json'; a backup in two
     reports is an error. Same columns, summary and exit status as the audit.
     """
+
+    command = "audit-merge"
 
     def get_parser(self, prog_name):
         parser = lister.Lister.get_parser(self, prog_name)
