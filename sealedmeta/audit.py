@@ -270,6 +270,22 @@ class Finding:
                 "key_id": self.key_id}
 
 
+def unjudged(item, max_envelope_size):
+    """The ``unreadable`` :class:`Finding` of an item that could not be read
+    or judged; when it carries an envelope, with the keyring, version and
+    key id its header names, so that it counts under that version (and
+    holds ``key destroy`` like any other)."""
+    finding = Finding(item.path, UNREADABLE, item.error)
+    if item.carried is not None:
+        try:
+            header = envelope.parse(item.carried.envelope, max_envelope_size).header
+        except exceptions.InvalidEnvelope:
+            return finding
+        finding.keyring, finding.version = header.keyring, header.key_version
+        finding.key_id = header.key_id.hex()
+    return finding
+
+
 def _counts(statuses=STATUSES):
     return {status: 0 for status in statuses}
 
@@ -432,7 +448,7 @@ class Auditor:
     def check(self, item):
         """The :class:`Finding` of one examined file."""
         if item.error is not None:
-            return Finding(item.path, UNREADABLE, item.error)
+            return unjudged(item, self.max_envelope_size)
         if item.unsealed:
             return Finding(item.path, UNSEALED, item.malformed)
         if item.malformed is not None:
@@ -522,7 +538,7 @@ class PublicAuditor:
 
     def check(self, item):
         if item.error is not None:
-            return Finding(item.path, UNREADABLE, item.error)
+            return unjudged(item, self.max_envelope_size)
         if item.unsealed:
             return Finding(item.path, UNSEALED, item.malformed)
         if item.malformed is not None:

@@ -217,10 +217,12 @@ def load_carriers(max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
 class Item:
     """What scan() found at one path.
 
-    Exactly one of *carried*, *skipped*, *malformed* and *error* is set.
-    *unsealed* is True when a carrier claims the file but it holds no
-    envelope where one belongs (:class:`Unsealed`); *malformed* then says
-    why.
+    Exactly one of *carried*, *skipped*, *malformed* and *error* is set,
+    but for *error* with *carried*: an envelope that was read but cannot be
+    judged (what it must be sealed for is unknown); its header still names
+    its key. *unsealed* is True when a carrier claims the file but it holds
+    no envelope where one belongs (:class:`Unsealed`); *malformed* then
+    says why.
     """
 
     path: str

@@ -38,6 +38,7 @@ from sealedmeta import exceptions
 from sealedmeta.cinder import carrier as cinder_carrier
 from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
+from sealedmeta.cinder import options
 from sealedmeta.cinder import reseal
 from sealedmeta.cinder import volume_meta as vm
 
@@ -271,8 +272,15 @@ class CinderSource:
             expected_context=vm.context_for(backup.id, backup.volume_id)))
 
 
-# A chain's member is worse than valid when it is none of these.
-_CHAIN_OK = (SEALED_VALID, LEGACY)
+def _chain_ok():
+    """The classes of a parent that let a restore of its incremental go
+    on: a legacy parent only where ``legacy_backups`` does not refuse it
+    (a restore judges the whole chain first)."""
+    if mixin.CONF.sealedmeta.legacy_backups == options.REJECT:
+        return (SEALED_VALID,)
+    return (SEALED_VALID, LEGACY)
+
+
 CHAIN_CACHE = 1024   # parents' rows kept while an audit runs (most recent)
 
 
@@ -338,9 +346,11 @@ class ChainJudge:
 
     def apply(self, driver, row, lineage):
         """*row* (the backup's own) with the class of its first parent in
-        *lineage* that is neither sealed-valid nor legacy, and a reason
-        naming it."""
-        if row.klass not in _CHAIN_OK:
+        *lineage* a restore of the backup would refuse -- neither
+        sealed-valid nor, unless ``legacy_backups = reject``, legacy -- and
+        a reason naming it."""
+        ok = _chain_ok()
+        if row.klass not in ok:
             return row
         for parent in lineage:
             if isinstance(parent, str):
@@ -348,7 +358,7 @@ class ChainJudge:
                 row.reason = "parent %s: a loop in the chain" % parent
                 return row
             judged = parent if isinstance(parent, Row) else self._row(driver, parent)
-            if judged.klass not in _CHAIN_OK:
+            if judged.klass not in ok:
                 row.klass = judged.klass
                 row.reason = "parent %s: %s%s" % (
                     judged.backup_id, judged.klass,
@@ -515,8 +525,8 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
     are yielded as they were. With *public* (a
     :class:`sealedmeta.audit.PublicAuditor`) envelopes are judged with
     public keys alone (:func:`judge_backup_public`). With *chain* an
-    incremental backup takes the class of its first parent that is not
-    sealed-valid or legacy (:class:`ChainJudge`).
+    incremental backup takes the class of its first parent that a restore
+    would refuse (:class:`ChainJudge`).
     """
     drivers = drivers or reseal.project_drivers()
     ctxt = cinder_context.get_admin_context()

@@ -150,6 +150,3 @@ class SealedCephBackupDriver(_CephMetadataObject, _BackupPool, mixin.SealedMetad
     LEGACY_SERVICES = (
         "cinder.backup.drivers.ceph.CephBackupDriver",
     )
-
-
-mixin.claim_legacy_backups(SealedCephBackupDriver)

@@ -13,9 +13,15 @@ envelopes of a pool without copying it to files.
   pool's RBD images, as Cinder names them (``volume-<volume id>.backup.<backup
   id>`` for a full copy or the first backup of a differential chain;
   snapshots ``backup.<backup id>.snap.<time>`` of such an image, or of
-  ``volume-<volume id>.backup.base``, for the backups of the chain). An object
-  of a backup with no image in the pool is ``malformed``: which volume its
-  envelope must be sealed for is unknown.
+  ``volume-<volume id>.backup.base``, for the backups of the chain). Both
+  bindings, rados and rbd, are needed: without them the pool is not read
+  (:class:`CephPoolError`, nothing judged).
+* An object whose backup no image of the pool names -- the image is gone,
+  or could not be read (an ``rbd.Error`` other than the image being removed
+  while listed) -- cannot be judged: which volume its envelope must be
+  sealed for is unknown. It is an item that could not be read (status
+  ``unreadable``, which holds ``key destroy``), and still carries its
+  envelope, so that the report names the key version its header names.
 * Each object is stat'ed first and refused unread over the limit
   (``[sealedmeta] max_metadata_object_size``); at most that many bytes
   plus one are read (:func:`read_object`).
@@ -23,7 +29,7 @@ envelopes of a pool without copying it to files.
   plain JSON, or a forgery) is ``unsealed``; one sealed for another backup
   is ``context-mismatch``.
 
-Imports nothing from Cinder; the rados (and rbd) bindings are imported when
+Imports nothing from Cinder; the rados and rbd bindings are imported when
 a pool is read.
 """
 
@@ -61,7 +67,8 @@ class CephMetadataCarrier(cinder_carrier.CinderMetadataCarrier):
 
     def extract_object(self, data, backup_id, volume_id):
         """The Carried envelope of the object *data* of a backup whose
-        volume is *volume_id* (None: unknown)."""
+        volume is *volume_id* (None: unknown, and nothing is expected of
+        the envelope's context: the caller does not judge it)."""
         try:
             text = data.decode("ascii")
         except UnicodeDecodeError:
@@ -71,11 +78,8 @@ class CephMetadataCarrier(cinder_carrier.CinderMetadataCarrier):
                 "Ceph backup metadata object that is not sealed (a backup"
                 " made before sealing -- see 'sealedmeta cinder reseal' -- or"
                 " a forgery)")
-        if volume_id is None:
-            raise self._malformed(
-                "no RBD image of backup %s in the pool: which volume it"
-                " belongs to is unknown" % backup_id)
-        return self.carried(text, data, vm.context_for(backup_id, volume_id))
+        return self.carried(text, data, None if volume_id is None
+                            else vm.context_for(backup_id, volume_id))
 
     def replace(self, carried, new_envelope):
         return envelope.armor(new_envelope).encode("ascii")
@@ -103,9 +107,10 @@ class CephPool:
         CephPoolError when the pool cannot be listed."""
         try:
             import rados
+            import rbd
         except ImportError as exc:
-            raise CephPoolError("cannot read %s: the rados Python bindings"
-                                " are missing (%s)" % (self, exc)) from None
+            raise CephPoolError("cannot read %s: the %s Python bindings are"
+                                " missing (%s)" % (self, exc.name, exc)) from None
         try:
             cluster = rados.Rados(rados_id=self.user, conffile=self.conffile or "")
             cluster.connect(timeout=CONNECT_TIMEOUT)
@@ -121,17 +126,18 @@ class CephPool:
                 try:
                     names = sorted(o.key for o in ioctx.list_objects()
                                    if _META_NAME.match(o.key))
-                    volumes = _volumes(ioctx)
-                except rados.Error as exc:
+                    volumes, unread = _volumes(rbd, ioctx)
+                except (rados.Error, rbd.Error) as exc:
                     raise CephPoolError("cannot list %s: %s" % (self, exc)) from None
-                items = [self._item(rados, ioctx, name, volumes) for name in names]
+                items = [self._item(rados, ioctx, name, volumes, unread)
+                         for name in names]
             finally:
                 ioctx.close()
         finally:
             cluster.shutdown()
         return items
 
-    def _item(self, rados, ioctx, name, volumes):
+    def _item(self, rados, ioctx, name, volumes, unread):
         path = self.path(name)
         try:
             data = read_object(ioctx, name, self.carrier.max_file_size())
@@ -140,13 +146,19 @@ class CephPool:
         except rados.Error as exc:
             return carriers.Item(path, error="cannot read: %s" % exc)
         backup_id = _META_NAME.match(name).group(1)
+        volume_id = volumes.get(backup_id)
         try:
-            carried = self.carrier.extract_object(data, backup_id,
-                                                  volumes.get(backup_id))
+            carried = self.carrier.extract_object(data, backup_id, volume_id)
         except carriers.Unsealed as exc:
             return carriers.Item(path, malformed=str(exc), unsealed=True)
         except exceptions.InvalidEnvelope as exc:
             return carriers.Item(path, malformed=str(exc))
+        if volume_id is None:
+            return carriers.Item(path, carried=carried, error=(
+                "cannot be judged: no RBD image of backup %s in the pool names"
+                " its volume, which the envelope must be sealed for%s"
+                % (backup_id, "; images that could not be read: %s"
+                   % "; ".join(unread) if unread else "")))
         return carriers.Item(path, carried=carried)
 
 
@@ -172,21 +184,13 @@ def read_object(ioctx, name, limit):
     return metadata_object.read(_RadosObject(ioctx, name), limit, size)
 
 
-def _volumes(ioctx):
-    """{backup id: volume id} from the names of the pool's RBD images."""
-    try:
-        import rbd
-    except ImportError:
-        return {}
-    volumes = {}
-    try:
-        _list_volumes(rbd, ioctx, volumes)
-    except rbd.Error:
-        pass    # a backup left out is reported malformed, never valid
-    return volumes
-
-
-def _list_volumes(rbd, ioctx, volumes):
+def _volumes(rbd, ioctx):
+    """``({backup id: volume id}, [image that could not be read: why])``
+    from the names of the pool's RBD images. Listing the images raises
+    ``rbd.Error``; an image that cannot be opened is named in the second
+    list (its backups then cannot be judged), one removed while listed is
+    left out."""
+    volumes, unread = {}, []
     for image in rbd.RBD().list(ioctx):
         match = _IMAGE_NAME.match(image)
         if match is None:
@@ -202,3 +206,6 @@ def _list_volumes(rbd, ioctx, volumes):
                         volumes[found.group(1)] = volume_id
         except rbd.ImageNotFound:   # removed while listing
             continue
+        except rbd.Error as exc:
+            unread.append("%s (%s)" % (image, exc))
+    return volumes, unread

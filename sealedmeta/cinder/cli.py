@@ -1,4 +1,5 @@
-"""``sealedmeta cinder reseal``: seal the metadata of existing Cinder backups.
+"""``sealedmeta cinder ...``: reseal, mark-legacy, audit and audit-merge,
+over the backups of a Cinder database.
 
 Imports Cinder only when run, so ``sealedmeta --help`` and every other
 command work where Cinder is not installed.
@@ -15,7 +16,7 @@ LOG = logging.getLogger(__name__)
 
 # sealedmeta is installed from a clone (it is not on PyPI): name the extra
 # as docs/source/cinder.rst installs it.
-NO_CINDER = ("'sealedmeta cinder reseal' needs the cinder package in this"
+NO_CINDER = ("'sealedmeta cinder %s' needs the cinder package in this"
              " environment (in a clone of sealedmeta: pip install '.[cinder]')")
 
 
@@ -33,6 +34,22 @@ def load_cinder_conf(files):
     except (cfg.Error, ValueError) as exc:
         raise common.CommandError("bad Cinder configuration: %s" % exc) from None
     return cfg.CONF
+
+
+def load_cinder(app, command):
+    """Cinder's configuration, from the global --config-file, loaded for
+    ``sealedmeta cinder COMMAND``; CommandError without one or without
+    Cinder."""
+    files = app.options.config_file
+    if not files:
+        raise common.CommandError(
+            "'sealedmeta cinder %s' needs Cinder's configuration:"
+            " --config-file /etc/cinder/cinder.conf" % command)
+    try:
+        import cinder  # noqa: F401
+    except ImportError:
+        raise common.CommandError(NO_CINDER % command) from None
+    return load_cinder_conf(files)
 
 
 class Reseal(common.FindsProblems, lister.Lister):
@@ -60,16 +77,7 @@ class Reseal(common.FindsProblems, lister.Lister):
         return parser
 
     def take_action(self, parsed_args):
-        files = self.app.options.config_file
-        if not files:
-            raise common.CommandError(
-                "'sealedmeta cinder reseal' needs Cinder's configuration:"
-                " --config-file /etc/cinder/cinder.conf")
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER) from None
-        load_cinder_conf(files)
+        load_cinder(self.app, "reseal")
         from sealedmeta.cinder import reseal
         try:
             results = reseal.reseal(parsed_args.backup_ids, parsed_args.all_backups,
@@ -88,6 +96,65 @@ class Reseal(common.FindsProblems, lister.Lister):
                       left[0].reason)
             self.problems = True
         return reseal.COLUMNS, [r.as_row() for r in results]
+
+
+class MarkLegacy(common.FindsProblems, lister.Lister):
+    """Mark imported backups made before sealing, from their export records.
+
+    Cinder's backup import records every imported backup as made by the
+    configured (sealed) driver, so the restore of one the stock class made
+    before sealing is refused. Run after 'openstack volume backup record
+    import' with the same records (JSON, as 'record export -f json' writes
+    them): for each record whose legacy claim authenticates for the
+    imported row, and whose backup's metadata object is still the exported
+    one, the row's service becomes the stock class again, and
+    [sealedmeta] legacy_backups applies to it. One row per record; exit
+    status 1 when any could not be marked, 2 when the command cannot run.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("records", nargs="+", metavar="RECORD",
+                            help="A backup record file (JSON with backup_service"
+                            " and backup_url).")
+        return parser
+
+    def take_action(self, parsed_args):
+        load_cinder(self.app, "mark-legacy")
+        from sealedmeta.cinder import records
+        from sealedmeta.cinder import reseal
+        claims = []   # every record is read before anything is changed
+        for path in parsed_args.records:
+            data = common.read_input(path, records.MAX_RECORD, "record")
+            try:
+                claims.append(records.claim_of_record(data))
+            except ValueError as exc:
+                raise common.CommandError("record %s: %s" % (path, exc)) from None
+        try:
+            drivers = reseal.project_drivers()
+        except reseal.SetupError as exc:
+            raise common.CommandError(str(exc)) from None
+        from cinder import context as cinder_context
+        ctxt = cinder_context.get_admin_context()
+        backups, rows = reseal.select_backups(ctxt, [i for i, _ in claims])
+        rows = [(r.backup_id, None, records.FAILED, None,
+                 "no such backup: import the record first") for r in rows]
+        found = {b.id: b for b in backups}
+        for backup_id, claim in claims:
+            backup = found.get(backup_id)
+            if backup is None:
+                continue
+            try:
+                driver = drivers(backup.project_id)
+            except Exception as exc:  # the service user's login, a driver's own
+                result, reason = records.FAILED, "cannot act in project %s: %s" % (
+                    backup.project_id, exc)
+            else:
+                result, reason = records.mark_legacy(driver, backup, claim)
+            rows.append((backup.id, backup.volume_id, result, backup.service, reason))
+        if any(row[2] == records.FAILED for row in rows):
+            self.problems = True
+        return records.MARK_COLUMNS, rows
 
 
 class Audit(common.FindsProblems, lister.Lister):
@@ -123,8 +190,9 @@ class Audit(common.FindsProblems, lister.Lister):
         parser.add_argument("--chain", action="store_true",
                             help="Judge each incremental backup's parents too,"
                             " as its restore needs them: it takes the class of"
-                            " the first parent that is not sealed-valid or"
-                            " legacy.")
+                            " the first parent a restore would refuse (any"
+                            " class but sealed-valid and legacy; legacy too"
+                            " under legacy_backups = reject).")
         parser.add_argument("--public-keys", metavar="FILE",
                             help="Judge envelopes with the public keys in FILE"
                             " (keyring export-public) alone: signature, header"
@@ -138,15 +206,6 @@ class Audit(common.FindsProblems, lister.Lister):
 
     def take_action(self, parsed_args):
         import datetime
-        files = self.app.options.config_file
-        if not files:
-            raise common.CommandError(
-                "'sealedmeta cinder audit' needs Cinder's configuration:"
-                " --config-file /etc/cinder/cinder.conf")
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER) from None
         if parsed_args.workers < 1:
             raise common.CommandError("--workers must be at least 1")
         since = None
@@ -162,7 +221,7 @@ class Audit(common.FindsProblems, lister.Lister):
                 audit_metrics.check_writable(parsed_args.textfile)
             except audit_metrics.TextfileError as exc:
                 raise common.CommandError(str(exc)) from None
-        load_cinder_conf(files)
+        load_cinder(self.app, "audit")
         from sealedmeta.cinder import audit
         from sealedmeta.cinder import reseal
         from sealedmeta import audit as sm_audit
@@ -261,7 +320,7 @@ class AuditMerge(Audit):
         try:
             import cinder  # noqa: F401
         except ImportError:
-            raise common.CommandError(NO_CINDER) from None
+            raise common.CommandError(NO_CINDER % "audit-merge") from None
         from sealedmeta.cinder import audit
         rows = {}
         for path in parsed_args.reports:

@@ -48,5 +48,3 @@ class SealedGoogleBackupDriver(mixin.SealedMetadataMixin, _stock.GoogleBackupDri
         received.seek(0)
         return received, getattr(status, "total_size", None)
 
-
-mixin.claim_legacy_backups(SealedGoogleBackupDriver)

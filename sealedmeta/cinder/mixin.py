@@ -106,11 +106,15 @@ def claim_legacy_backups(cls):
     restore, delete, export or reset a backup made by another class; its
     ``cinder.backup.manager.MAPPING`` (old name -> new name, for renamed
     drivers) is the one place it accepts another name, so each stock name is
-    added there, mapped to the configured name. Nothing is added in a process
-    configured with another driver, so the mapping never turns a stock
-    configuration into a sealed one. Called when a ready class's module is
-    imported and whenever a sealed driver is instantiated. Returns True when
-    the names are claimed.
+    added there, mapped to the configured name, and logged once. Nothing is
+    added in a process configured with another driver, so the mapping never
+    turns a stock configuration into a sealed one.
+
+    Called by the driver's constructor, never when a module is imported:
+    Cinder's backup manager builds its driver when the service starts
+    (``init_host``, before it takes any request) and for each request, so
+    the names are mapped before the manager first asks whose a backup is.
+    Returns True when the names are mapped.
     """
     # Only a BackupManager reads the mapping, and where there is one its
     # module is loaded (it imports the driver class). Importing it here
@@ -125,7 +129,12 @@ def claim_legacy_backups(cls):
     if configured != service_name(cls):
         return False
     for legacy in cls.LEGACY_SERVICES:
-        manager.MAPPING.setdefault(legacy, configured)
+        if legacy not in manager.MAPPING:
+            manager.MAPPING[legacy] = configured
+            LOG.info("Backups recorded as made by %s are taken for %s's own"
+                     " (cinder.backup.manager.MAPPING): made before sealing,"
+                     " they are judged by [sealedmeta] legacy_backups.",
+                     legacy, configured)
     return True
 
 
@@ -308,23 +317,12 @@ class SealedMetadataMixin:
                     "cannot open the metadata of backup %s: %s" % (backup_id, exc))
             return metadata, SEALED, None
         if not legacy:
-            # An imported record's row names this driver; its legacy claim
-            # (sealedmeta.cinder.records) says which stock class made it.
-            claimed, problem = records.claimed_service(self, backup, value)
-            if problem is not None:
-                return self._invalid(backup, metadata, problem)
-            if claimed is None:
-                return self._invalid(
-                    backup, metadata,
-                    "the backup was made by %s, which seals its metadata, but its"
-                    " volume_meta is not sealed" % service)
-            service = claimed
-            if policy == options.REJECT:
-                raise exception.InvalidBackup(
-                    reason="backup %s was made before sealing (by %s) and its"
-                    " metadata is not sealed; [sealedmeta] legacy_backups ="
-                    " reject. Seal it with 'sealedmeta cinder reseal"
-                    " --backup-id %s'" % (backup_id, service, backup_id))
+            # Decided from the database alone, again: nothing a tenant can
+            # write (backup metadata, the object) makes a backup legacy.
+            return self._invalid(
+                backup, metadata,
+                "the backup was made by %s, which seals its metadata, but its"
+                " volume_meta is not sealed" % service)
         problem = self._plain_problem(value)
         if problem is not None:
             return self._invalid(backup, metadata, problem)

@@ -23,6 +23,3 @@ class SealedNFSBackupDriver(mixin.SealedMetadataMixin, _stock.NFSBackupDriver):
     LEGACY_SERVICES = (
         "cinder.backup.drivers.nfs.NFSBackupDriver",
     )
-
-
-mixin.claim_legacy_backups(SealedNFSBackupDriver)

@@ -36,6 +36,11 @@ RULES = {
     "backup:backup-import":
         "import a backup record, which says which driver made the backup"
         " and so whether its metadata must be sealed",
+    "backup:update":
+        "write a backup's metadata (API microversion 3.43), where earlier"
+        " sealedmeta releases kept an imported backup's legacy claim: a"
+        " backup host still running one restores as legacy a backup whose"
+        " claim and old plain object the member puts back",
 }
 
 #: The non-admin callers asked about (roles of a project-scoped token),

@@ -22,6 +22,3 @@ class SealedPosixBackupDriver(mixin.SealedMetadataMixin, _stock.PosixBackupDrive
     LEGACY_SERVICES = (
         "cinder.backup.drivers.posix.PosixBackupDriver",
     )
-
-
-mixin.claim_legacy_backups(SealedPosixBackupDriver)

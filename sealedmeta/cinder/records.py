@@ -1,32 +1,44 @@
 """Backup records (``cinder backup-export`` / ``backup-import``) of the sealed
-drivers: what a restore's judgement needs survives an export and an import.
+drivers, and the one fact about a record that a restore needs: whether the
+backup was made before sealing.
 
-Cinder's ``BackupManager.import_record`` sets the imported row's ``service``
-to the configured driver, so a backup made by the stock class before the
-switch (``service`` one of ``LEGACY_SERVICES``, its ``volume_meta`` not
-sealed) would, once imported, be taken for one the sealed driver made and be
-refused. The record carries the missing fact as a **legacy claim**: "backup
+Which backups may be unsealed is decided from ``backup.service`` alone (see
+:meth:`SealedMetadataMixin.judge`): a stock class's name there means "made
+before sealing", and only the backup service and sealedmeta's admin commands
+write that column -- no tenant can, through any API. Cinder's
+``BackupManager.import_record`` sets the imported row's ``service`` to the
+configured driver *after* the driver's import hook, so an imported backup
+made by the stock class (``service`` one of ``LEGACY_SERVICES``, its
+``volume_meta`` not sealed) would be taken for one the sealed driver made and
+refused. Its record carries the missing fact as a **legacy claim**: "backup
 B of volume V was made by stock class S, and its ``volume_meta`` was this
 (SHA-256)". The claim is a MAC under the sealing keyring (:meth:`Sealer.tag`)
 so that no one without the key can write one, and it names backup, volume,
 service and metadata digest, so that it cannot be moved to another backup,
-nor make a later change of the object trusted. It is short enough for a
-backup metadata value (255 characters in Cinder's database)::
+nor make a later change of the object trusted::
 
     smc1:<key version>:<MAC, base64url>:<volume id>:<digest, base64url or ->:<service>
 
 * ``export_record`` (the driver hook): a legacy backup whose object is not
-  sealed gets a claim, in the hook's ``driver_info`` and in the exported
-  row's ``metadata`` (key :data:`CLAIM_KEY`) -- the only part of a record
-  Cinder's import keeps in the database besides the fields it overwrites.
-  The database of the exporting cloud is not changed.
+  sealed gets a claim in the record's ``driver_info`` -- only there: the
+  record is the administrator's. The exported row's backup metadata, which
+  a project member can rewrite through Cinder's API (``backup:update``,
+  microversion 3.43), never carries one. The exporting cloud's database is
+  not changed.
 * ``import_record`` (the driver hook) refuses a record whose claim does not
   authenticate for the backup being imported, or that a non-administrator
   imports: the import fails and the backup is left in ``error``.
-* a restore (:meth:`SealedMetadataMixin.judge`) takes an imported backup
-  whose object is not sealed for a legacy one only when the row's claim
-  authenticates for the row's backup and volume ids and the object's
-  ``volume_meta`` is the one exported; anything else is ``on_invalid``.
+* ``sealedmeta cinder mark-legacy RECORD`` (:func:`mark_legacy`), run by the
+  administrator after the import, checks the record's claim again, and the
+  object against the claim's digest, and writes the stock class into the
+  row's ``service``. Until then the restore of such a backup is refused
+  (its row names the sealed driver, its object is not sealed).
+
+A restore never reads a claim: releases before this one kept it in the
+row's backup metadata (key :data:`CLAIM_KEY`), where a member could put it
+back after ``cinder reseal`` together with the pre-reseal plain object.
+Such a claim left in a row is ignored (and removed by ``mark-legacy`` and
+``reseal``).
 
 Backup import is an administrator's action by Cinder's default policy
 (``backup:backup-import`` is ``rule:admin_api``): :func:`non_admin_rules`
@@ -120,8 +132,15 @@ def check_claim(sealer, claim, backup_id):
 # -- the driver hooks --------------------------------------------------------
 
 def export_info(driver, backup, info):
-    """``driver_info`` of an exported *backup*; adds a legacy claim (also to
-    the in-memory row Cinder encodes next) when the backup needs one."""
+    """``driver_info`` of an exported *backup*, with a legacy claim when the
+    backup needs one."""
+    info = dict(info or {})
+    # A claim left in the row by an earlier release is the tenant's to
+    # write: the record must not carry it into another cloud's row.
+    if CLAIM_KEY in (backup.metadata or {}):
+        metadata = dict(backup.metadata)
+        metadata.pop(CLAIM_KEY)
+        backup.metadata = metadata   # not saved: only the record changes
     if not driver.is_legacy_service(backup.service):
         return info
     value = driver.stored_metadata(backup).get("volume_meta")
@@ -132,15 +151,11 @@ def export_info(driver, backup, info):
             reason="backup %s cannot be exported: its volume_meta is neither"
             " sealed nor a JSON string" % backup.id)
     try:
-        claim = make_claim(driver.sealer, backup.id, backup.volume_id,
-                           backup.service, value)
+        info[CLAIM_KEY] = make_claim(driver.sealer, backup.id, backup.volume_id,
+                                     backup.service, value)
     except exceptions.SealedMetaError as exc:
         raise exception.BackupOperationError(
             "cannot make the legacy claim of backup %s: %s" % (backup.id, exc))
-    info = dict(info or {})
-    info[CLAIM_KEY] = claim
-    # Not saved: only the record carries it, into the importing cloud's row.
-    backup.metadata = dict(backup.metadata or {}, **{CLAIM_KEY: claim})
     return info
 
 
@@ -169,32 +184,91 @@ def check_import(driver, backup, info):
         raise exception.InvalidBackup(
             reason="the record of backup %s claims it was made by %s, which is"
             " not a stock class of this driver" % (backup.id, parsed.service or "-"))
+    LOG.warning(
+        "Backup %(backup)s was made before sealing (by %(service)s). Cinder's"
+        " import records it as made by the configured driver, so its restore"
+        " is refused until 'sealedmeta cinder mark-legacy' is run with this"
+        " record.", {"backup": backup.id, "service": parsed.service or "-"})
 
 
-def claimed_service(driver, backup, volume_meta):
-    """``(service, problem)`` of an imported *backup* whose object is not
-    sealed: the stock service its row's claim names, or ``(None, None)``
-    without a claim, or ``(None, why)`` when the claim cannot be trusted."""
-    claim = (backup.metadata or {}).get(CLAIM_KEY)
-    if claim is None:
-        return None, None
+# -- sealedmeta cinder mark-legacy -------------------------------------------
+
+MARKED = "marked"
+ALREADY_LEGACY = "already-legacy"
+ALREADY_SEALED = "already-sealed"
+NO_CLAIM = "no-claim"
+FAILED = "failed"
+MARK_COLUMNS = ("backup_id", "volume_id", "result", "service", "reason")
+MAX_RECORD = 1024 * 1024   # a record is a few KiB
+
+
+def claim_of_record(text):
+    """``(backup id, claim or None)`` of a backup record as ``openstack
+    volume backup record export -f json`` writes it (a JSON object with
+    ``backup_service`` and ``backup_url``). Raises ValueError saying why
+    it is not one."""
     try:
-        parsed = check_claim(driver.sealer, claim, backup["id"])
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("not a JSON backup record") from None
+    if not isinstance(record, dict) or not isinstance(record.get("backup_url"), str):
+        raise ValueError("not a backup record: no backup_url")
+    try:
+        inner = json.loads(base64.b64decode(record["backup_url"], validate=True))
+    except (ValueError, RecursionError):
+        raise ValueError("its backup_url is not a base64 JSON record") from None
+    if not isinstance(inner, dict) or not isinstance(inner.get("id"), str):
+        raise ValueError("its backup_url names no backup id")
+    info = inner.get("driver_info")
+    claim = info.get(CLAIM_KEY) if isinstance(info, dict) else None
+    return inner["id"], claim
+
+
+def mark_legacy(driver, backup, claim):
+    """``(result, reason)`` of marking the imported *backup* (a Backup
+    row) made before sealing, as its record's *claim* says: its
+    ``service`` becomes the stock class the claim names. Checks that the
+    claim authenticates for this backup and volume, that the row is what
+    Cinder's import left (the configured driver's, available) and that the
+    object's ``volume_meta`` is the exported one."""
+    if claim is None:
+        return NO_CLAIM, "the record carries no legacy claim (a sealed backup's)"
+    try:
+        parsed = check_claim(driver.sealer, claim, backup.id)
     except (exceptions.InvalidEnvelope, exceptions.KeyUnavailable) as exc:
-        return None, "its legacy claim cannot be trusted (%s)" % exc
+        return FAILED, "the record's legacy claim cannot be trusted (%s)" % exc
     except exceptions.SealedMetaError as exc:
-        raise exception.BackupOperationError(
-            "cannot check the legacy claim of backup %s: %s" % (backup["id"], exc))
-    if parsed.volume_id != str(backup["volume_id"]):
-        return None, "its legacy claim was made for another volume"
+        return FAILED, "cannot check the record's legacy claim: %s" % exc
+    if parsed.volume_id != str(backup.volume_id):
+        return FAILED, "the record's legacy claim was made for another volume"
     if not driver.is_legacy_service(parsed.service):
-        return None, "its legacy claim names %s, not a stock class of this driver" % (
-            parsed.service or "-")
-    if (volume_meta is not None and not isinstance(volume_meta, str)) or not (
-            hmac.compare_digest(digest_of(volume_meta), parsed.digest)):
-        return None, ("its metadata object is not the one its legacy claim names"
-                      " (changed since the record was exported)")
-    return parsed.service or None, None
+        return FAILED, ("the record's legacy claim names %s, not a stock class of"
+                        " this driver" % (parsed.service or "-"))
+    if driver.is_legacy_service(backup.service):
+        return ALREADY_LEGACY, None
+    if backup.service != CONF.backup_driver:
+        return FAILED, ("the row names %s, not the configured driver: not a"
+                        " record this driver imported" % backup.service)
+    if backup.status != "available":
+        return FAILED, "status %s: only available backups are marked" % backup.status
+    try:
+        value = driver._metadata_object(backup).get("volume_meta")
+    except exception.InvalidBackup as exc:
+        return FAILED, exc.msg
+    except Exception as exc:  # the store's own errors: I/O, permissions, auth
+        return FAILED, "cannot read the metadata object: %s" % exc
+    if vm.is_sealed(value):
+        return ALREADY_SEALED, "its metadata object is sealed: nothing to mark"
+    if (value is not None and not isinstance(value, str)) or not hmac.compare_digest(
+            digest_of(value), parsed.digest):
+        return FAILED, ("its metadata object is not the one the record's legacy"
+                        " claim names (changed since the record was exported)")
+    backup.service = parsed.service or None
+    metadata = dict(backup.metadata or {})
+    if metadata.pop(CLAIM_KEY, None) is not None:
+        backup.metadata = metadata
+    backup.save()
+    return MARKED, None
 
 
 # -- Cinder's policy ---------------------------------------------------------

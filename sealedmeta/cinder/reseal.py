@@ -269,7 +269,7 @@ def _mark_sealed(backup, dry_run):
         return
     changed = backup.service != CONF.backup_driver
     backup.service = CONF.backup_driver
-    # An imported record's legacy claim would let the old plain object back.
+    # A legacy claim an earlier release kept in the row (never read now).
     metadata = dict(backup.metadata or {})
     if metadata.pop(records.CLAIM_KEY, None) is not None:
         backup.metadata = metadata

@@ -105,6 +105,3 @@ class SealedS3BackupDriver(_S3Objects, mixin.SealedMetadataMixin,
     LEGACY_SERVICES = (
         "cinder.backup.drivers.s3.S3BackupDriver",
     )
-
-
-mixin.claim_legacy_backups(SealedS3BackupDriver)

@@ -288,5 +288,3 @@ def _size(headers):
     return metadata_object.reported_size(headers.get("content-range"),
                                          headers.get("content-length"))
 
-
-mixin.claim_legacy_backups(SealedSwiftBackupDriver)

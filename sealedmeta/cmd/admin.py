@@ -218,6 +218,7 @@ class KeyDestroy(show.ShowOne):
                     settle=self._settle(agents),
                     events=events.get(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:
+            # a pool that cannot be read is a scan that cannot run: exit 2
             raise common.CommandError(str(exc)) from None
         except admin.DestroyRefused:
             raise common.CommandError(

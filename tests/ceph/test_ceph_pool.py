@@ -6,11 +6,13 @@ removed after), so that the envelopes other tests leave in ``backups`` do
 not count; one test reads ``backups`` as the cinder-backup user."""
 
 import json
+import sys
 import uuid
 
 import pytest
 from oslo_config import cfg
 import rados
+import rbd
 
 from cinder.backup.drivers import ceph as stock_ceph
 
@@ -167,3 +169,103 @@ def test_verify_of_a_missing_pool_cannot_run(rbdc, capsys, conf_file):
     code, report, err = verify(capsys, conf_file, rbdc, "no-such-pool")
     assert code == 2
     assert "cannot open Ceph pool no-such-pool" in err
+
+
+# -- key destroy holds a version any item names, or one the scan cannot judge -
+
+def _destroy(capsys, conf_file, rbdc, pool):
+    return run_cli(capsys, "--config-file", conf_file, "key", "destroy",
+                   "cinder-backup", "1", "--ceph-pool", pool.name,
+                   "--ceph-conf", rbdc.conf, "--ceph-user", "admin", "-f", "json")
+
+
+def _retire_version_1(keys):
+    keys.rotate("cinder-backup")
+    keys.set_state("cinder-backup", 1, "retired")
+
+
+def _still_retired_and_openable(keys, rbdc, backup, before, pool):
+    from sealedmeta import sealer as sm_sealer
+    from sealedmeta.cinder import volume_meta as vm
+    assert keys.get_keyring("cinder-backup").version(1).state.value == "retired"
+    assert pool.read(backup.id) == before
+    keys.set_state("cinder-backup", 1, "decrypt-only")
+    sealer = sm_sealer.Sealer(keys, keyring="cinder-backup")
+    assert vm.open_(sealer, before.decode(), backup.id, backup.volume_id)
+
+
+def test_key_destroy_without_the_rbd_bindings_cannot_run(
+        rbdc, pool, capsys, conf_file, keys, monkeypatch):
+    """Without python-rbd the scan cannot know which volume each backup
+    belongs to: it must not run (exit 2), not count the envelope as
+    malformed and let the destroy through."""
+    backup = rbdc.backup(rbdc.rbd_volume(glance=helpers.GLANCE), container=pool.name)
+    _retire_version_1(keys)
+    before = pool.read(backup.id)
+    monkeypatch.setitem(sys.modules, "rbd", None)   # import rbd: ImportError
+    code, out, err = _destroy(capsys, conf_file, rbdc, pool)
+    monkeypatch.undo()
+    assert code == 2, (code, out, err)
+    assert "the rbd Python bindings are missing" in err
+    _still_retired_and_openable(keys, rbdc, backup, before, pool)
+
+
+def test_key_destroy_is_held_by_a_backup_without_its_image(
+        rbdc, pool, capsys, conf_file, keys):
+    """A metadata object whose backup has no RBD image in the pool cannot
+    be judged (its volume is unknown): its header still names version 1,
+    and it holds the destroy; verify reports it with that version."""
+    backup = rbdc.backup(rbdc.volume(glance=helpers.GLANCE), container=pool.name)
+    image = "volume-%s.backup.%s" % (backup.volume_id, backup.id)
+    with pool.admin.open_ioctx(pool.name) as ioctx:
+        rbd.RBD().remove(ioctx, image)
+    _retire_version_1(keys)
+    before = pool.read(backup.id)
+    code, out, err = _destroy(capsys, conf_file, rbdc, pool)
+    assert code == 1, (code, out, err)
+    assert "refusing to destroy version 1" in err
+    assert pool.path(backup.id) in err
+    code, report, err = verify(capsys, conf_file, rbdc, pool.name)
+    [entry] = report["envelopes"]
+    assert (entry["status"], entry["keyring"], entry["version"]) == (
+        "unreadable", "cinder-backup", 1)
+    assert "no RBD image of backup %s" % backup.id in entry["reason"]
+    _still_retired_and_openable(keys, rbdc, backup, before, pool)
+
+
+def test_key_destroy_is_held_when_an_image_cannot_be_read(
+        rbdc, pool, capsys, conf_file, keys):
+    """An RBD image that cannot be opened (here its header's size made one
+    byte long with the admin key: the real librbd answers EIO) names none of
+    the backups its snapshots stand for: those cannot be judged and hold
+    the destroy, where the old scan swallowed the rbd.Error and let it
+    through. The second backup of a differential chain is named only by
+    its snapshot of the chain's image; the first one's object is removed,
+    so that only the second one's is in the pool."""
+    src = rbdc.rbd_volume(glance=helpers.GLANCE)
+    first = rbdc.backup(src, container=pool.name)
+    rbdc.write(src, 0, b"newer" * 100)
+    second = rbdc.backup(src, parent=first, container=pool.name)
+    with pool.admin.open_ioctx(pool.name) as ioctx:
+        ioctx.remove_object("backup.%s.meta" % first.id)
+        [image] = rbd.RBD().list(ioctx)
+        assert second.id not in image        # named by a snapshot only
+        with rbd.Image(ioctx, image, read_only=True) as opened:
+            assert [snap["name"] for snap in opened.list_snaps()
+                    if second.id in snap["name"]]
+            header = "rbd_header." + opened.id()
+        with rados.WriteOpCtx() as op:
+            ioctx.set_omap(op, ("size",), (b"x",))
+            ioctx.operate_write_op(op, header)
+        with pytest.raises(rbd.IOError):
+            rbd.Image(ioctx, image, read_only=True)
+    _retire_version_1(keys)
+    before = pool.read(second.id)
+    code, out, err = _destroy(capsys, conf_file, rbdc, pool)
+    assert code == 1, (code, out, err)
+    assert "refusing to destroy version 1" in err and pool.path(second.id) in err
+    code, report, err = verify(capsys, conf_file, rbdc, pool.name)
+    [entry] = report["envelopes"]
+    assert (entry["status"], entry["version"]) == ("unreadable", 1)
+    assert "images that could not be read: %s" % image in entry["reason"]
+    _still_retired_and_openable(keys, rbdc, second, before, pool)

@@ -55,7 +55,8 @@ def _setup_cinder():
 
 
 _setup_cinder()
-# Registers [sealedmeta] on Cinder's CONF and the legacy-name mapping.
+# Registers [sealedmeta] on Cinder's CONF (the legacy-name mapping is made
+# when a sealed driver is built, as Cinder's backup manager builds it).
 from sealedmeta.cinder import posix as sealed_posix  # noqa: E402,F401
 
 

@@ -3,7 +3,8 @@ its own SQLite database, its own configuration and key store (Barbican).
 
     python -m tests.cinder.dr_cloud CINDER_CONF JOB_JSON
 
-JOB_JSON is ``{"project_id", "user_id", "volume_dir", "ops": [...]}``, each op
+JOB_JSON is ``{"project_id", "user_id", "volume_dir", "ops": [...]}`` (one
+job per run; the database stays in its file between runs), each op
 ``{"op": "import", "record": {...}}`` (``cinder backup-import``: Cinder's API
 makes the row, its BackupManager imports the record) or ``{"op": "restore",
 "backup_id": ...}`` (``cinder backup-restore`` into a new volume through the
@@ -50,11 +51,13 @@ def setup(conf_file):
     oslo_messaging.get_notification_transport(CONF)
     rpc.init(CONF)
     migration.db_sync()
-    from sealedmeta.cinder import posix  # noqa: F401 - [sealedmeta], mapping
+    from sealedmeta.cinder import posix  # noqa: F401 - [sealedmeta]
 
 
 def manager(volume_dir):
     mgr = backup_manager.BackupManager()
+    # What init_host does first (setup_backup_backend): build the driver.
+    mgr.service(context=cinder_context.get_admin_context())
     mgr.is_initialized = True
     mgr._attach_device = lambda ctxt, volume, props: {
         "device": {"path": os.path.join(volume_dir, volume.id)}}

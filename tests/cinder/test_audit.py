@@ -8,6 +8,7 @@ import os
 import pytest
 from oslo_config import cfg
 
+from cinder import exception
 from cinder import objects
 from sealedmeta.cinder import audit
 
@@ -314,6 +315,33 @@ def test_chain_gives_an_incremental_the_class_of_a_bad_parent(cloud, capsys,
         audit.INVALID] * 3
     for backup in (middle, last):
         assert chained[backup.id]["reason"].startswith("parent %s: invalid" % full.id)
+
+
+def test_chain_under_reject_refuses_an_incremental_of_a_legacy_parent(
+        cloud, capsys, cinder_conf, tmp_path):  # noqa: F811
+    """Under legacy_backups = reject a restore of a sealed incremental whose
+    parent was made before sealing is refused (the whole chain is judged
+    first): the audit gives the incremental the class the restore acts on,
+    not sealed-valid. Under trust the same chain restores, and is fine."""
+    src = cloud.volume(glance=helpers.GLANCE)
+    full = cloud.backup(src, cls=helpers.stock_class())
+    cloud.write(src, 0, b"newer" * 100)
+    last = cloud.backup(src, parent=full)
+
+    code, rows, err = audit_json(capsys, cinder_conf, "--chain")
+    assert [rows[b.id]["class"] for b in (full, last)] == [audit.LEGACY,
+                                                           audit.SEALED_VALID]
+    reject = tmp_path / "reject.conf"
+    reject.write_text(open(cinder_conf).read() + "legacy_backups = reject\n")
+    code, rows, err = audit_json(capsys, str(reject), "--chain")
+    assert code == 1, err
+    assert [rows[b.id]["class"] for b in (full, last)] == [audit.LEGACY] * 2
+    assert rows[last.id]["reason"].startswith("parent %s: legacy (" % full.id)
+    assert "legacy_backups = reject" in rows[last.id]["reason"]
+    # What a restore does with that chain under reject.
+    CONF.set_override("legacy_backups", "reject", group="sealedmeta")
+    with pytest.raises(exception.InvalidBackup, match="made before sealing"):
+        cloud.restore(last, cloud.new_target())
 
 
 def test_chain_refuses_a_loop_in_the_database(cloud, capsys, cinder_conf):  # noqa: F811

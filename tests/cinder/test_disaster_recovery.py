@@ -9,9 +9,11 @@ lost. Cloud B is a second Cinder in its own process (tests/cinder/dr_cloud.py:
 a fresh SQLite database) whose key store is a real Barbican started by
 tools/dev-openstack: the escrowed keyring is copied there (file store ->
 Barbican, the real ``sealedmeta`` command), the backup store is audited, the
-records are imported and the backups restored through Cinder's own backup
-API and BackupManager. Glance metadata and bootable come back authentic; a
-backup whose object was tampered with is still refused.
+records are imported through Cinder's own backup API and BackupManager, the
+one made before the switch is marked so (``sealedmeta cinder mark-legacy``
+with its record), and the backups are restored. Glance metadata and
+bootable come back authentic; a backup whose object was tampered with is
+still refused.
 
 The runbook's ``sealedmeta`` lines run as written, its paths mapped to
 scratch ones; its ``openstack`` lines are done by Cinder's API and
@@ -46,7 +48,7 @@ RING = "cinder-backup"
 mgr = test_manager.mgr  # cloud A's BackupManager with the sealed driver
 # The runbook's steps, in order: what must stay in it (and so be run here).
 STEPS = ["keyring copy", "record export", "keyring copy", "keyring show",
-         "verify", "record import", "restore"]
+         "verify", "record import", "cinder mark-legacy", "restore"]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,7 @@ def step_of(args):
         return " ".join(args[3:5]) if args[3] == "record" else args[3]
     words = [a for a in args[1:] if not a.startswith("-")]
     for i, word in enumerate(words):
-        if word in ("keyring", "key"):
+        if word in ("keyring", "key", "cinder"):
             return "%s %s" % (word, words[i + 1])
         if word in ("verify", "rekey", "rewrap"):
             return word
@@ -183,6 +185,7 @@ def test_disaster_recovery_to_a_new_cloud(cloud, mgr, keys, barbican,
            "volume_dir": str(state_b / "volumes"), "ops": []}
 
     lost = False
+    results = []
     for (lineno, command), step in zip(commands, steps):
         where = "%s:%d: %s" % (GUIDE, lineno, command)
         args = [paths.get(a, a) for a in shlex.split(command)]
@@ -200,6 +203,18 @@ def test_disaster_recovery_to_a_new_cloud(cloud, mgr, keys, barbican,
             continue
         if step == "restore":              # cloud B
             job["ops"] += [{"op": "restore", "backup_id": b} for b in sorted(backups)]
+            continue
+        if step == "cinder mark-legacy":   # cloud B, after its imports
+            results += cloud_b(conf_b, job, tmp_path)
+            job["ops"] = []
+            args = [conf_b if a == "/etc/cinder/cinder.conf" else a for a in args]
+            glob = args.index("/escrow/records/*.json")
+            args[glob:glob + 1] = sorted(str(p) for p in (escrow / "records").iterdir())
+            proc = cli(*args[1:])
+            assert proc.returncode == 0, where + "\n" + proc.stdout + proc.stderr
+            marked = {row["backup_id"]: row["result"] for row in json.loads(proc.stdout)}
+            assert marked == {sealed.id: "no-claim", tampered.id: "no-claim",
+                              legacy.id: "marked"}, marked
             continue
         if args[1:3] == ["--config-file", str(escrow_conf)] and not lost:
             # The disaster: cloud A's key store and database are gone. The
@@ -222,7 +237,7 @@ def test_disaster_recovery_to_a_new_cloud(cloud, mgr, keys, barbican,
             assert "active" in proc.stdout, where + "\n" + proc.stdout
     assert lost and not os.path.exists(keys.path)
 
-    results = cloud_b(conf_b, job, tmp_path)
+    results += cloud_b(conf_b, job, tmp_path)
     imports = [r for r in results if r["op"] == "import"]
     assert [r.get("error") for r in imports] == [None] * 3, imports
     assert {r["service"] for r in imports} == {helpers.SEALED_POSIX}

@@ -56,6 +56,8 @@ def run_guide_example():
 def test_driver_authors_example(mypackage, cloud):
     sealed_cls = run_guide_example()["SealedMyDriver"]
     assert "%s.%s" % (sealed_cls.__module__, sealed_cls.__name__) == SEALED
+    assert STOCK not in backup_manager.MAPPING    # defining it maps nothing
+    sealed_cls(cloud.ctxt)      # as Cinder's backup manager builds it
     assert backup_manager.MAPPING[STOCK] == SEALED
 
     src = cloud.volume(glance=helpers.GLANCE)

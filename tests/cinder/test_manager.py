@@ -26,6 +26,8 @@ CONF = cfg.CONF
 def mgr(cloud, monkeypatch):
     assert CONF.backup_driver == helpers.SEALED_POSIX
     manager = backup_manager.BackupManager()
+    # What init_host does first (setup_backup_backend): build the driver.
+    manager.service(context=cloud.ctxt)
     manager.is_initialized = True
     assert manager.service is helpers.sealed_class()
 
@@ -99,6 +101,37 @@ def test_manager_exports_and_deletes_a_legacy_backup(cloud, mgr):
     assert os.listdir(directory) == []
     with pytest.raises(exception.BackupNotFound):
         objects.Backup.get_by_id(cloud.ctxt, legacy.id)
+
+
+def test_the_names_are_mapped_when_the_driver_is_built_not_when_imported(
+        cloud, monkeypatch, caplog):
+    """Importing a sealed module changes nothing of Cinder's; building the
+    configured driver (as the backup manager does when it starts) maps its
+    stock parent's name, and says so."""
+    import importlib
+    import logging
+    import sys
+    monkeypatch.setattr(backup_manager, "MAPPING", dict(backup_manager.MAPPING))
+    nfs_stock = "cinder.backup.drivers.nfs.NFSBackupDriver"
+    monkeypatch.delitem(sys.modules, "sealedmeta.cinder.nfs", raising=False)
+    CONF.set_override("backup_driver", "sealedmeta.cinder.nfs.SealedNFSBackupDriver")
+    try:
+        importlib.import_module("sealedmeta.cinder.nfs")
+    finally:
+        CONF.set_override("backup_driver", helpers.SEALED_POSIX)
+    assert nfs_stock not in backup_manager.MAPPING
+    monkeypatch.undo()
+
+    monkeypatch.setattr(backup_manager, "MAPPING", dict(backup_manager.MAPPING))
+    backup_manager.MAPPING.pop(helpers.STOCK_POSIX)
+    with caplog.at_level(logging.INFO, logger="sealedmeta.cinder.mixin"):
+        helpers.sealed_class()(cloud.ctxt)
+        helpers.sealed_class()(cloud.ctxt)
+    assert backup_manager.MAPPING[helpers.STOCK_POSIX] == helpers.SEALED_POSIX
+    said = [r.getMessage() for r in caplog.records if "MAPPING" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "Backups recorded as made by %s are taken for %s's own"
+        % (helpers.STOCK_POSIX, helpers.SEALED_POSIX))
 
 
 def test_a_process_configured_with_another_driver_claims_nothing():

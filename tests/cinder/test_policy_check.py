@@ -15,17 +15,20 @@ from cinder.api.openstack import api_version_request as api_version
 from cinder.api.openstack import wsgi
 from cinder import context as cinder_context
 from cinder import exception
+from cinder import objects
 from cinder import policy as cinder_policy
 from sealedmeta.cinder import policy_check
 from sealedmeta.cinder import reseal
 
 from tests.cinder import helpers
+from tests.cinder import test_records
 
 CONF = cfg.CONF
 
 IMAGE_SET = "volume_extension:volume_image_metadata:set"
 IMAGE_REMOVE = "volume_extension:volume_image_metadata:remove"
 UPDATE = "volume:update"
+BACKUP_UPDATE = "backup:update"
 
 RESTRICTED = "".join('"%s": "rule:admin_api"\n' % rule for rule in policy_check.RULES)
 
@@ -105,7 +108,7 @@ def test_under_cinders_defaults_a_member_forges_billing_that_restores_authentic(
     with caplog.at_level(logging.ERROR):
         cloud.driver().check_for_setup_error()
     errors = _errors(caplog)
-    for rule in (IMAGE_SET, IMAGE_REMOVE, UPDATE):
+    for rule in (IMAGE_SET, IMAGE_REMOVE, UPDATE, BACKUP_UPDATE):
         assert [e for e in errors if rule + " " in e], (rule, errors)
     # Admin-only by Cinder's defaults: not named.
     assert not [e for e in errors if "volume_manage" in e or "backup-import" in e]
@@ -116,7 +119,8 @@ def test_permissive_rules_of_cinders_defaults():
     found = dict(policy_check.permissive_rules(CONF))
     assert found == {IMAGE_SET: "a project member",
                      IMAGE_REMOVE: "a project member",
-                     UPDATE: "a project member"}
+                     UPDATE: "a project member",
+                     BACKUP_UPDATE: "a project member"}
 
 
 def test_permissive_rules_under_the_deprecated_defaults():
@@ -125,7 +129,7 @@ def test_permissive_rules_under_the_deprecated_defaults():
         found = dict(policy_check.permissive_rules(CONF))
     finally:
         CONF.clear_override("enforce_new_defaults", group="oslo_policy")
-    assert {IMAGE_SET, IMAGE_REMOVE, UPDATE} <= set(found)
+    assert {IMAGE_SET, IMAGE_REMOVE, UPDATE, BACKUP_UPDATE} <= set(found)
 
 
 def test_refuse_permissive_policy_stops_the_driver_and_reseal(cloud, refuse):
@@ -152,10 +156,15 @@ def test_restricted_policy_file_passes_and_stops_the_member(
         set_bootable(member(cloud), plain, True)
     assert cloud.glance(src) == helpers.GLANCE
     assert cloud.bootable(plain) is False
+    backup = cloud.backup(plain)
+    with pytest.raises(exception.PolicyNotAuthorized):
+        test_records.update_backup_metadata(member(cloud), backup.id, {"k": "v"})
+    assert objects.Backup.get_by_id(cloud.ctxt, backup.id).metadata == {}
 
 
 @pytest.mark.parametrize("rule,check,persona", [
     (UPDATE, "role:member and project_id:%(project_id)s", "a project member"),
+    (BACKUP_UPDATE, "role:member and project_id:%(project_id)s", "a project member"),
     (IMAGE_SET, "role:reader", "a project reader"),
     (IMAGE_REMOVE, "", "a project reader"),
 ])

@@ -2,11 +2,14 @@
 Cinder's own BackupManager and backup API with the sealed posix driver.
 
 A backup made by the stock driver before the switch stays restorable after
-its record is exported and imported again (its row then names the sealed
-driver); the legacy claim that makes it so cannot be forged, moved to
-another backup, carried by a non-administrator's import, or made to cover a
-metadata object changed after the export. Cinder's default policy keeps
-record import and export to administrators (checked with oslo.policy).
+its record is exported and imported again: Cinder's import records the
+sealed driver as its service, and ``sealedmeta cinder mark-legacy`` with the
+record puts the stock class back. The legacy claim in the record cannot be
+forged, moved to another backup, carried by a non-administrator's import,
+or made to cover a metadata object changed after the export; a claim in the
+row's backup metadata (which a member writes through Cinder's API) is never
+trusted. Cinder's default policy keeps record import and export to
+administrators (checked with oslo.policy).
 """
 
 import base64
@@ -30,6 +33,8 @@ from cinder import policies
 from sealedmeta.cinder import records
 from tests.cinder import helpers
 from tests.cinder import test_manager
+from tests.cinder.test_reseal import cinder_conf  # noqa: F401 - fixture
+from tests.cinder.test_reseal import run_cli
 
 CONF = cfg.CONF
 mgr = test_manager.mgr  # Cinder's BackupManager with the sealed driver
@@ -66,6 +71,21 @@ def _import(cloud, mgr, record, admin=True):
     return objects.Backup.get_by_id(cloud.ctxt, backup.id)
 
 
+def mark_legacy(capsys, conf, tmp_path, *records_):
+    """``sealedmeta cinder mark-legacy RECORD ...`` (the real command line)
+    over *records_* written as ``record export -f json`` writes them;
+    ``(exit status, {backup id: row}, stderr)``."""
+    paths = []
+    for n, record in enumerate(records_):
+        path = tmp_path / ("record-%d.json" % n)
+        path.write_text(json.dumps(record))
+        paths.append(str(path))
+    code, out, err = run_cli(capsys, "--config-file", conf, "cinder", "mark-legacy",
+                             *paths, "-f", "json")
+    rows = {row["backup_id"]: row for row in json.loads(out)} if out else {}
+    return code, rows, err
+
+
 def _restore(cloud, mgr, backup, target):
     backup = objects.Backup.get_by_id(cloud.ctxt, backup.id)
     backup.status = fields.BackupStatus.RESTORING
@@ -100,12 +120,16 @@ def legacy(cloud):
 
 # -- the failure of issue item 1 ---------------------------------------------
 
-def test_a_legacy_backup_restores_after_export_and_import(cloud, mgr, legacy):
+def test_a_legacy_backup_restores_after_export_import_and_mark(
+        cloud, mgr, legacy, capsys, cinder_conf, tmp_path):  # noqa: F811
     src, backup = legacy
     record = _export(cloud, mgr, backup)
     assert record["backup_service"] == helpers.STOCK_POSIX
-    claim = _decode(record["backup_url"])["driver_info"][records.CLAIM_KEY]
+    inner = _decode(record["backup_url"])
+    claim = inner["driver_info"][records.CLAIM_KEY]
     assert len(claim) <= records.MAX_CLAIM
+    # Only the administrator's record carries it, not the row's metadata.
+    assert records.CLAIM_KEY not in inner["metadata"]
     # The exporting cloud's row is not changed.
     assert records.CLAIM_KEY not in objects.Backup.get_by_id(
         cloud.ctxt, backup.id).metadata
@@ -114,22 +138,39 @@ def test_a_legacy_backup_restores_after_export_and_import(cloud, mgr, legacy):
     imported = _import(cloud, mgr, record)
     assert imported.status == "available"
     assert imported.service == helpers.SEALED_POSIX   # Cinder's import sets it
-    assert imported.metadata[records.CLAIM_KEY] == claim
-
+    assert records.CLAIM_KEY not in imported.metadata
+    # Until marked, it is taken for the sealed driver's: refused.
     target = cloud.new_target()
-    _restore(cloud, mgr, imported, target)
+    with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
+        _restore(cloud, mgr, imported, target)
+
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, record)
+    assert code == 0, err
+    assert rows[backup.id]["result"] == records.MARKED
+    assert rows[backup.id]["service"] == helpers.STOCK_POSIX
+    marked = objects.Backup.get_by_id(cloud.ctxt, backup.id)
+    assert marked.service == helpers.STOCK_POSIX
+    assert mgr._is_our_backup(marked)
+    target = cloud.new_target()
+    _restore(cloud, mgr, marked, target)
     assert cloud.volume_row(target).status == "available"
     assert cloud.data(target) == cloud.data(src)
     assert cloud.glance(target) == helpers.GLANCE
     assert cloud.bootable(target) is True
     assert cloud.user_meta(target)["tier"] == "gold"
+    # A second run changes nothing.
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, record)
+    assert code == 0, err
+    assert rows[backup.id]["result"] == records.ALREADY_LEGACY
 
 
-def test_an_imported_legacy_backup_keeps_the_legacy_policy(cloud, mgr, legacy):
+def test_an_imported_legacy_backup_keeps_the_legacy_policy(
+        cloud, mgr, legacy, capsys, cinder_conf, tmp_path):  # noqa: F811
     src, backup = legacy
     record = _export(cloud, mgr, backup)
     _lose_row(cloud, backup)
     imported = _import(cloud, mgr, record)
+    assert mark_legacy(capsys, cinder_conf, tmp_path, record)[0] == 0
     CONF.set_override("legacy_backups", "reject", group="sealedmeta")
     target = cloud.new_target()
     with pytest.raises(exception.InvalidBackup, match="made before sealing"):
@@ -137,7 +178,8 @@ def test_an_imported_legacy_backup_keeps_the_legacy_policy(cloud, mgr, legacy):
     assert cloud.volume_row(target).status == "error_restoring"
 
 
-def test_a_sealed_backup_restores_after_export_and_import(cloud, mgr):
+def test_a_sealed_backup_restores_after_export_and_import(
+        cloud, mgr, capsys, cinder_conf, tmp_path):  # noqa: F811
     src = cloud.volume(glance=helpers.GLANCE)
     backup = cloud.backup(src)
     record = _export(cloud, mgr, backup)
@@ -148,6 +190,12 @@ def test_a_sealed_backup_restores_after_export_and_import(cloud, mgr):
     _restore(cloud, mgr, imported, target)
     assert cloud.glance(target) == helpers.GLANCE
     assert cloud.data(target) == cloud.data(src)
+    # Nothing to mark: the row stays the sealed driver's.
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, record)
+    assert code == 0, err
+    assert rows[backup.id]["result"] == records.NO_CLAIM
+    assert objects.Backup.get_by_id(cloud.ctxt, backup.id).service == \
+        helpers.SEALED_POSIX
 
 
 # -- claims that cannot be trusted -------------------------------------------
@@ -216,22 +264,21 @@ def test_a_forged_claim_cannot_downgrade_a_sealed_backup(cloud, mgr):
                     match="cannot be trusted")
 
 
-def test_a_claim_only_in_the_rows_metadata_is_checked_at_restore(cloud, mgr):
-    """A record that keeps its claim out of driver_info gets past the import
-    hook; the restore checks the row's claim and refuses."""
+def test_a_claim_only_in_the_rows_metadata_is_not_trusted(cloud, mgr):
+    """A record that keeps a genuine claim out of driver_info and in the
+    row's metadata gets past the import hook; a restore never reads it."""
     src = cloud.volume(glance=helpers.GLANCE)
-    backup = cloud.backup(src)
+    backup = cloud.backup(src, cls=helpers.stock_class())
     record = _export(cloud, mgr, backup)
-    _forged_object(cloud, backup, src)
+    claim = _decode(record["backup_url"])["driver_info"][records.CLAIM_KEY]
     _lose_row(cloud, backup)
-    other = cloud.backup(cloud.volume(), cls=helpers.stock_class())
-    genuine = _decode(_export(cloud, mgr, other)["backup_url"])["driver_info"][
-        records.CLAIM_KEY]
     inner = _decode(record["backup_url"])
-    inner["metadata"] = {records.CLAIM_KEY: genuine}
+    inner["metadata"] = {records.CLAIM_KEY: claim}
+    inner.pop("driver_info")
     imported = _import(cloud, mgr, dict(record, backup_url=_encode(inner)))
+    assert imported.metadata == {records.CLAIM_KEY: claim}
     target = cloud.new_target()
-    with pytest.raises(exception.InvalidBackup, match="legacy claim cannot be trusted"):
+    with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
         _restore(cloud, mgr, imported, target)
     assert cloud.glance(target) == {}
     assert cloud.volume_row(target).status == "error_restoring"
@@ -244,14 +291,21 @@ def test_a_non_admin_import_cannot_carry_a_claim(cloud, mgr, legacy):
     _import_refused(cloud, mgr, record, admin=False, match="administrator")
 
 
-def test_an_object_changed_after_the_export_is_not_trusted(cloud, mgr, legacy):
+def test_an_object_changed_after_the_export_is_not_marked(
+        cloud, mgr, legacy, capsys, cinder_conf, tmp_path):  # noqa: F811
     src, backup = legacy
     record = _export(cloud, mgr, backup)
     _lose_row(cloud, backup)
     imported = _import(cloud, mgr, record)
     _forged_object(cloud, imported, src, code="FORGED")
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, record)
+    assert code == 1
+    assert rows[backup.id]["result"] == records.FAILED
+    assert "changed since the record was exported" in rows[backup.id]["reason"]
+    assert objects.Backup.get_by_id(cloud.ctxt, backup.id).service == \
+        helpers.SEALED_POSIX
     target = cloud.new_target()
-    with pytest.raises(exception.InvalidBackup, match="changed since the record"):
+    with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
         _restore(cloud, mgr, imported, target)
     assert cloud.glance(target) == {}
 
@@ -263,22 +317,62 @@ def test_an_object_changed_after_the_export_is_not_trusted(cloud, mgr, legacy):
     assert cloud.bootable(target) is False
 
 
-def test_a_claim_moved_to_another_volume_is_not_trusted(cloud, mgr, legacy):
+def test_a_claim_moved_to_another_volume_is_not_marked(
+        cloud, mgr, legacy, capsys, cinder_conf, tmp_path):  # noqa: F811
     src, backup = legacy
     record = _export(cloud, mgr, backup)
     _lose_row(cloud, backup)
     # The record's volume id changed: the claim names the exported one.
-    imported = _import(cloud, mgr, _with(record, volume_id=cloud.volume()))
+    moved = _with(record, volume_id=cloud.volume())
+    imported = _import(cloud, mgr, moved)
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, moved)
+    assert code == 1
+    assert rows[backup.id]["reason"] == (
+        "the record's legacy claim was made for another volume")
     target = cloud.new_target()
-    with pytest.raises(exception.InvalidBackup, match="another volume"):
+    with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
         _restore(cloud, mgr, imported, target)
 
 
-def test_a_removed_claim_fails_closed(cloud, mgr, legacy):
+def test_mark_legacy_refuses_what_it_cannot_trust(
+        cloud, mgr, legacy, capsys, cinder_conf, tmp_path):  # noqa: F811
+    """A forged claim in the record; a record for a backup not imported;
+    a file that is no record (nothing is changed: the command cannot run)."""
     src, backup = legacy
     record = _export(cloud, mgr, backup)
     _lose_row(cloud, backup)
-    imported = _import(cloud, mgr, _with(record, metadata={}))
+    imported = _import(cloud, mgr, record)
+    genuine = _decode(record["backup_url"])["driver_info"][records.CLAIM_KEY]
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path,
+                                  _claim_for(record, _flip(genuine)))
+    assert code == 1
+    assert rows[backup.id]["reason"].startswith(
+        "the record's legacy claim cannot be trusted")
+    other = cloud.backup(cloud.volume(), cls=helpers.stock_class())
+    other_record = _export(cloud, mgr, other)
+    _lose_row(cloud, other)
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, other_record)
+    assert code == 1
+    assert rows[other.id]["reason"] == "no such backup: import the record first"
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, record,
+                                  {"backup_service": "x", "backup_url": "not base64"})
+    assert code == 2
+    assert "its backup_url is not a base64 JSON record" in err
+    assert objects.Backup.get_by_id(cloud.ctxt, imported.id).service == \
+        helpers.SEALED_POSIX
+
+
+def test_a_removed_claim_fails_closed(
+        cloud, mgr, legacy, capsys, cinder_conf, tmp_path):  # noqa: F811
+    src, backup = legacy
+    record = _export(cloud, mgr, backup)
+    _lose_row(cloud, backup)
+    inner = _decode(record["backup_url"])
+    inner.pop("driver_info")
+    stripped = dict(record, backup_url=_encode(inner))
+    imported = _import(cloud, mgr, stripped)
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, stripped)
+    assert rows[backup.id]["result"] == records.NO_CLAIM
     target = cloud.new_target()
     with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
         _restore(cloud, mgr, imported, target)
@@ -322,19 +416,19 @@ def test_a_policy_granting_members_imports_is_reported(tmp_path, caplog):
         records._warned.clear()
 
 
-def test_reseal_ends_the_legacy_claim_of_an_imported_backup(cloud, mgr, legacy):
-    """Once resealed, the exported plain object put back is refused: the
-    claim that let it in is gone from the row."""
+def test_reseal_of_a_marked_backup_refuses_the_old_plain_object(
+        cloud, mgr, legacy, capsys, cinder_conf, tmp_path):  # noqa: F811
     from sealedmeta.cinder import reseal
     src, backup = legacy
     record = _export(cloud, mgr, backup)
     old_object = cloud.raw_object(backup)
     _lose_row(cloud, backup)
     imported = _import(cloud, mgr, record)
+    assert mark_legacy(capsys, cinder_conf, tmp_path, record)[0] == 0
     [result] = reseal.reseal([imported.id], driver=cloud.driver())
     assert result.result == reseal.RESEALED, result
     row = objects.Backup.get_by_id(cloud.ctxt, imported.id)
-    assert records.CLAIM_KEY not in row.metadata
+    assert row.service == helpers.SEALED_POSIX
     target = cloud.new_target()
     _restore(cloud, mgr, row, target)
     assert cloud.glance(target) == helpers.GLANCE
@@ -366,3 +460,99 @@ def test_export_of_an_oversized_legacy_object_is_refused_unread(cloud, mgr, lega
     finally:
         tracemalloc.stop()
     assert peak < 4 * 1024 * 1024, peak
+    # (mark-legacy with the old record would take that object back: the
+    # record is the administrator's word, used once, right after import.)
+
+
+# -- the legacy claim written back through Cinder's API ----------------------
+
+def _member(cloud):
+    return cinder_context.RequestContext(
+        user_id=cloud.user_id, project_id=cloud.project_id,
+        roles=["member", "reader"], is_admin=False)
+
+
+def update_backup_metadata(ctxt, backup_id, metadata):
+    """``PUT /v3/{project}/backups/{id}`` with microversion 3.43, as a
+    project member sends it: Cinder's v3 backups controller, its schema
+    validation and its policy enforcement (``backup:update``)."""
+    from cinder.api.openstack import api_version_request as api_version
+    from cinder.api.openstack import wsgi
+    from cinder.api.v3 import backups as backups_v3
+    req = wsgi.Request.blank("/%s/backups/%s" % (ctxt.project_id, backup_id),
+                             base_url="http://localhost/v3")
+    req.method = "PUT"
+    req.api_version_request = api_version.APIVersionRequest("3.43")
+    req.environ["cinder.context"] = ctxt
+    return backups_v3.BackupsController().update(
+        req, backup_id, body={"backup": {"metadata": metadata}})
+
+
+def test_a_member_cannot_put_a_legacy_claim_back_after_reseal(
+        cloud, mgr, capsys, cinder_conf, tmp_path):  # noqa: F811
+    """The attack: a legacy backup whose object the tenant forged before
+    its record was exported; after ``cinder reseal`` (Glance from the
+    database) the member writes the exported claim back into the backup's
+    metadata through Cinder's API and puts the pre-reseal plain object
+    back. The restore must not take the backup for a legacy one."""
+    from cinder import policy as cinder_policy
+    from sealedmeta.cinder import reseal
+    cinder_policy.reset()
+    src = cloud.volume(glance=helpers.GLANCE)
+    backup = cloud.backup(src, cls=helpers.stock_class())
+    _forged_object(cloud, backup, src, code="FREE")
+    record = _export(cloud, mgr, backup)
+    claim = _decode(record["backup_url"])["driver_info"][records.CLAIM_KEY]
+    plain_object = cloud.raw_object(backup)
+    _lose_row(cloud, backup)
+    imported = _import(cloud, mgr, record)
+    assert mark_legacy(capsys, cinder_conf, tmp_path, record)[0] == 0
+    # legacy_backups = trust: what a legacy backup's object says applies.
+    target = cloud.new_target()
+    _restore(cloud, mgr, imported, target)
+    assert cloud.glance(target)["billing_code_licence"] == "FREE"
+    [result] = reseal.reseal([imported.id], driver=cloud.driver())
+    assert result.result == reseal.RESEALED, result
+    target = cloud.new_target()
+    _restore(cloud, mgr, imported, target)
+    assert cloud.glance(target) == helpers.GLANCE
+
+    update_backup_metadata(_member(cloud), imported.id, {records.CLAIM_KEY: claim})
+    assert objects.Backup.get_by_id(cloud.ctxt, imported.id).metadata == {
+        records.CLAIM_KEY: claim}
+    cloud.write_raw_object(imported, plain_object)
+    target = cloud.new_target()
+    with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
+        _restore(cloud, mgr, imported, target)
+    assert cloud.glance(target) == {}
+    assert cloud.bootable(target) is False
+    assert cloud.volume_row(target).status == "error_restoring"
+    # The audit judges it as the restore does.
+    from sealedmeta.cinder import audit
+    row = audit.judge_backup(cloud.driver(),
+                             objects.Backup.get_by_id(cloud.ctxt, imported.id))
+    assert row.klass == audit.INVALID
+
+
+def test_a_claim_an_earlier_release_left_in_a_row_is_not_trusted(
+        cloud, mgr, legacy, capsys, cinder_conf, tmp_path):  # noqa: F811
+    """Migration: a row imported by a release that kept the claim in the
+    row's backup metadata (tenant-writable) is refused until mark-legacy is
+    run with its record, which also removes the old claim."""
+    src, backup = legacy
+    record = _export(cloud, mgr, backup)
+    claim = _decode(record["backup_url"])["driver_info"][records.CLAIM_KEY]
+    _lose_row(cloud, backup)
+    imported = _import(cloud, mgr, record)
+    imported.metadata = {records.CLAIM_KEY: claim, "owner-note": "kept"}
+    imported.save()     # as the earlier release's import left the row
+    target = cloud.new_target()
+    with pytest.raises(exception.InvalidBackup, match="volume_meta is not sealed"):
+        _restore(cloud, mgr, imported, target)
+    code, rows, err = mark_legacy(capsys, cinder_conf, tmp_path, record)
+    assert code == 0, err
+    marked = objects.Backup.get_by_id(cloud.ctxt, imported.id)
+    assert marked.metadata == {"owner-note": "kept"}
+    target = cloud.new_target()
+    _restore(cloud, mgr, marked, target)
+    assert cloud.glance(target) == helpers.GLANCE
