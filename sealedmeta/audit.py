@@ -146,59 +146,30 @@ keys file that cannot be read or parsed: exit 2).
 import dataclasses
 import time
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from sealedmeta import carriers as sm_carriers
-from sealedmeta import crypto
 from sealedmeta import envelope
 from sealedmeta import exceptions
-from sealedmeta import keyring as kr
 from sealedmeta import sealer as sm_sealer
-from sealedmeta import signing
+from sealedmeta import verdict as sm_verdict
+from sealedmeta.verdict import CONTEXT_MISMATCH
+from sealedmeta.verdict import DESTROYED_KEY
+from sealedmeta.verdict import INVALID
+from sealedmeta.verdict import MALFORMED
+from sealedmeta.verdict import RETIRED_KEY
+from sealedmeta.verdict import UNKNOWN_KEY
+from sealedmeta.verdict import UNREADABLE
+from sealedmeta.verdict import UNSEALED
+from sealedmeta.verdict import UNSIGNED
+from sealedmeta.verdict import VALID
 
 REPORT_FORMAT = 1
-
-VALID = "valid"
-INVALID = "invalid"
-MALFORMED = "malformed"
-UNKNOWN_KEY = "unknown-key"
-RETIRED_KEY = "retired-key"
-DESTROYED_KEY = "destroyed-key"
-CONTEXT_MISMATCH = "context-mismatch"
-UNREADABLE = "unreadable"
-UNSEALED = "unsealed"
-
 STATUSES = (VALID, INVALID, MALFORMED, UNKNOWN_KEY, RETIRED_KEY,
             DESTROYED_KEY, CONTEXT_MISMATCH, UNREADABLE, UNSEALED)
 
-UNSIGNED = "unsigned"
 PUBLIC_REPORT_FORMAT = 2
 PUBLIC_STATUSES = STATUSES + (UNSIGNED,)
 
 UNKNOWN_STATE = "unknown"
-
-
-def classify_header(ring, header):
-    """``(status, reason)`` an envelope gets before authentication, or None
-    when its version is openable. *ring* is the keyring the header names as
-    the store has it (None: no such keyring)."""
-    if ring is None:
-        return UNKNOWN_KEY, "no keyring %r in the key store" % header.keyring
-    version = ring.by_key_id(header.key_id)
-    if version is None:
-        return UNKNOWN_KEY, ("keyring %r has no version with key id %s"
-                             " (the envelope names version %d)"
-                             % (header.keyring, header.key_id.hex(),
-                                header.key_version))
-    if version.number != header.key_version:
-        return INVALID, crypto.AUTH_FAILED
-    if version.state is kr.KeyState.RETIRED:
-        return RETIRED_KEY, "version %d of keyring %r is retired" % (
-            version.number, header.keyring)
-    if version.state is kr.KeyState.DESTROYED:
-        return DESTROYED_KEY, "version %d of keyring %r is destroyed" % (
-            version.number, header.keyring)
-    return None
 
 
 def check_expect(expect):
@@ -439,40 +410,43 @@ class Auditor:
             return Finding(item.path, MALFORMED, item.malformed)
         raw = item.carried.envelope
         try:
-            header = envelope.parse(raw, self.max_envelope_size).header
+            parsed = envelope.parse(raw, self.max_envelope_size)
         except exceptions.InvalidEnvelope as exc:
             return Finding(item.path, MALFORMED, str(exc))
+        header = parsed.header
         finding = Finding(item.path, VALID, None, header.keyring,
                           header.key_version, header.key_id.hex())
-        if header.suite not in crypto.SUITES:
-            finding.status, finding.reason = MALFORMED, (
-                "unsupported algorithm suite %d" % header.suite)
-            return finding
-        verdict = classify_header(self.rings.for_header(header), header)
-        if verdict is None:
-            verdict = self._verify(raw, header)
-        if verdict is None:
-            verdict = self._expectation(header, item.carried)
-        if verdict is not None:
-            finding.status, finding.reason = verdict
+        verdict = self._judge(parsed, raw)
+        if verdict.status == VALID:
+            verdict = self._expectation(header, item.carried) or verdict
+        finding.status, finding.reason = verdict[:2]
         return finding
 
-    def _verify(self, raw, header):
+    def _judge(self, parsed, raw):
+        """The verdict on the envelope *parsed* (of bytes *raw*) under its
+        keyring as the store has it; when VALID, its MAC and payload are
+        checked as well."""
+        header = parsed.header
+        verdict = sm_verdict.judge(self.rings.for_header(header), header,
+                                   parsed.signature, raw)
+        if verdict.status != VALID:
+            return verdict
         try:
-            self._sealer(header.keyring).verify(raw)
+            envelope.decode_payload(self._sealer(header.keyring).unseal(
+                parsed, verdict.version))
         except exceptions.MalformedEnvelope as exc:
-            return MALFORMED, str(exc)
-        except exceptions.UnsupportedFormat as exc:
-            return MALFORMED, str(exc)
+            return sm_verdict.Verdict(MALFORMED, str(exc))
         except exceptions.InvalidEnvelope as exc:
-            return INVALID, str(exc)
-        except exceptions.KeyUnavailable as exc:
-            # The store changed since the snapshot: classify again.
-            ring = self.rings.refresh(header.keyring)
-            return classify_header(ring, header) or (UNKNOWN_KEY, str(exc))
+            return sm_verdict.Verdict(INVALID, str(exc))
         except exceptions.NoSuchKeyring as exc:
-            return UNKNOWN_KEY, str(exc)
-        return None
+            return sm_verdict.Verdict(UNKNOWN_KEY, str(exc))
+        except exceptions.KeyUnavailable as exc:
+            # The store changed since the snapshot: judge again.
+            verdict = sm_verdict.judge(self.rings.refresh(header.keyring),
+                                       header, parsed.signature, raw)
+            if verdict.status == VALID:
+                return sm_verdict.Verdict(UNKNOWN_KEY, str(exc))
+        return verdict
 
     def _expectation(self, header, carried=None):
         """CONTEXT_MISMATCH when the (authenticated) context lacks or
@@ -509,7 +483,6 @@ class PublicAuditor:
         self.carriers = (carriers if carriers is not None
                          else sm_carriers.load_carriers(max_envelope_size))
         self.progress = progress
-        self._verifiers = {}   # public key bytes -> Ed25519PublicKey
         self._named = set()    # keyrings envelopes name
 
     def run(self, paths, sources=()):
@@ -540,47 +513,12 @@ class PublicAuditor:
         finding = Finding(path, VALID, None, header.keyring,
                           header.key_version, header.key_id.hex())
         self._named.add(header.keyring)
-        verdict = self._verdict(raw, header, parsed.signature, carried)
-        if verdict is not None:
-            finding.status, finding.reason = verdict
+        verdict = sm_verdict.judge(self.rings.get(header.keyring), header,
+                                   parsed.signature, raw, public=True)
+        if verdict.status == VALID:
+            verdict = self._expectation(header, carried) or verdict
+        finding.status, finding.reason = verdict[:2]
         return finding
-
-    def _verdict(self, raw, header, signature, carried):
-        if header.suite == crypto.SUITE_ID:
-            # Under a version with a key pair, a suite 1 envelope is a
-            # forgery with the symmetric key: key holders refuse it too.
-            ring = self.rings.get(header.keyring)
-            version = None if ring is None else ring.by_key_id(header.key_id)
-            if version is not None and version.public_key is not None:
-                return INVALID, "envelope failed signature verification"
-            return UNSIGNED, ("suite 1 envelope: not signed, its origin cannot"
-                              " be checked with public keys")
-        if header.suite != crypto.SIGNED_SUITE_ID:
-            return MALFORMED, "unsupported algorithm suite %d" % header.suite
-        ring = self.rings.get(header.keyring)
-        if ring is None:
-            return UNKNOWN_KEY, ("no keyring %r in the public keys file"
-                                 % header.keyring)
-        version = ring.by_key_id(header.key_id)
-        if version is None:
-            return UNKNOWN_KEY, ("keyring %r has no version with key id %s in"
-                                 " the public keys file (the envelope names"
-                                 " version %d)" % (header.keyring,
-                                                   header.key_id.hex(),
-                                                   header.key_version))
-        if version.number != header.key_version:
-            return INVALID, "envelope failed signature verification"
-        verifier = self._verifiers.get(version.public_key)
-        if verifier is None:
-            verifier = self._verifiers[version.public_key] = (
-                ed25519.Ed25519PublicKey.from_public_bytes(version.public_key))
-        if not signing.verify(verifier, signature,
-                              raw[:-envelope.SIGNATURE_SIZE]):
-            return INVALID, "envelope failed signature verification"
-        verdict = classify_header(ring, header)
-        if verdict is not None:
-            return verdict
-        return self._expectation(header, carried)
 
     _expectation = Auditor._expectation
 

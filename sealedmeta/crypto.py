@@ -18,13 +18,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sealedmeta import exceptions
 
-SUITE_ID = 1
-SUITE_NAME = "HKDF-SHA256/AES-256-GCM/HMAC-SHA256"
-# Suite 2 is suite 1 (with the suite byte 2 in the HKDF info) plus an
-# Ed25519 signature over everything before it; see sealedmeta.signing.
-SIGNED_SUITE_ID = 2
-SIGNED_SUITE_NAME = SUITE_NAME + " + Ed25519"
-SUITES = frozenset((SUITE_ID, SIGNED_SUITE_ID))
+# Suite 2 (sealedmeta.suites) is this with the suite byte 2 in the HKDF
+# info, plus an Ed25519 signature over everything before it (signing.py).
 KEY_SIZE = 32
 _KEY_ID_INFO = b"sealedmeta key id v1"
 _INFO_LABEL = b"sealedmeta envelope\x00"

@@ -27,14 +27,13 @@ import msgpack
 
 from sealedmeta import exceptions
 from sealedmeta import names
+from sealedmeta import suites
 
 MAGIC = b"SMETA"
 FORMAT_VERSION = 1
 _FIXED = len(MAGIC) + 1 + 2  # magic, format byte, header length
 MAC_SIZE = 32
 SIGNATURE_SIZE = 64
-# The suite whose envelopes end with an Ed25519 signature (see crypto.py).
-SIGNED_SUITE = 2
 TAG_SIZE = 16
 SALT_SIZE = 32
 NONCE_SIZE = 12
@@ -321,7 +320,8 @@ def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
                          % type(exc).__name__) from None
     _check_header(fields, header_bytes)
     end, signature = size, None
-    if fields[1] == SIGNED_SUITE:
+    suite = suites.BY_ID.get(fields[1])
+    if suite is not None and suite.signed:
         if size < header_end + TAG_SIZE + MAC_SIZE + SIGNATURE_SIZE + 1:
             raise _malformed("truncated")
         end = size - SIGNATURE_SIZE

@@ -7,6 +7,7 @@ from sealedmeta import crypto
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta import signing
+from sealedmeta import verdict as sm_verdict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,18 +197,13 @@ def check_signing_import(ring, signing_keys):
 
 
 def openable_version(ring, version):
-    """The KeyVersion *version* of *ring* if it may open envelopes.
-
-    KeyUnavailable otherwise: the one rule every store's get_key applies.
-    """
-    current = ring.version(version)
-    if current is None:
-        raise exceptions.KeyUnavailable(
-            "keyring %r has no version %r" % (ring.name, version))
-    if current.state not in kr.OPENABLE:
-        raise exceptions.KeyUnavailable(
-            "version %d of keyring %r is %s" % (version, ring.name, current.state))
-    return current
+    """The KeyVersion *version* of *ring* if it may open envelopes
+    (:func:`sealedmeta.verdict.of_version`); KeyUnavailable otherwise.
+    Every store's get_key applies it."""
+    verdict = sm_verdict.of_version(ring, version)
+    if verdict.status != sm_verdict.VALID:
+        raise exceptions.KeyUnavailable(verdict.reason)
+    return verdict.version
 
 
 def signing_version(ring, version):
