@@ -6,11 +6,9 @@ Each backup's metadata object is read through the configured driver class
 function a restore uses (:meth:`SealedMetadataMixin.judge`). Never writes
 to the store or the database.
 
-Classes (``CLASSES``): ``sealed-valid`` (with its key version),
-``legacy`` (unsealed, made before sealing), ``invalid`` (with the reason
-class), ``context-mismatch`` (an authentic envelope of another backup),
-``missing`` (no metadata object), ``unreadable`` (the store could not be
-read, or the key store could not be used).
+The classes (``CLASSES``) are words of the one vocabulary of
+:mod:`sealedmeta.verdict`, specified with ``sealedmeta verify``'s statuses
+in docs/source/audit.rst.
 
 Backups are read from the database a page at a time, ordered by id, and
 rows are yielded as they are judged: memory does not grow with the number
@@ -31,7 +29,6 @@ import uuid
 from cinder import context as cinder_context
 from cinder import exception
 from cinder import objects
-from sealedmeta import audit as sm_audit
 from sealedmeta import carriers
 from sealedmeta import envelope
 from sealedmeta import exceptions
@@ -40,18 +37,20 @@ from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import reseal
 from sealedmeta.cinder import volume_meta as vm
+from sealedmeta.verdict import CONTEXT_MISMATCH
+from sealedmeta.verdict import INVALID
+from sealedmeta.verdict import LEGACY
+from sealedmeta.verdict import MISSING
+from sealedmeta.verdict import UNKNOWN_KEY
+from sealedmeta.verdict import UNREADABLE
+from sealedmeta.verdict import UNSIGNED
+from sealedmeta.verdict import VALID
 
-SEALED_VALID = "sealed-valid"
-LEGACY = "legacy"
-INVALID = "invalid"
-CONTEXT_MISMATCH = "context-mismatch"
-MISSING = "missing"
-UNREADABLE = "unreadable"
-# With public keys only: an envelope whose origin they cannot check (suite 1
-# under a keyring without key pairs, or a keyring or key the file lacks).
-UNVERIFIED = "unverified"
-CLASSES = (SEALED_VALID, LEGACY, INVALID, CONTEXT_MISMATCH, MISSING, UNREADABLE,
-           UNVERIFIED)
+# UNSIGNED and UNKNOWN_KEY with public keys only: an envelope whose origin
+# they cannot check (suite 1 under a version without key pair), or one
+# under a keyring or key the file lacks.
+CLASSES = (VALID, LEGACY, INVALID, CONTEXT_MISMATCH, MISSING, UNREADABLE,
+           UNSIGNED, UNKNOWN_KEY)
 
 COLUMNS = ("backup_id", "project_id", "volume_id", "status", "class",
            "key_version", "reason")
@@ -78,7 +77,11 @@ class Row:
 
     @classmethod
     def from_dict(cls, data):
-        return cls(*(data[name] for name in COLUMNS))
+        row = cls(*(data[name] for name in COLUMNS))
+        if row.klass not in CLASSES:
+            # e.g. "sealed-valid" or "unverified" of an older sealedmeta
+            raise ValueError("unknown class %r" % (row.klass,))
+        return row
 
 
 class SetupError(exceptions.SealedMetaError):
@@ -169,7 +172,7 @@ def judge_backup(driver, backup):
         row.klass, row.reason = UNREADABLE, str(exc.msg)
         return row
     if verdict == mixin.SEALED:
-        row.klass = SEALED_VALID
+        row.klass = VALID
     elif verdict == mixin.LEGACY:
         row.klass, row.key_version = LEGACY, None
     else:  # on_invalid = drop: judged untrustworthy
@@ -177,11 +180,9 @@ def judge_backup(driver, backup):
     return row
 
 
-# The public auditor's statuses (sealedmeta.audit) as audit classes.
-_PUBLIC_CLASSES = {
-    sm_audit.VALID: SEALED_VALID, sm_audit.CONTEXT_MISMATCH: CONTEXT_MISMATCH,
-    sm_audit.UNSIGNED: UNVERIFIED, sm_audit.UNKNOWN_KEY: UNVERIFIED,
-}
+# The public auditor's statuses that are audit classes as they are; any
+# other is INVALID.
+_PUBLIC_CLASSES = frozenset((VALID, CONTEXT_MISMATCH, UNSIGNED, UNKNOWN_KEY))
 
 
 def judge_backup_public(driver, backup, auditor):
@@ -209,10 +210,10 @@ def judge_backup_public(driver, backup, auditor):
     finding = auditor.check_bytes(backup.id, raw, carriers.Carried(
         cinder_carrier.CinderMetadataCarrier(auditor.max_envelope_size), raw, b"",
         expected_context=vm.context_for(backup.id, backup.volume_id)))
-    row.klass = _PUBLIC_CLASSES.get(finding.status, INVALID)
-    if row.klass in (SEALED_VALID, CONTEXT_MISMATCH):
+    row.klass = finding.status if finding.status in _PUBLIC_CLASSES else INVALID
+    if row.klass in (VALID, CONTEXT_MISMATCH):
         row.key_version = finding.version
-    if row.klass != SEALED_VALID:
+    if row.klass != VALID:
         row.reason = "%s: %s" % (finding.status, finding.reason)
     return row
 
@@ -272,7 +273,7 @@ class CinderSource:
 
 
 # A chain's member is worse than valid when it is none of these.
-_CHAIN_OK = (SEALED_VALID, LEGACY)
+_CHAIN_OK = (VALID, LEGACY)
 CHAIN_CACHE = 1024   # parents' rows kept while an audit runs (most recent)
 
 
@@ -338,7 +339,7 @@ class ChainJudge:
 
     def apply(self, driver, row, lineage):
         """*row* (the backup's own) with the class of its first parent in
-        *lineage* that is neither sealed-valid nor legacy, and a reason
+        *lineage* that is neither valid nor legacy, and a reason
         naming it."""
         if row.klass not in _CHAIN_OK:
             return row
@@ -489,7 +490,7 @@ class Summary:
         self.classes[row.klass] += 1
         project = self.projects.setdefault(row.project_id, dict.fromkeys(CLASSES, 0))
         project[row.klass] += 1
-        if row.klass == SEALED_VALID:
+        if row.klass == VALID:
             key = str(row.key_version)
             self.key_versions[key] = self.key_versions.get(key, 0) + 1
 
@@ -499,7 +500,7 @@ class Summary:
 
     @property
     def all_valid(self):
-        return self.classes[SEALED_VALID] == self.total
+        return self.classes[VALID] == self.total
 
     def as_dict(self):
         return {"classes": self.classes, "projects": self.projects,
@@ -516,7 +517,7 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
     :class:`sealedmeta.audit.PublicAuditor`) envelopes are judged with
     public keys alone (:func:`judge_backup_public`). With *chain* an
     incremental backup takes the class of its first parent that is not
-    sealed-valid or legacy (:class:`ChainJudge`).
+    valid or legacy (:class:`ChainJudge`).
     """
     drivers = drivers or reseal.project_drivers()
     ctxt = cinder_context.get_admin_context()

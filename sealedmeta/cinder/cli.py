@@ -99,8 +99,8 @@ class Audit(lister.Lister):
 
     Reads each selected backup's metadata object through the configured
     sealed backup_driver (in each backup's project on per-user Swift) and
-    judges it as a restore would: sealed-valid (with its key version),
-    legacy, invalid, context-mismatch, missing or unreadable. A summary per
+    judges it as a restore would: valid (with its key version), legacy,
+    invalid, context-mismatch, missing or unreadable. A summary per
     class, project and key version goes to standard error. Exit status 0
     when every backup is sealed and valid, 1 when any is not, 2 when the
     audit cannot run. Never writes to the store or the database.
@@ -124,7 +124,7 @@ class Audit(lister.Lister):
         parser.add_argument("--chain", action="store_true",
                             help="Judge each incremental backup's parents too,"
                             " as its restore needs them: it takes the class of"
-                            " the first parent that is not sealed-valid or"
+                            " the first parent that is not valid or"
                             " legacy.")
         parser.add_argument("--public-keys", metavar="FILE",
                             help="Judge envelopes with the public keys in FILE"
@@ -235,7 +235,7 @@ class Audit(lister.Lister):
             out.write("project %s: %s\n" % (project, ", ".join(
                 "%s %d" % (k, v) for k, v in counts.items() if v)))
         for version, count in sorted(summary.key_versions.items()):
-            out.write("key version %s: %d %s\n" % (version, count, audit.SEALED_VALID))
+            out.write("key version %s: %d %s\n" % (version, count, audit.VALID))
         out.flush()
 
 
