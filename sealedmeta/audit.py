@@ -234,7 +234,8 @@ def _gather(paths, sources, carriers, check, progress):
 
 
 class Auditor:
-    """Verifies the envelopes under PATHs; never writes."""
+    """Verifies the envelopes under PATHs with the keys of *store* (any
+    :class:`~sealedmeta.keystores.base.KeyReader`); never writes."""
 
     def __init__(self, store, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
                  expect=None, carriers=None, progress=None):

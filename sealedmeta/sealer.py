@@ -38,6 +38,9 @@ LOG = logging.getLogger(__name__)
 
 
 class Sealer:
+    """Seal, open, verify and rewrap under keyring *keyring* of *store*,
+    any :class:`~sealedmeta.keystores.base.KeyReader`: the Sealer only
+    reads from it."""
 
     def __init__(self, store, keyring="cinder-backup", cache_ttl=300,
                  refresh_interval=2.0,

@@ -1,4 +1,7 @@
-"""The KeyStore interface every backend implements."""
+"""The key store contract every backend implements: :class:`KeyReader`,
+what the Sealer and the auditors use, and :class:`KeyStore`, which adds
+what administration uses. ``tests/keystore_contract.py`` is the one test
+suite of that contract, run against every store."""
 
 import abc
 import dataclasses
@@ -24,12 +27,43 @@ class Leftover:
     action: str       # "removed", "removable", or "kept: <why>"
 
 
-class KeyStore(abc.ABC):
-    """Keeps keyrings: their descriptions and their version keys.
+class KeyReader(abc.ABC):
+    """What the Sealer and the auditors need of a key store: a keyring's
+    description, the key of a version that may open envelopes, the active
+    version's signing key. Nothing here changes the store.
+
+    Implementations never put key material in an exception or a log line.
+    """
+
+    @abc.abstractmethod
+    def get_keyring(self, name):
+        """The KeyRing *name* as stored now (NoSuchKeyring if absent)."""
+
+    @abc.abstractmethod
+    def get_key(self, name, version):
+        """The 32-byte key of an openable version (KeyUnavailable otherwise:
+        :func:`openable_version`)."""
+
+    def get_signing_key(self, name, version):
+        """The 32-byte Ed25519 private seed of an *active* version of a
+        signing keyring (KeyUnavailable otherwise). Stores that keep no
+        signing keys refuse."""
+        raise exceptions.KeyUnavailable(
+            "%r keeps no signing keys" % (self,))
+
+    def close(self):
+        """Release sessions or handles; the default has none."""
+        return None
+
+
+class KeyStore(KeyReader):
+    """A key store: reading (:class:`KeyReader`) and what administration
+    needs -- creating keyrings, rotating, changing a version's state,
+    copying keyrings between stores, cleaning up after interrupted changes.
 
     Implementations make every state change atomic and serialised (one
-    active version at all times, even with several processes), and never put
-    key material in an exception or a log line.
+    active version at all times, even with several processes); the
+    transitions themselves are decided by :mod:`sealedmeta.keyring`.
     """
 
     @classmethod
@@ -49,14 +83,6 @@ class KeyStore(abc.ABC):
     @abc.abstractmethod
     def list_keyrings(self):
         """Names of the keyrings in this store, sorted."""
-
-    @abc.abstractmethod
-    def get_keyring(self, name):
-        """The KeyRing *name* as stored now (NoSuchKeyring if absent)."""
-
-    @abc.abstractmethod
-    def get_key(self, name, version):
-        """The 32-byte key of an openable version (KeyUnavailable otherwise)."""
 
     @abc.abstractmethod
     def rotate(self, name, signing=False):
@@ -91,13 +117,6 @@ class KeyStore(abc.ABC):
         *signing_keys* maps version number to Ed25519 seed for every
         non-destroyed version that has a public key (and no other).
         """
-
-    def get_signing_key(self, name, version):
-        """The 32-byte Ed25519 private seed of an *active* version of a
-        signing keyring (KeyUnavailable otherwise). Stores that keep no
-        signing keys refuse."""
-        raise exceptions.KeyUnavailable(
-            "%r keeps no signing keys" % (self,))
 
     def export_signing_keys(self, ring):
         """{version number: 32-byte seed} for every non-destroyed version of
@@ -134,10 +153,6 @@ class KeyStore(abc.ABC):
         """
         self.get_keyring(name)   # NoSuchKeyring as everywhere
         return []
-
-    def close(self):
-        """Release sessions or handles; the default has none."""
-        return None
 
 
 def check_import(ring, keys, signing_keys=None):
