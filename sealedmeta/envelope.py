@@ -34,7 +34,7 @@ FORMAT_VERSION = 1
 _FIXED = len(MAGIC) + 1 + 2  # magic, format byte, header length
 MAC_SIZE = 32
 SIGNATURE_SIZE = 64
-TAG_SIZE = 16
+GCM_TAG_SIZE = 16   # the AES-GCM tag at the end of the ciphertext
 SALT_SIZE = 32
 NONCE_SIZE = 12
 KEY_ID_SIZE = names.KEY_ID_SIZE
@@ -305,7 +305,7 @@ def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
         raise _malformed("header length %d is over the %d byte limit"
                          % (header_len, MAX_HEADER_SIZE))
     header_end = _FIXED + header_len
-    if size < header_end + TAG_SIZE + MAC_SIZE + 1:
+    if size < header_end + GCM_TAG_SIZE + MAC_SIZE + 1:
         raise _malformed("truncated")
     header_bytes = data[_FIXED:header_end]
     try:
@@ -322,7 +322,7 @@ def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
     end, signature = size, None
     suite = suites.BY_ID.get(fields[1])
     if suite is not None and suite.signed:
-        if size < header_end + TAG_SIZE + MAC_SIZE + SIGNATURE_SIZE + 1:
+        if size < header_end + GCM_TAG_SIZE + MAC_SIZE + SIGNATURE_SIZE + 1:
             raise _malformed("truncated")
         end = size - SIGNATURE_SIZE
         signature = data[end:]

@@ -32,6 +32,7 @@ import os
 import stat
 
 from sealedmeta import atomic
+from sealedmeta import exceptions
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
@@ -43,11 +44,11 @@ _RESOLVE_BENEATH = 0x08
 _openat2 = None  # ctypes function, False when the kernel lacks it
 
 
-class FileChanged(Exception):
+class FileChanged(exceptions.SealedMetaError):
     """The name no longer holds the file that was read."""
 
 
-class NotOwner(Exception):
+class NotOwner(exceptions.SealedMetaError):
     """The file belongs to another user and we may not write as that user."""
 
 

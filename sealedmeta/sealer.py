@@ -298,7 +298,7 @@ class Sealer:
         """Check a :meth:`tag`. ``InvalidEnvelope`` when it does not match,
         ``KeyUnavailable`` when its version is no longer openable,
         ``UnknownKey`` when the keyring has no such version."""
-        if type(mac) is not bytes or len(mac) != crypto.TAG_SIZE:
+        if type(mac) is not bytes or len(mac) != crypto.CLAIM_TAG_SIZE:
             raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
         verdict = sm_verdict.of_version(self._current(), key_version)
         if verdict.status != sm_verdict.VALID:

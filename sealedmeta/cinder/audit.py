@@ -84,18 +84,14 @@ class Row:
         return row
 
 
-class SetupError(exceptions.SealedMetaError):
-    """The audit cannot run (configuration, driver, state file, shard)."""
-
-
 def parse_shard(text):
     """``"K/N"`` -> ``(K, N)`` with ``1 <= K <= N``."""
     try:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
-        raise SetupError("bad --shard %r: expected K/N, e.g. 1/4" % text) from None
+        raise exceptions.SetupError("bad --shard %r: expected K/N, e.g. 1/4" % text) from None
     if not 1 <= k <= n:
-        raise SetupError("bad --shard %r: K must be between 1 and N" % text)
+        raise exceptions.SetupError("bad --shard %r: K must be between 1 and N" % text)
     return k, n
 
 
@@ -416,13 +412,14 @@ class State:
         except FileNotFoundError:
             self._left = 0
         except OSError as exc:
-            raise SetupError("cannot read --state %s: %s" % (path, exc.strerror)) from None
+            raise exceptions.SetupError(
+                "cannot read --state %s: %s" % (path, exc.strerror)) from None
         if self._left:
             first = self._reader.readline(min(self._left, self.MAX_LINE))
             self._left -= len(first)
             if first.rstrip(b"\n") != header.encode():
                 self._reader.close()
-                raise SetupError(
+                raise exceptions.SetupError(
                     "--state %s was written by an audit of another selection"
                     " (or is not a state file); give the same --project,"
                     " --status, --since and --shard as that audit, or another"
@@ -430,7 +427,8 @@ class State:
         try:
             self._file = open(path, "a", encoding="utf-8")
         except OSError as exc:
-            raise SetupError("cannot write --state %s: %s" % (path, exc.strerror)) from None
+            raise exceptions.SetupError(
+                "cannot write --state %s: %s" % (path, exc.strerror)) from None
         if self._left:
             # A killed write leaves a partial last line: start on a new one.
             self._file.write("\n")

@@ -8,6 +8,7 @@ import logging
 
 from cliff import lister
 
+from sealedmeta import exceptions
 from sealedmeta.cmd import common
 
 LOG = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class Reseal(lister.Lister):
         try:
             results = reseal.reseal(parsed_args.backup_ids, parsed_args.all_backups,
                                     dry_run=parsed_args.dry_run)
-        except reseal.SetupError as exc:
+        except exceptions.SetupError as exc:
             raise common.CommandError(str(exc)) from None
         failed = [r for r in results if r.result in (reseal.FAILED, reseal.PLAINTEXT_LEFT)]
         if failed:
@@ -178,7 +179,7 @@ class Audit(lister.Lister):
                 "project": parsed_args.project, "status": parsed_args.status,
                 "since": since and since.isoformat(), "shard": shard,
                 "public_keys": auditor is not None, "chain": parsed_args.chain})
-        except (audit.SetupError, reseal.SetupError, public.PublicKeysError) as exc:
+        except (exceptions.SetupError, public.PublicKeysError) as exc:
             raise common.CommandError(str(exc)) from None
         summary = audit.Summary()
         stderr = self.app.stderr

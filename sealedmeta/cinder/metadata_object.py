@@ -21,6 +21,8 @@ import errno
 import inspect
 import json
 
+from sealedmeta import exceptions
+
 #: Cinder's metadata objects are kilobytes: a chunk list entry is about
 #: 290 bytes, so 8 MiB lists some 28 000 chunks (1.4 TB at Swift's and S3's
 #: default 50 MB objects). Configurable: ``[sealedmeta]
@@ -32,7 +34,7 @@ BYTES_PER_ELEMENT = 16
 MAX_DEPTH = 32
 
 
-class ObjectError(ValueError):
+class ObjectError(exceptions.SealedMetaError, ValueError):
     """A metadata object that cannot be read: the message says why."""
 
 

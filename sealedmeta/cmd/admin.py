@@ -13,6 +13,7 @@ from cliff import show
 from sealedmeta import admin
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import coordination
+from sealedmeta import exceptions
 from sealedmeta import names
 from sealedmeta import keyring as kr
 from sealedmeta.cmd import common
@@ -178,7 +179,6 @@ class KeyDestroy(show.ShowOne):
         try:
             from sealedmeta.cinder import audit as cinder_audit
             from sealedmeta.cinder import cli as cinder_cli
-            from sealedmeta.cinder import reseal
         except ImportError:
             raise common.CommandError(
                 "--scan-cinder needs the cinder package in this environment")
@@ -186,7 +186,7 @@ class KeyDestroy(show.ShowOne):
         try:
             return [cinder_audit.CinderSource(
                 self.app.conf.sealedmeta.max_envelope_size)]
-        except reseal.SetupError as exc:
+        except exceptions.SetupError as exc:
             raise common.CommandError(str(exc)) from None
 
     def take_action(self, parsed_args):

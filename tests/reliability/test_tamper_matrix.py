@@ -214,7 +214,7 @@ def test_every_bit_flip(world, envelopes, size):
 @pytest.mark.parametrize("size", sorted(PAYLOAD_SIZES, key=PAYLOAD_SIZES.get))
 def test_every_truncation(world, envelopes, size):
     raw = envelopes[size]
-    complete = body_start(raw) + envelope.TAG_SIZE + 1 + envelope.MAC_SIZE
+    complete = body_start(raw) + envelope.GCM_TAG_SIZE + 1 + envelope.MAC_SIZE
     for length in range(len(raw)):
         expected = AUTH if length >= complete else exceptions.MalformedEnvelope
         check(world, size, "truncation", raw[:length], raw, expected=expected)
