@@ -228,15 +228,18 @@ class Sealer:
         version it names open it and the MAC and the AEAD tag are
         verified."""
         raw = envelope.load(data, self.max_envelope_size)
-        parsed = envelope.parse(raw, self.max_envelope_size)
-        header = parsed.header
-        verdict, refreshed = self._judge(header, parsed.signature, raw)
+        # split_fields, not parse: no ParsedEnvelope to build on every open.
+        fields, authenticated, ciphertext, mac, signature = (
+            envelope.split_fields(raw, self.max_envelope_size))
+        header = envelope.header_of(fields)
+        verdict, refreshed = self._judge(header, signature, raw)
         if verdict.status != sm_verdict.VALID:
             raise verdict.error(hint="" if refreshed or (
                 header.keyring != self.keyring) else (
                 "; the keyring was read less than %ss ago, try again later"
                 % self.refresh_interval))
-        return raw, header, self.unseal(parsed, verdict.version)
+        return raw, header, self._decrypt(header, authenticated, ciphertext,
+                                          mac, verdict.version)
 
     def unseal(self, parsed, version):
         """The plaintext payload of *parsed* (an
@@ -245,12 +248,14 @@ class Sealer:
         checked before anything is decrypted. For a caller that judged the
         envelope itself (the auditor); every failure is the one
         authentication error."""
-        header = parsed.header
+        return self._decrypt(parsed.header, parsed.authenticated,
+                             parsed.ciphertext, parsed.mac, version)
+
+    def _decrypt(self, header, authenticated, ciphertext, mac, version):
         info = crypto.info(header.format_version, header.suite,
                            header.keyring, header.key_version)
         return crypto.decrypt(self._key(version), header.salt, header.nonce,
-                              info, parsed.authenticated, parsed.ciphertext,
-                              parsed.mac)
+                              info, authenticated, ciphertext, mac)
 
     def verify(self, data, context=None):
         """The authenticated header of *data*; checks *context* when given."""
