@@ -15,7 +15,7 @@ as a child process over the whole database::
 
 and its peak resident set (``ru_maxrss`` of the child), wall time and
 rate are printed, with the classes its report gives (all must be
-``sealed-valid``). Nothing is asserted but the report's row count and
+``valid``). Nothing is asserted but the report's row count and
 classes: memory is a figure for the performance page.
 """
 
@@ -136,7 +136,7 @@ def main(argv=None):
             with open(report) as handle:
                 rows = json.load(handle)
             classes = collections.Counter(row["class"] for row in rows)
-            assert len(rows) == size and set(classes) == {"sealed-valid"}, (
+            assert len(rows) == size and set(classes) == {"valid"}, (
                 code, len(rows), classes)
             figures["sizes"][size] = {
                 "peak_rss_mib": round(rss_mib, 1), "seconds": round(seconds, 1),

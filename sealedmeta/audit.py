@@ -1,204 +1,39 @@
-"""Audit: find the envelopes under PATHs, verify each, count per key version.
+"""Audit: find the envelopes under PATHs, judge each, count per key version.
 
-Never writes. Every file under the PATHs (directories are walked, see
-:func:`sealedmeta.carriers.iter_paths`) is either an envelope (found by a
-carrier) with a status, or skipped (not an envelope; a symbolic link; not a
-regular file; a temporary file of an interrupted write).
-
-Statuses (``STATUSES``)
------------------------
-
-``valid``
-    authenticated under an openable version (active or decrypt-only) of its
-    keyring, its context holds every ``--expect`` pair, and it is the
-    context its file expects (when the carrier knows one).
-``invalid``
-    failed authentication (wrong key, changed bytes, forged header).
-``unsealed``
-    a carrier claims the file, but it holds no envelope where one belongs:
-    a Cinder ``*_metadata`` object whose ``volume_meta`` is not sealed (a
-    backup made before sealing, or a forgery). Never valid.
-``malformed``
-    a carrier claims the file, but it is not a well-formed envelope
-    (truncated, over the size limit, unknown format version or suite, bad
-    armour, bad payload).
-``unknown-key``
-    names a keyring, or a key id in it, that the key store does not have.
-``retired-key`` / ``destroyed-key``
-    names a version of its keyring that is retired / destroyed.
-``context-mismatch``
-    authentic, but its context lacks or differs in an ``--expect`` pair, or
-    is not the context the file it sits in expects (a carrier that knows it,
-    e.g. a Cinder ``*_metadata`` object's own ``backup_id`` and
-    ``volume_id``: an envelope copied from another backup). The reason names
-    the differing keys (and, for the file's context, both values).
-``unreadable``
-    the file could not be read (I/O error, permission), so whether it holds
-    an envelope is unknown.
-
-The keyring state comes from the key store (``store.get_keyring``), read
-once per keyring per run and again when an envelope names a key id the
-snapshot does not know (a rotation during the audit).
-
-JSON report, format 1 (``sealedmeta verify -f json``)
------------------------------------------------------
-
-One JSON object; every object's keys are sorted; the key sets below are
-fixed for format 1 (new keys only come with a new ``format`` number), except
-that ``counts`` has one key per status of ``STATUSES``: the status
-``unsealed`` was added to it (a count of 0 where there is none)::
-
-    {
-      "envelopes": [                 # one per envelope (and unreadable
-        {                            #   file), sorted by path
-          "key_id": "32 hex" | null, # from the header (null: no header)
-          "keyring": "name" | null,
-          "path": "dir/file",        # as walked from the PATH given
-          "reason": "one line" | null,   # null when valid
-          "status": "<a status above>",
-          "version": 3 | null        # key version the header names
-        }, ...
-      ],
-      "format": 1,
-      "skipped": [                   # files that are not envelopes, by path
-        {"path": "dir/notes.txt", "reason": "not an envelope"}, ...
-      ],
-      "summary": {
-        "all_valid": true,           # envelopes > 0 and every one valid
-        "counts": {                  # every status, zeros included
-          "context-mismatch": 0, "destroyed-key": 0, "invalid": 0,
-          "malformed": 0, "retired-key": 0, "unknown-key": 0,
-          "unreadable": 0, "unsealed": 0, "valid": 12
-        },
-        "envelopes": 12,             # len(envelopes)
-        "files": 15,                 # envelopes + skipped
-        "skipped": 3                 # len(skipped)
-      },
-      "versions": [                  # sorted by keyring, version, key_id
-        {
-          "counts": {...every status...},  # envelopes naming this version
-          "envelopes": 12,
-          "key_id": "32 hex",
-          "keyring": "cinder-backup",
-          "state": "active" | "decrypt-only" | "retired" | "destroyed"
-                   | "unknown",
-          "version": 3
-        }, ...
-      ]
-    }
-
-``versions`` lists every version of every keyring an envelope names, those
-with no envelope included (candidates for ``key destroy``), plus one entry
-per (keyring, version, key id) that envelopes name but the store does not
-know (state ``unknown``). Envelopes without a readable header (malformed
-before the header, unreadable) are counted in ``summary`` only.
-
-Exit status of ``sealedmeta verify``: 0 when ``all_valid``; 1 when any
-envelope is not valid or none was found; 2 when the audit cannot run (key
-store unreachable, bad arguments, a PATH that does not exist) -- then no
-report is printed.
-
-Public mode (``sealedmeta verify --public-keys FILE``)
-------------------------------------------------------
-
-:class:`PublicAuditor` checks Ed25519 signatures (suite 2) against a public
-keys file (:mod:`sealedmeta.public`) and never touches a key store: it holds
-no symmetric key, so it cannot decrypt, check the MAC or check the payload.
-What it establishes is that the signing key of the version the header names
-signed every byte before the signature -- the backup service sealed this
-envelope, with this header (keyring, version, key id, context, time).
-Per envelope: the header is parsed (``malformed`` as above; an unknown
-suite is ``malformed``); a suite-1 envelope is ``unsigned``, or
-``invalid`` when the file gives its version a public key (such a version
-signs every envelope, so a suite-1 one was made with the symmetric key
-alone, and key holders refuse it too); the header's
-(keyring, key id) is looked up in the file (``unknown-key`` if absent, and
-``invalid`` when the file has that key id under another version number);
-the signature is verified over everything before it (``invalid`` when it
-does not verify); then the version's state as the file records it
-(``retired-key`` / ``destroyed-key``) and the context, against the
-``--expect`` pairs and the context the file expects, as above
-(``context-mismatch``).
-
-``unsigned``
-    (public mode only) a well-formed suite-1 envelope of a version without a
-    key pair: it carries no signature, so nothing about its origin can be
-    checked without the key.
-
-JSON report, format 2 (public mode only)
-----------------------------------------
-
-Format 1's key sets are fixed, so the public mode's report is format 2:
-exactly format 1's structure and keys, with these differences:
-
-* ``"format": 2`` and one more top-level key, ``"mode": "public"``;
-* the status ``unsigned`` exists: every ``counts`` object (in ``summary``
-  and in each ``versions`` row) has the ten keys of ``PUBLIC_STATUSES``;
-* ``versions`` rows come from the public keys file (``state`` as the file
-  records it; ``unknown`` for what envelopes name and the file lacks),
-  listing every version of every keyring an envelope names.
-
-The default mode keeps report format 1, unchanged. Exit statuses are the
-same in both modes (an ``unsigned`` envelope is not valid: exit 1; a public
-keys file that cannot be read or parsed: exit 2).
+Never writes. :class:`Auditor` judges with the key store (the verdict of
+:func:`sealedmeta.verdict.judge` on each header, then the MAC and the
+payload); :class:`PublicAuditor` with the public keys of signing keyrings
+alone. The statuses, the JSON report (formats 1 and 2) and the exit
+statuses of ``sealedmeta verify`` are specified in docs/source/audit.rst.
 """
 
 import dataclasses
 import time
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from sealedmeta import carriers as sm_carriers
-from sealedmeta import crypto
 from sealedmeta import envelope
 from sealedmeta import exceptions
-from sealedmeta import keyring as kr
 from sealedmeta import sealer as sm_sealer
-from sealedmeta import signing
+from sealedmeta import verdict as sm_verdict
+from sealedmeta.verdict import CONTEXT_MISMATCH
+from sealedmeta.verdict import DESTROYED_KEY
+from sealedmeta.verdict import INVALID
+from sealedmeta.verdict import MALFORMED
+from sealedmeta.verdict import RETIRED_KEY
+from sealedmeta.verdict import UNKNOWN_KEY
+from sealedmeta.verdict import UNREADABLE
+from sealedmeta.verdict import UNSEALED
+from sealedmeta.verdict import UNSIGNED
+from sealedmeta.verdict import VALID
 
 REPORT_FORMAT = 1
-
-VALID = "valid"
-INVALID = "invalid"
-MALFORMED = "malformed"
-UNKNOWN_KEY = "unknown-key"
-RETIRED_KEY = "retired-key"
-DESTROYED_KEY = "destroyed-key"
-CONTEXT_MISMATCH = "context-mismatch"
-UNREADABLE = "unreadable"
-UNSEALED = "unsealed"
-
 STATUSES = (VALID, INVALID, MALFORMED, UNKNOWN_KEY, RETIRED_KEY,
             DESTROYED_KEY, CONTEXT_MISMATCH, UNREADABLE, UNSEALED)
 
-UNSIGNED = "unsigned"
 PUBLIC_REPORT_FORMAT = 2
 PUBLIC_STATUSES = STATUSES + (UNSIGNED,)
 
 UNKNOWN_STATE = "unknown"
-
-
-def classify_header(ring, header):
-    """``(status, reason)`` an envelope gets before authentication, or None
-    when its version is openable. *ring* is the keyring the header names as
-    the store has it (None: no such keyring)."""
-    if ring is None:
-        return UNKNOWN_KEY, "no keyring %r in the key store" % header.keyring
-    version = ring.by_key_id(header.key_id)
-    if version is None:
-        return UNKNOWN_KEY, ("keyring %r has no version with key id %s"
-                             " (the envelope names version %d)"
-                             % (header.keyring, header.key_id.hex(),
-                                header.key_version))
-    if version.number != header.key_version:
-        return INVALID, crypto.AUTH_FAILED
-    if version.state is kr.KeyState.RETIRED:
-        return RETIRED_KEY, "version %d of keyring %r is retired" % (
-            version.number, header.keyring)
-    if version.state is kr.KeyState.DESTROYED:
-        return DESTROYED_KEY, "version %d of keyring %r is destroyed" % (
-            version.number, header.keyring)
-    return None
 
 
 def check_expect(expect):
@@ -415,7 +250,8 @@ def _gather(paths, sources, carriers, check, progress):
 
 
 class Auditor:
-    """Verifies the envelopes under PATHs; never writes."""
+    """Verifies the envelopes under PATHs with the keys of *store* (any
+    :class:`~sealedmeta.keystores.base.KeyReader`); never writes."""
 
     def __init__(self, store, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
                  expect=None, carriers=None, progress=None):
@@ -455,40 +291,43 @@ class Auditor:
             return Finding(item.path, MALFORMED, item.malformed)
         raw = item.carried.envelope
         try:
-            header = envelope.parse(raw, self.max_envelope_size).header
+            parsed = envelope.parse(raw, self.max_envelope_size)
         except exceptions.InvalidEnvelope as exc:
             return Finding(item.path, MALFORMED, str(exc))
+        header = parsed.header
         finding = Finding(item.path, VALID, None, header.keyring,
                           header.key_version, header.key_id.hex())
-        if header.suite not in crypto.SUITES:
-            finding.status, finding.reason = MALFORMED, (
-                "unsupported algorithm suite %d" % header.suite)
-            return finding
-        verdict = classify_header(self.rings.for_header(header), header)
-        if verdict is None:
-            verdict = self._verify(raw, header)
-        if verdict is None:
-            verdict = self._expectation(header, item.carried)
-        if verdict is not None:
-            finding.status, finding.reason = verdict
+        verdict = self._judge(parsed, raw)
+        if verdict.status == VALID:
+            verdict = self._expectation(header, item.carried) or verdict
+        finding.status, finding.reason = verdict[:2]
         return finding
 
-    def _verify(self, raw, header):
+    def _judge(self, parsed, raw):
+        """The verdict on the envelope *parsed* (of bytes *raw*) under its
+        keyring as the store has it; when VALID, its MAC and payload are
+        checked as well."""
+        header = parsed.header
+        verdict = sm_verdict.judge(self.rings.for_header(header), header,
+                                   parsed.signature, raw)
+        if verdict.status != VALID:
+            return verdict
         try:
-            self._sealer(header.keyring).verify(raw)
+            envelope.decode_payload(self._sealer(header.keyring).unseal(
+                parsed, verdict.version))
         except exceptions.MalformedEnvelope as exc:
-            return MALFORMED, str(exc)
-        except exceptions.UnsupportedFormat as exc:
-            return MALFORMED, str(exc)
+            return sm_verdict.Verdict(MALFORMED, str(exc))
         except exceptions.InvalidEnvelope as exc:
-            return INVALID, str(exc)
-        except exceptions.KeyUnavailable as exc:
-            # The store changed since the snapshot: classify again.
-            ring = self.rings.refresh(header.keyring)
-            return classify_header(ring, header) or (UNKNOWN_KEY, str(exc))
+            return sm_verdict.Verdict(INVALID, str(exc))
         except exceptions.NoSuchKeyring as exc:
-            return UNKNOWN_KEY, str(exc)
-        return None
+            return sm_verdict.Verdict(UNKNOWN_KEY, str(exc))
+        except exceptions.KeyUnavailable as exc:
+            # The store changed since the snapshot: judge again.
+            verdict = sm_verdict.judge(self.rings.refresh(header.keyring),
+                                       header, parsed.signature, raw)
+            if verdict.status == VALID:
+                return sm_verdict.Verdict(UNKNOWN_KEY, str(exc))
+        return verdict
 
     def _expectation(self, header, carried=None):
         """CONTEXT_MISMATCH when the (authenticated) context lacks or
@@ -525,7 +364,6 @@ class PublicAuditor:
         self.carriers = (carriers if carriers is not None
                          else sm_carriers.load_carriers(max_envelope_size))
         self.progress = progress
-        self._verifiers = {}   # public key bytes -> Ed25519PublicKey
         self._named = set()    # keyrings envelopes name
 
     def run(self, paths, sources=()):
@@ -556,47 +394,12 @@ class PublicAuditor:
         finding = Finding(path, VALID, None, header.keyring,
                           header.key_version, header.key_id.hex())
         self._named.add(header.keyring)
-        verdict = self._verdict(raw, header, parsed.signature, carried)
-        if verdict is not None:
-            finding.status, finding.reason = verdict
+        verdict = sm_verdict.judge(self.rings.get(header.keyring), header,
+                                   parsed.signature, raw, public=True)
+        if verdict.status == VALID:
+            verdict = self._expectation(header, carried) or verdict
+        finding.status, finding.reason = verdict[:2]
         return finding
-
-    def _verdict(self, raw, header, signature, carried):
-        if header.suite == crypto.SUITE_ID:
-            # Under a version with a key pair, a suite 1 envelope is a
-            # forgery with the symmetric key: key holders refuse it too.
-            ring = self.rings.get(header.keyring)
-            version = None if ring is None else ring.by_key_id(header.key_id)
-            if version is not None and version.public_key is not None:
-                return INVALID, "envelope failed signature verification"
-            return UNSIGNED, ("suite 1 envelope: not signed, its origin cannot"
-                              " be checked with public keys")
-        if header.suite != crypto.SIGNED_SUITE_ID:
-            return MALFORMED, "unsupported algorithm suite %d" % header.suite
-        ring = self.rings.get(header.keyring)
-        if ring is None:
-            return UNKNOWN_KEY, ("no keyring %r in the public keys file"
-                                 % header.keyring)
-        version = ring.by_key_id(header.key_id)
-        if version is None:
-            return UNKNOWN_KEY, ("keyring %r has no version with key id %s in"
-                                 " the public keys file (the envelope names"
-                                 " version %d)" % (header.keyring,
-                                                   header.key_id.hex(),
-                                                   header.key_version))
-        if version.number != header.key_version:
-            return INVALID, "envelope failed signature verification"
-        verifier = self._verifiers.get(version.public_key)
-        if verifier is None:
-            verifier = self._verifiers[version.public_key] = (
-                ed25519.Ed25519PublicKey.from_public_bytes(version.public_key))
-        if not signing.verify(verifier, signature,
-                              raw[:-envelope.SIGNATURE_SIZE]):
-            return INVALID, "envelope failed signature verification"
-        verdict = classify_header(ring, header)
-        if verdict is not None:
-            return verdict
-        return self._expectation(header, carried)
 
     _expectation = Auditor._expectation
 

@@ -18,13 +18,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sealedmeta import exceptions
 
-SUITE_ID = 1
-SUITE_NAME = "HKDF-SHA256/AES-256-GCM/HMAC-SHA256"
-# Suite 2 is suite 1 (with the suite byte 2 in the HKDF info) plus an
-# Ed25519 signature over everything before it; see sealedmeta.signing.
-SIGNED_SUITE_ID = 2
-SIGNED_SUITE_NAME = SUITE_NAME + " + Ed25519"
-SUITES = frozenset((SUITE_ID, SIGNED_SUITE_ID))
+# Suite 2 (sealedmeta.suites) is this with the suite byte 2 in the HKDF
+# info, plus an Ed25519 signature over everything before it (signing.py).
 KEY_SIZE = 32
 _KEY_ID_INFO = b"sealedmeta key id v1"
 _INFO_LABEL = b"sealedmeta envelope\x00"
@@ -56,22 +51,9 @@ def info(format_version, suite, keyring, key_version):
             + name + struct.pack(">I", key_version))
 
 
-def derive(key, salt, info_bytes):
-    """(encryption key, MAC key) for one envelope."""
-    okm = HKDF(algorithm=_SHA256, length=64, salt=salt,
-               info=info_bytes).derive(key)
-    return okm[:32], okm[32:]
-
-
-def _mac(mac_key, authenticated, ciphertext):
-    mac = hmac.HMAC(mac_key, _SHA256)
-    mac.update(authenticated)
-    mac.update(ciphertext)
-    return mac
-
-
-# encrypt() and decrypt() are derive() and _mac() written out: they are
-# the whole cost of a seal and an open but for msgpack.
+# encrypt() and decrypt() derive (HKDF: 32 bytes of encryption key, then 32
+# of MAC key) and MAC inline: they are the whole cost of a seal and an open
+# but for msgpack.
 
 def encrypt(key, salt, nonce, info_bytes, authenticated, plaintext):
     """(ciphertext with tag, mac) for the given authenticated prefix."""
@@ -104,7 +86,7 @@ def decrypt(key, salt, nonce, info_bytes, authenticated, ciphertext, mac):
 # -- tags: a MAC alone, for claims that must fit a short database column ----
 
 _TAG_LABEL = b"sealedmeta tag v1\x00"
-TAG_SIZE = 32
+CLAIM_TAG_SIZE = 32   # a claim's tag: HMAC-SHA256
 
 
 def tag_info(keyring, key_version, purpose):

@@ -27,15 +27,14 @@ import msgpack
 
 from sealedmeta import exceptions
 from sealedmeta import names
+from sealedmeta import suites
 
 MAGIC = b"SMETA"
 FORMAT_VERSION = 1
 _FIXED = len(MAGIC) + 1 + 2  # magic, format byte, header length
 MAC_SIZE = 32
 SIGNATURE_SIZE = 64
-# The suite whose envelopes end with an Ed25519 signature (see crypto.py).
-SIGNED_SUITE = 2
-TAG_SIZE = 16
+GCM_TAG_SIZE = 16   # the AES-GCM tag at the end of the ciphertext
 SALT_SIZE = 32
 NONCE_SIZE = 12
 KEY_ID_SIZE = names.KEY_ID_SIZE
@@ -306,7 +305,7 @@ def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
         raise _malformed("header length %d is over the %d byte limit"
                          % (header_len, MAX_HEADER_SIZE))
     header_end = _FIXED + header_len
-    if size < header_end + TAG_SIZE + MAC_SIZE + 1:
+    if size < header_end + GCM_TAG_SIZE + MAC_SIZE + 1:
         raise _malformed("truncated")
     header_bytes = data[_FIXED:header_end]
     try:
@@ -321,8 +320,9 @@ def split_fields(data, max_size=DEFAULT_MAX_ENVELOPE_SIZE):
                          % type(exc).__name__) from None
     _check_header(fields, header_bytes)
     end, signature = size, None
-    if fields[1] == SIGNED_SUITE:
-        if size < header_end + TAG_SIZE + MAC_SIZE + SIGNATURE_SIZE + 1:
+    suite = suites.BY_ID.get(fields[1])
+    if suite is not None and suite.signed:
+        if size < header_end + GCM_TAG_SIZE + MAC_SIZE + SIGNATURE_SIZE + 1:
             raise _malformed("truncated")
         end = size - SIGNATURE_SIZE
         signature = data[end:]

@@ -79,3 +79,8 @@ class InvalidMetadata(SealedMetaError, ValueError):
 
 class ConfigurationError(SealedMetaError):
     """A setting a tool needs is missing or wrong; the message names it."""
+
+
+class SetupError(SealedMetaError):
+    """A tool cannot run at all (its configuration, a driver it loads, a
+    file or argument it was given); nothing was done."""

@@ -79,13 +79,13 @@ import stat
 import time
 
 from sealedmeta import atomic
-from sealedmeta import audit
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta import names
 from sealedmeta import safefs
 from sealedmeta import sealer as sm_sealer
+from sealedmeta import verdict as sm_verdict
 
 LOG = logging.getLogger(__name__)
 
@@ -376,9 +376,10 @@ class Rewrapper:
             return Outcome(path, FAILED, item.malformed), None
         raw = item.carried.envelope
         try:
-            header = envelope.parse(raw, self.max_envelope_size).header
+            parsed = envelope.parse(raw, self.max_envelope_size)
         except exceptions.InvalidEnvelope as exc:
             return Outcome(path, FAILED, str(exc)), None
+        header = parsed.header
         outcome = Outcome(path, FAILED, None, header.keyring, header.key_version)
         if self.keyring is not None and header.keyring != self.keyring:
             outcome.status = SKIPPED
@@ -389,15 +390,17 @@ class Rewrapper:
         if sealer is None:
             outcome.reason = "no keyring %r in the key store" % header.keyring
             return outcome, None
-        verdict = audit.classify_header(self._rings[header.keyring], header)
-        if (verdict is not None and verdict[0] == audit.UNKNOWN_KEY
+        verdict = sm_verdict.judge(self._rings[header.keyring], header,
+                                   parsed.signature, raw)
+        if (verdict.status == sm_verdict.UNKNOWN_KEY
                 and time.monotonic() - self._read_at[header.keyring] >= 1.0):
             # Sealed after a rotation made since we read the keyring?
             self._rings[header.keyring] = sealer.refresh()
             self._read_at[header.keyring] = time.monotonic()
-            verdict = audit.classify_header(self._rings[header.keyring], header)
-        if verdict is not None:
-            outcome.reason = verdict[1]
+            verdict = sm_verdict.judge(self._rings[header.keyring], header,
+                                       parsed.signature, raw)
+        if verdict.status != sm_verdict.VALID:
+            outcome.reason = verdict.reason
             return outcome, None
         try:
             new = sealer.rewrap(raw)

@@ -41,6 +41,7 @@ import stat
 import threading
 
 from sealedmeta import atomic
+from sealedmeta import exceptions
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
@@ -66,11 +67,11 @@ MAX_DEPTH = 4096
 _MAX_HELD = 64
 
 
-class FileChanged(Exception):
+class FileChanged(exceptions.SealedMetaError):
     """The name no longer holds the file that was read."""
 
 
-class NotOwner(Exception):
+class NotOwner(exceptions.SealedMetaError):
     """The file belongs to another user and we may not write as that user."""
 
 

@@ -31,11 +31,16 @@ from sealedmeta import keyring as kr
 from sealedmeta import keystores
 from sealedmeta import names
 from sealedmeta import signing
+from sealedmeta import suites
+from sealedmeta import verdict as sm_verdict
 
 LOG = logging.getLogger(__name__)
 
 
 class Sealer:
+    """Seal, open, verify and rewrap under keyring *keyring* of *store*,
+    any :class:`~sealedmeta.keystores.base.KeyReader`: the Sealer only
+    reads from it."""
 
     def __init__(self, store, keyring="cinder-backup", cache_ttl=300,
                  refresh_interval=2.0,
@@ -55,7 +60,6 @@ class Sealer:
         self._last_miss_refresh = None
         self._keys = {}  # key id -> key bytes, openable versions only
         self._signers = {}  # key id -> Ed25519 private key object (active)
-        self._verifiers = {}  # public key -> Ed25519 public key object
         # What a seal under the ring's active version needs, made once per
         # ring read: (ring, version, key, suite, HKDF info).
         self._sealing = (None,)
@@ -163,39 +167,17 @@ class Sealer:
                 signer = self._signers[version.key_id] = signing.private_key(seed)
         return signer
 
-    def _version_for(self, keyring, key_id, key_version):
-        """The openable version an envelope's header names, or raise."""
-        if keyring != self.keyring:
-            # Not sealed under this sealer's keyring (or a changed header):
-            # it cannot authenticate here. Route with inspect() beforehand.
-            raise exceptions.UnknownKey(
-                "envelope names keyring %r; this sealer opens %r"
-                % (keyring, self.keyring))
-        version = self._current().by_key_id(key_id)
-        refreshed = False
-        if version is None or version.state not in kr.OPENABLE:
+    def _judge(self, header, signature, raw):
+        """``(verdict, refreshed)``: the verdict on an envelope's header
+        under this sealer's keyring, read again (at most once per
+        ``refresh_interval``) when the cached copy does not have the
+        version the header names or cannot open with it."""
+        verdict = sm_verdict.judge(self._current(), header, signature, raw)
+        if verdict.status in _MISSES and header.keyring == self.keyring:
             ring = self._refresh_on_miss()
             if ring is not None:
-                refreshed = True
-                version = ring.by_key_id(key_id)
-        if version is None:
-            # Unknown even to a fresh read of the keyring (or no read was
-            # allowed yet): a wrong key, a keyring that moved without its
-            # keys, or a changed header.
-            raise exceptions.UnknownKey(
-                "keyring %r has no version with key id %s (envelope names"
-                " version %d)%s" % (
-                    self.keyring, key_id.hex(), key_version,
-                    "" if refreshed else "; the keyring was read less than"
-                    " %ss ago, try again later" % self.refresh_interval))
-        if version.number != key_version:
-            # A known key id under another number: a forged header.
-            raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
-        if version.state not in kr.OPENABLE:
-            raise exceptions.KeyUnavailable(
-                "version %d of keyring %r is %s; envelopes under it are refused"
-                % (version.number, self.keyring, version.state))
-        return version
+                return sm_verdict.judge(ring, header, signature, raw), True
+        return verdict, False
 
     # -- sealing ----------------------------------------------------------
 
@@ -204,11 +186,10 @@ class Sealer:
         state = self._sealing
         if state[0] is not ring:
             version = ring.active
-            suite = (crypto.SUITE_ID if version.public_key is None
-                     else crypto.SIGNED_SUITE_ID)
+            suite = suites.for_version(version)
             state = self._sealing = (
                 ring, version, self._key(version), suite,
-                crypto.info(envelope.FORMAT_VERSION, suite, self.keyring,
+                crypto.info(envelope.FORMAT_VERSION, suite.id, self.keyring,
                             version.number))
         return state
 
@@ -221,11 +202,11 @@ class Sealer:
         salt = random[:envelope.SALT_SIZE]
         nonce = random[envelope.SALT_SIZE:]
         prefix = envelope.encode_prefix(envelope.encode_header_fields(
-            envelope.FORMAT_VERSION, suite, self.keyring, version.number,
+            envelope.FORMAT_VERSION, suite.id, self.keyring, version.number,
             version.key_id, context, kr.now(), salt, nonce))
         ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
         sealed = b"".join((prefix, ciphertext, mac))  # envelope.assemble
-        if suite == crypto.SIGNED_SUITE_ID:
+        if suite.signed:
             sealed += signing.sign(self._signer(version), sealed)
         if len(sealed) > self.max_envelope_size:
             raise exceptions.InvalidMetadata(
@@ -242,54 +223,55 @@ class Sealer:
     # -- opening ----------------------------------------------------------
 
     def _authenticate(self, data):
-        """``(raw, header fields, payload)``: the envelope's bytes, its
-        checked header as :func:`envelope.split_fields` gives it, and the
-        plaintext, once the MAC and the AEAD tag are verified."""
+        """``(raw, header, payload)``: the envelope's bytes, its header and
+        the plaintext, once :func:`sealedmeta.verdict.judge` lets the
+        version it names open it and the MAC and the AEAD tag are
+        verified."""
         raw = envelope.load(data, self.max_envelope_size)
-        fields, authenticated, ciphertext, mac, _ = envelope.split_fields(
-            raw, self.max_envelope_size)
-        (fmt, suite, keyring, key_version, key_id, _, _, salt,
-         nonce) = fields
-        if suite != crypto.SUITE_ID and suite != crypto.SIGNED_SUITE_ID:
-            raise exceptions.UnsupportedFormat(
-                "unsupported algorithm suite %d (this library knows %d and %d)"
-                % (suite, crypto.SUITE_ID, crypto.SIGNED_SUITE_ID))
-        version = self._version_for(keyring, key_id, key_version)
-        if version.public_key is not None:
-            self._check_signature(version, suite, raw)
-        info = crypto.info(fmt, suite, keyring, key_version)
-        payload = crypto.decrypt(self._key(version), salt, nonce, info,
-                                 authenticated, ciphertext, mac)
-        return raw, fields, payload
+        # split_fields, not parse: no ParsedEnvelope to build on every open.
+        fields, authenticated, ciphertext, mac, signature = (
+            envelope.split_fields(raw, self.max_envelope_size))
+        header = envelope.header_of(fields)
+        verdict, refreshed = self._judge(header, signature, raw)
+        if verdict.status != sm_verdict.VALID:
+            raise verdict.error(hint="" if refreshed or (
+                header.keyring != self.keyring) else (
+                "; the keyring was read less than %ss ago, try again later"
+                % self.refresh_interval))
+        return raw, header, self._decrypt(header, authenticated, ciphertext,
+                                          mac, verdict.version)
 
-    def _check_signature(self, version, suite, raw):
-        """A signing version's envelope must be suite 2 and signed by its
-        key pair; the one authentication error otherwise."""
-        if suite != crypto.SIGNED_SUITE_ID:
-            raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
-        verifier = self._verifiers.get(version.public_key)
-        if verifier is None:
-            verifier = self._verifiers[version.public_key] = (
-                signing.public_key_object(version.public_key))
-        if not signing.verify(verifier, raw[-envelope.SIGNATURE_SIZE:],
-                              raw[:-envelope.SIGNATURE_SIZE]):
-            raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
+    def unseal(self, parsed, version):
+        """The plaintext payload of *parsed* (an
+        :class:`~sealedmeta.envelope.ParsedEnvelope`) under *version*, which
+        :func:`sealedmeta.verdict.judge` found may open it: the MAC is
+        checked before anything is decrypted. For a caller that judged the
+        envelope itself (the auditor); every failure is the one
+        authentication error."""
+        return self._decrypt(parsed.header, parsed.authenticated,
+                             parsed.ciphertext, parsed.mac, version)
+
+    def _decrypt(self, header, authenticated, ciphertext, mac, version):
+        info = crypto.info(header.format_version, header.suite,
+                           header.keyring, header.key_version)
+        return crypto.decrypt(self._key(version), header.salt, header.nonce,
+                              info, authenticated, ciphertext, mac)
 
     def verify(self, data, context=None):
         """The authenticated header of *data*; checks *context* when given."""
-        _, fields, payload = self._authenticate(data)
+        _, header, payload = self._authenticate(data)
         if context is not None:
-            _check_context(fields[_CONTEXT], envelope.check_context(context))
+            _check_context(header.context, envelope.check_context(context))
         envelope.decode_payload(payload)
-        return envelope.header_of(fields)
+        return header
 
     def open(self, data, context):
         """The metadata sealed in *data* (bytes or armour), for *context*."""
-        _, fields, payload = self._authenticate(data)
-        if fields[_CONTEXT] != context:
+        _, header, payload = self._authenticate(data)
+        if header.context != context:
             # The header's context is valid: only a differing one is checked,
             # for a clear error about the caller's own argument.
-            _check_context(fields[_CONTEXT], envelope.check_context(context))
+            _check_context(header.context, envelope.check_context(context))
         return envelope.decode_payload(payload)
 
     def rewrap(self, data):
@@ -298,12 +280,12 @@ class Sealer:
         Returns the input unchanged when it already is under the active
         version. The plaintext never leaves the library.
         """
-        raw, fields, payload = self._authenticate(data)
+        raw, header, payload = self._authenticate(data)
         envelope.decode_payload(payload)
-        if fields[_KEY_ID] == self._sealing_state()[1].key_id:
+        if header.key_id == self._sealing_state()[1].key_id:
             return raw
         # The context as read: checked, and sorted (canonical header).
-        return self._seal_payload(payload, fields[_CONTEXT])
+        return self._seal_payload(payload, dict(header.context))
 
     # -- tags -------------------------------------------------------------
 
@@ -321,20 +303,16 @@ class Sealer:
         """Check a :meth:`tag`. ``InvalidEnvelope`` when it does not match,
         ``KeyUnavailable`` when its version is no longer openable,
         ``UnknownKey`` when the keyring has no such version."""
-        if type(mac) is not bytes or len(mac) != crypto.TAG_SIZE:
+        if type(mac) is not bytes or len(mac) != crypto.CLAIM_TAG_SIZE:
             raise exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
-        version = self._current().version(key_version)
-        if version is None or version.state not in kr.OPENABLE:
+        verdict = sm_verdict.of_version(self._current(), key_version)
+        if verdict.status != sm_verdict.VALID:
             ring = self._refresh_on_miss()
             if ring is not None:
-                version = ring.version(key_version)
-        if version is None:
-            raise exceptions.UnknownKey(
-                "keyring %r has no version %r" % (self.keyring, key_version))
-        if version.state not in kr.OPENABLE:
-            raise exceptions.KeyUnavailable(
-                "version %d of keyring %r is %s; claims under it are refused"
-                % (version.number, self.keyring, version.state))
+                verdict = sm_verdict.of_version(ring, key_version)
+        if verdict.status != sm_verdict.VALID:
+            raise verdict.error(refused="claims")
+        version = verdict.version
         crypto.check_tag(
             self._key(version),
             crypto.tag_info(self.keyring, version.number, purpose), message,
@@ -342,9 +320,9 @@ class Sealer:
         return version.number
 
 
-# Positions in the header fields of envelope.split_fields.
-_KEY_ID = 4
-_CONTEXT = 5
+# Verdicts that a fresh read of the keyring may change.
+_MISSES = (sm_verdict.UNKNOWN_KEY, sm_verdict.RETIRED_KEY,
+           sm_verdict.DESTROYED_KEY)
 
 
 def _check_context(context, expected):

@@ -9,6 +9,7 @@ hands to auditors. A suite-2 envelope is ``A || ct || mac || sig`` where
 can check that the backup service sealed it, and cannot seal anything.
 """
 
+import functools
 import hashlib
 
 from cryptography.exceptions import InvalidSignature
@@ -96,20 +97,21 @@ def sign(key, data):
     return key.sign(data)
 
 
+@functools.lru_cache(maxsize=256)
 def public_key_object(public_key):
+    """The ``cryptography`` public key object of 32 raw bytes (kept: a
+    process verifies under a few keys, many times each)."""
     return ed25519.Ed25519PublicKey.from_public_bytes(
         check_public_key(public_key))
 
 
 def verify(public_key, signature, data):
     """True when *signature* is a valid Ed25519 signature of *data* under
-    *public_key* (raw bytes or a public key object)."""
-    if type(public_key) is bytes:
-        public_key = public_key_object(public_key)
+    *public_key* (32 raw bytes). The one place signatures are checked."""
     if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
         return False
     try:
-        public_key.verify(signature, data)
+        public_key_object(public_key).verify(signature, data)
     except InvalidSignature:
         return False
     return True

@@ -6,11 +6,9 @@ Each backup's metadata object is read through the configured driver class
 function a restore uses (:meth:`SealedMetadataMixin.judge`). Never writes
 to the store or the database.
 
-Classes (``CLASSES``): ``sealed-valid`` (with its key version),
-``legacy`` (unsealed, made before sealing), ``invalid`` (with the reason
-class), ``context-mismatch`` (an authentic envelope of another backup),
-``missing`` (no metadata object), ``unreadable`` (the store could not be
-read, or the key store could not be used).
+The classes (``CLASSES``) are words of the one vocabulary of
+:mod:`sealedmeta.verdict`, specified with ``sealedmeta verify``'s statuses
+in docs/source/audit.rst.
 
 Backups are read from the database a page at a time, ordered by id, and
 rows are yielded as they are judged: memory does not grow with the number
@@ -31,7 +29,6 @@ import uuid
 from cinder import context as cinder_context
 from cinder import exception
 from cinder import objects
-from sealedmeta import audit as sm_audit
 from sealedmeta import carriers
 from sealedmeta import envelope
 from sealedmeta import exceptions
@@ -41,18 +38,20 @@ from sealedmeta.cinder import mixin
 from sealedmeta.cinder import options
 from sealedmeta.cinder import reseal
 from sealedmeta.cinder import volume_meta as vm
+from sealedmeta.verdict import CONTEXT_MISMATCH
+from sealedmeta.verdict import INVALID
+from sealedmeta.verdict import LEGACY
+from sealedmeta.verdict import MISSING
+from sealedmeta.verdict import UNKNOWN_KEY
+from sealedmeta.verdict import UNREADABLE
+from sealedmeta.verdict import UNSIGNED
+from sealedmeta.verdict import VALID
 
-SEALED_VALID = "sealed-valid"
-LEGACY = "legacy"
-INVALID = "invalid"
-CONTEXT_MISMATCH = "context-mismatch"
-MISSING = "missing"
-UNREADABLE = "unreadable"
-# With public keys only: an envelope whose origin they cannot check (suite 1
-# under a keyring without key pairs, or a keyring or key the file lacks).
-UNVERIFIED = "unverified"
-CLASSES = (SEALED_VALID, LEGACY, INVALID, CONTEXT_MISMATCH, MISSING, UNREADABLE,
-           UNVERIFIED)
+# UNSIGNED and UNKNOWN_KEY with public keys only: an envelope whose origin
+# they cannot check (suite 1 under a version without key pair), or one
+# under a keyring or key the file lacks.
+CLASSES = (VALID, LEGACY, INVALID, CONTEXT_MISMATCH, MISSING, UNREADABLE,
+           UNSIGNED, UNKNOWN_KEY)
 
 COLUMNS = ("backup_id", "project_id", "volume_id", "status", "class",
            "key_version", "reason")
@@ -79,11 +78,11 @@ class Row:
 
     @classmethod
     def from_dict(cls, data):
-        return cls(*(data[name] for name in COLUMNS))
-
-
-class SetupError(exceptions.SealedMetaError):
-    """The audit cannot run (configuration, driver, state file, shard)."""
+        row = cls(*(data[name] for name in COLUMNS))
+        if row.klass not in CLASSES:
+            # e.g. "sealed-valid" or "unverified" of an older sealedmeta
+            raise ValueError("unknown class %r" % (row.klass,))
+        return row
 
 
 def parse_shard(text):
@@ -91,9 +90,9 @@ def parse_shard(text):
     try:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
-        raise SetupError("bad --shard %r: expected K/N, e.g. 1/4" % text) from None
+        raise exceptions.SetupError("bad --shard %r: expected K/N, e.g. 1/4" % text) from None
     if not 1 <= k <= n:
-        raise SetupError("bad --shard %r: K must be between 1 and N" % text)
+        raise exceptions.SetupError("bad --shard %r: K must be between 1 and N" % text)
     return k, n
 
 
@@ -170,7 +169,7 @@ def judge_backup(driver, backup):
         row.klass, row.reason = UNREADABLE, str(exc.msg)
         return row
     if verdict == mixin.SEALED:
-        row.klass = SEALED_VALID
+        row.klass = VALID
     elif verdict == mixin.LEGACY:
         row.klass, row.key_version = LEGACY, None
     else:  # on_invalid = drop: judged untrustworthy
@@ -178,11 +177,9 @@ def judge_backup(driver, backup):
     return row
 
 
-# The public auditor's statuses (sealedmeta.audit) as audit classes.
-_PUBLIC_CLASSES = {
-    sm_audit.VALID: SEALED_VALID, sm_audit.CONTEXT_MISMATCH: CONTEXT_MISMATCH,
-    sm_audit.UNSIGNED: UNVERIFIED, sm_audit.UNKNOWN_KEY: UNVERIFIED,
-}
+# The public auditor's statuses that are audit classes as they are; any
+# other is INVALID.
+_PUBLIC_CLASSES = frozenset((VALID, CONTEXT_MISMATCH, UNSIGNED, UNKNOWN_KEY))
 
 
 def judge_backup_public(driver, backup, auditor):
@@ -210,10 +207,10 @@ def judge_backup_public(driver, backup, auditor):
     finding = auditor.check_bytes(backup.id, raw, carriers.Carried(
         cinder_carrier.CinderMetadataCarrier(auditor.max_envelope_size), raw, b"",
         expected_context=vm.context_for(backup.id, backup.volume_id)))
-    row.klass = _PUBLIC_CLASSES.get(finding.status, INVALID)
-    if row.klass in (SEALED_VALID, CONTEXT_MISMATCH):
+    row.klass = finding.status if finding.status in _PUBLIC_CLASSES else INVALID
+    if row.klass in (VALID, CONTEXT_MISMATCH):
         row.key_version = finding.version
-    if row.klass != SEALED_VALID:
+    if row.klass != VALID:
         row.reason = "%s: %s" % (finding.status, finding.reason)
     return row
 
@@ -277,8 +274,8 @@ def _chain_ok():
     on: a legacy parent only where ``legacy_backups`` does not refuse it
     (a restore judges the whole chain first)."""
     if mixin.CONF.sealedmeta.legacy_backups == options.REJECT:
-        return (SEALED_VALID,)
-    return (SEALED_VALID, LEGACY)
+        return (VALID,)
+    return (VALID, LEGACY)
 
 
 CHAIN_CACHE = 1024   # parents' rows kept while an audit runs (most recent)
@@ -347,7 +344,7 @@ class ChainJudge:
     def apply(self, driver, row, lineage):
         """*row* (the backup's own) with the class of its first parent in
         *lineage* a restore of the backup would refuse -- neither
-        sealed-valid nor, unless ``legacy_backups = reject``, legacy -- and
+        valid nor, unless ``legacy_backups = reject``, legacy -- and
         a reason naming it."""
         ok = _chain_ok()
         if row.klass not in ok:
@@ -425,13 +422,14 @@ class State:
         except FileNotFoundError:
             self._left = 0
         except OSError as exc:
-            raise SetupError("cannot read --state %s: %s" % (path, exc.strerror)) from None
+            raise exceptions.SetupError(
+                "cannot read --state %s: %s" % (path, exc.strerror)) from None
         if self._left:
             first = self._reader.readline(min(self._left, self.MAX_LINE))
             self._left -= len(first)
             if first.rstrip(b"\n") != header.encode():
                 self._reader.close()
-                raise SetupError(
+                raise exceptions.SetupError(
                     "--state %s was written by an audit of another selection"
                     " (or is not a state file); give the same --project,"
                     " --status, --since and --shard as that audit, or another"
@@ -439,7 +437,8 @@ class State:
         try:
             self._file = open(path, "a", encoding="utf-8")
         except OSError as exc:
-            raise SetupError("cannot write --state %s: %s" % (path, exc.strerror)) from None
+            raise exceptions.SetupError(
+                "cannot write --state %s: %s" % (path, exc.strerror)) from None
         if self._left:
             # A killed write leaves a partial last line: start on a new one.
             self._file.write("\n")
@@ -499,7 +498,7 @@ class Summary:
         self.classes[row.klass] += 1
         project = self.projects.setdefault(row.project_id, dict.fromkeys(CLASSES, 0))
         project[row.klass] += 1
-        if row.klass == SEALED_VALID:
+        if row.klass == VALID:
             key = str(row.key_version)
             self.key_versions[key] = self.key_versions.get(key, 0) + 1
 
@@ -509,7 +508,7 @@ class Summary:
 
     @property
     def all_valid(self):
-        return self.classes[SEALED_VALID] == self.total
+        return self.classes[VALID] == self.total
 
     def as_dict(self):
         return {"classes": self.classes, "projects": self.projects,

@@ -10,6 +10,7 @@ import time
 
 from cliff import lister
 
+from sealedmeta import exceptions
 from sealedmeta.cmd import common
 
 LOG = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Reseal(common.FindsProblems, lister.Lister):
         try:
             results = reseal.reseal(parsed_args.backup_ids, parsed_args.all_backups,
                                     dry_run=parsed_args.dry_run)
-        except reseal.SetupError as exc:
+        except exceptions.SetupError as exc:
             raise common.CommandError(str(exc)) from None
         failed = [r for r in results if r.result in (reseal.FAILED, reseal.PLAINTEXT_LEFT)]
         if failed:
@@ -132,7 +133,7 @@ class MarkLegacy(common.FindsProblems, lister.Lister):
                 raise common.CommandError("record %s: %s" % (path, exc)) from None
         try:
             drivers = reseal.project_drivers()
-        except reseal.SetupError as exc:
+        except exceptions.SetupError as exc:
             raise common.CommandError(str(exc)) from None
         from cinder import context as cinder_context
         ctxt = cinder_context.get_admin_context()
@@ -162,8 +163,8 @@ class Audit(common.FindsProblems, lister.Lister):
 
     Reads each selected backup's metadata object through the configured
     sealed backup_driver (in each backup's project on per-user Swift) and
-    judges it as a restore would: sealed-valid (with its key version),
-    legacy, invalid, context-mismatch, missing or unreadable. A summary per
+    judges it as a restore would: valid (with its key version), legacy,
+    invalid, context-mismatch, missing or unreadable. A summary per
     class, project and key version goes to standard error. Exit status 0
     when every backup is sealed and valid, 1 when any is not, 2 when the
     audit cannot run. Never writes to the store or the database. With -f
@@ -191,7 +192,7 @@ class Audit(common.FindsProblems, lister.Lister):
                             help="Judge each incremental backup's parents too,"
                             " as its restore needs them: it takes the class of"
                             " the first parent a restore would refuse (any"
-                            " class but sealed-valid and legacy; legacy too"
+                            " class but valid and legacy; legacy too"
                             " under legacy_backups = reject).")
         parser.add_argument("--public-keys", metavar="FILE",
                             help="Judge envelopes with the public keys in FILE"
@@ -238,7 +239,7 @@ class Audit(common.FindsProblems, lister.Lister):
                 "project": parsed_args.project, "status": parsed_args.status,
                 "since": since and since.isoformat(), "shard": shard,
                 "public_keys": auditor is not None, "chain": parsed_args.chain})
-        except (audit.SetupError, reseal.SetupError, public.PublicKeysError) as exc:
+        except (exceptions.SetupError, public.PublicKeysError) as exc:
             raise common.CommandError(str(exc)) from None
         summary = audit.Summary()
         stderr = self.app.stderr
@@ -298,7 +299,7 @@ class Audit(common.FindsProblems, lister.Lister):
             out.write("project %s: %s\n" % (project, ", ".join(
                 "%s %d" % (k, v) for k, v in counts.items() if v)))
         for version, count in sorted(summary.key_versions.items()):
-            out.write("key version %s: %d %s\n" % (version, count, audit.SEALED_VALID))
+            out.write("key version %s: %d %s\n" % (version, count, audit.VALID))
         out.flush()
 
 

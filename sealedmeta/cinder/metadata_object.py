@@ -28,6 +28,7 @@ import re
 import stat
 
 from sealedmeta import conf as sm_conf
+from sealedmeta import exceptions
 
 DEFAULT_MAX_SIZE = sm_conf.DEFAULT_MAX_METADATA_OBJECT_SIZE
 #: Bytes per JSON element allowed: a real object has one element per 26
@@ -37,7 +38,7 @@ MAX_DEPTH = 32
 _DIGITS = re.compile(r"[0-9]{1,20}\Z")
 
 
-class ObjectError(ValueError):
+class ObjectError(exceptions.SealedMetaError, ValueError):
     """A metadata object that cannot be read: the message says why."""
 
 

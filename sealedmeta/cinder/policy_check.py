@@ -19,6 +19,7 @@ from oslo_policy import policy as oslo_policy
 
 from cinder import context as cinder_context
 from cinder import policy as cinder_policy
+from sealedmeta import exceptions
 
 LOG = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ _PROJECT = "00000000000040008000000000000001"
 _USER = "00000000000040008000000000000002"
 
 
-class PermissivePolicy(Exception):
+class PermissivePolicy(exceptions.SealedMetaError):
     """Cinder's policy lets a non-admin change what sealing cannot protect."""
 
 

@@ -62,12 +62,8 @@ PLAINTEXT_LEFT = "resealed-plaintext-left"
 TEMP_PREFIX = atomic.TEMP_PREFIX  # what scans skip, should a reseal be killed
 
 
-class CannotReseal(Exception):
+class CannotReseal(exceptions.SealedMetaError):
     """One backup cannot be resealed: the message says why."""
-
-
-class SetupError(exceptions.SealedMetaError):
-    """The reseal cannot run at all (configuration, driver)."""
 
 
 @dataclasses.dataclass
@@ -97,9 +93,9 @@ def driver_class():
     try:
         cls = importutils.import_class(name)
     except Exception as exc:  # ImportError, AttributeError, a driver's own
-        raise SetupError("cannot import backup_driver %s: %s" % (name, exc)) from None
+        raise exceptions.SetupError("cannot import backup_driver %s: %s" % (name, exc)) from None
     if not (isinstance(cls, type) and issubclass(cls, mixin.SealedMetadataMixin)):
-        raise SetupError(
+        raise exceptions.SetupError(
             "backup_driver %s is not a sealed driver class; set backup_driver to"
             " one of sealedmeta.cinder's (e.g. sealedmeta.cinder.posix."
             "SealedPosixBackupDriver) in the configuration given: reseal writes"
@@ -107,7 +103,7 @@ def driver_class():
     try:
         policy_check.check(CONF)
     except policy_check.PermissivePolicy as exc:
-        raise SetupError(str(exc)) from None
+        raise exceptions.SetupError(str(exc)) from None
     return cls
 
 
@@ -123,7 +119,7 @@ def load_driver(ctxt=None):
         if hasattr(driver, "initialize") and not hasattr(driver, "conn"):
             driver.initialize()
     except Exception as exc:
-        raise SetupError("cannot set up backup_driver %s: %s" % (name, exc)) from None
+        raise exceptions.SetupError("cannot set up backup_driver %s: %s" % (name, exc)) from None
     return driver
 
 
@@ -380,12 +376,13 @@ def project_drivers():
     """A function ``project_id -> driver`` for tools that read every tenant's
     backups: the configured driver acting in each backup's project where the
     store keeps backups per project (Swift ``per_user``), else one driver.
-    Raises :class:`SetupError` up front when that cannot be set up."""
+    Raises :class:`~sealedmeta.exceptions.SetupError` up front when that
+    cannot be set up."""
     cls = driver_class()
     try:
         per_project = getattr(cls, "project_drivers", lambda: None)()
     except exceptions.ConfigurationError as exc:
-        raise SetupError(str(exc)) from None
+        raise exceptions.SetupError(str(exc)) from None
     if per_project is not None:
         return per_project
     driver = load_driver()

@@ -14,6 +14,7 @@ from sealedmeta import admin
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import coordination
 from sealedmeta import events
+from sealedmeta import exceptions
 from sealedmeta import names
 from sealedmeta import keyring as kr
 from sealedmeta.cmd import common
@@ -55,7 +56,6 @@ def cinder_scan(app, cinder_conf):
     try:
         from sealedmeta.cinder import audit as cinder_audit
         from sealedmeta.cinder import cli as cinder_cli
-        from sealedmeta.cinder import reseal
     except ImportError:
         raise common.CommandError(
             "--scan-cinder needs the cinder package in this environment")
@@ -63,7 +63,7 @@ def cinder_scan(app, cinder_conf):
     try:
         return [cinder_audit.CinderSource(
             app.conf.sealedmeta.max_envelope_size)], agents
-    except reseal.SetupError as exc:
+    except exceptions.SetupError as exc:
         raise common.CommandError(str(exc)) from None
 
 

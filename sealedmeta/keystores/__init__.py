@@ -7,6 +7,7 @@ entry-point namespace (``file``, ``barbican``).
 from stevedore import driver
 
 from sealedmeta import exceptions
+from sealedmeta.keystores.base import KeyReader  # noqa: F401
 from sealedmeta.keystores.base import KeyStore  # noqa: F401
 
 NAMESPACE = "sealedmeta.keystores"

@@ -1,4 +1,7 @@
-"""The KeyStore interface every backend implements."""
+"""The key store contract every backend implements: :class:`KeyReader`,
+what the Sealer and the auditors use, and :class:`KeyStore`, which adds
+what administration uses. ``tests/keystore_contract.py`` is the one test
+suite of that contract, run against every store."""
 
 import abc
 import dataclasses
@@ -7,6 +10,7 @@ from sealedmeta import crypto
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta import signing
+from sealedmeta import verdict as sm_verdict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,12 +27,43 @@ class Leftover:
     action: str       # "removed", "removable", or "kept: <why>"
 
 
-class KeyStore(abc.ABC):
-    """Keeps keyrings: their descriptions and their version keys.
+class KeyReader(abc.ABC):
+    """What the Sealer and the auditors need of a key store: a keyring's
+    description, the key of a version that may open envelopes, the active
+    version's signing key. Nothing here changes the store.
+
+    Implementations never put key material in an exception or a log line.
+    """
+
+    @abc.abstractmethod
+    def get_keyring(self, name):
+        """The KeyRing *name* as stored now (NoSuchKeyring if absent)."""
+
+    @abc.abstractmethod
+    def get_key(self, name, version):
+        """The 32-byte key of an openable version (KeyUnavailable otherwise:
+        :func:`openable_version`)."""
+
+    def get_signing_key(self, name, version):
+        """The 32-byte Ed25519 private seed of an *active* version of a
+        signing keyring (KeyUnavailable otherwise). Stores that keep no
+        signing keys refuse."""
+        raise exceptions.KeyUnavailable(
+            "%r keeps no signing keys" % (self,))
+
+    def close(self):
+        """Release sessions or handles; the default has none."""
+        return None
+
+
+class KeyStore(KeyReader):
+    """A key store: reading (:class:`KeyReader`) and what administration
+    needs -- creating keyrings, rotating, changing a version's state,
+    copying keyrings between stores, cleaning up after interrupted changes.
 
     Implementations make every state change atomic and serialised (one
-    active version at all times, even with several processes), and never put
-    key material in an exception or a log line.
+    active version at all times, even with several processes); the
+    transitions themselves are decided by :mod:`sealedmeta.keyring`.
     """
 
     @classmethod
@@ -48,14 +83,6 @@ class KeyStore(abc.ABC):
     @abc.abstractmethod
     def list_keyrings(self):
         """Names of the keyrings in this store, sorted."""
-
-    @abc.abstractmethod
-    def get_keyring(self, name):
-        """The KeyRing *name* as stored now (NoSuchKeyring if absent)."""
-
-    @abc.abstractmethod
-    def get_key(self, name, version):
-        """The 32-byte key of an openable version (KeyUnavailable otherwise)."""
 
     @abc.abstractmethod
     def rotate(self, name, signing=False):
@@ -90,13 +117,6 @@ class KeyStore(abc.ABC):
         *signing_keys* maps version number to Ed25519 seed for every
         non-destroyed version that has a public key (and no other).
         """
-
-    def get_signing_key(self, name, version):
-        """The 32-byte Ed25519 private seed of an *active* version of a
-        signing keyring (KeyUnavailable otherwise). Stores that keep no
-        signing keys refuse."""
-        raise exceptions.KeyUnavailable(
-            "%r keeps no signing keys" % (self,))
 
     def export_signing_keys(self, ring):
         """{version number: 32-byte seed} for every non-destroyed version of
@@ -133,10 +153,6 @@ class KeyStore(abc.ABC):
         """
         self.get_keyring(name)   # NoSuchKeyring as everywhere
         return []
-
-    def close(self):
-        """Release sessions or handles; the default has none."""
-        return None
 
 
 def check_import(ring, keys, signing_keys=None):
@@ -196,18 +212,13 @@ def check_signing_import(ring, signing_keys):
 
 
 def openable_version(ring, version):
-    """The KeyVersion *version* of *ring* if it may open envelopes.
-
-    KeyUnavailable otherwise: the one rule every store's get_key applies.
-    """
-    current = ring.version(version)
-    if current is None:
-        raise exceptions.KeyUnavailable(
-            "keyring %r has no version %r" % (ring.name, version))
-    if current.state not in kr.OPENABLE:
-        raise exceptions.KeyUnavailable(
-            "version %d of keyring %r is %s" % (version, ring.name, current.state))
-    return current
+    """The KeyVersion *version* of *ring* if it may open envelopes
+    (:func:`sealedmeta.verdict.of_version`); KeyUnavailable otherwise.
+    Every store's get_key applies it."""
+    verdict = sm_verdict.of_version(ring, version)
+    if verdict.status != sm_verdict.VALID:
+        raise exceptions.KeyUnavailable(verdict.reason)
+    return verdict.version
 
 
 def signing_version(ring, version):

@@ -322,7 +322,7 @@ def rbd_fleet(rbdc):
                       expected)
         return made[name][0]
 
-    add("sealed", audit.SEALED_VALID)
+    add("sealed", audit.VALID)
     add("legacy", audit.LEGACY, cls=stock_ceph.CephBackupDriver)
     for name, tamper, expected in (("tampered", _flip_armour, audit.INVALID),
                                    ("copied", _other_envelope,
@@ -340,4 +340,4 @@ def test_cinder_audit_puts_each_rbd_backup_in_its_class(rbd_fleet, capsys, cinde
         assert rows[backup.id]["class"] == expected, (name, rows[backup.id]["reason"])
     # the donor of the copied envelope is a sealed backup of its own
     assert len(rows) == len(rbd_fleet) + 1
-    assert "key version 1: 2 sealed-valid" in err
+    assert "key version 1: 2 valid" in err

@@ -67,7 +67,7 @@ def mixed_fleet(cloud, other, stock_class):
                       expected)
         return made[name][0]
 
-    add("sealed", cloud, audit.SEALED_VALID)
+    add("sealed", cloud, audit.VALID)
     add("legacy", cloud, audit.LEGACY, cls=stock_class)
     tampered = add("tampered", cloud, audit.INVALID)
     obj = cloud.read_object(tampered)
@@ -82,8 +82,8 @@ def mixed_fleet(cloud, other, stock_class):
     cloud.write_raw_object(copied, json.dumps(obj).encode())
     missing = add("missing", cloud, audit.MISSING)
     cloud.delete_object(missing)
-    add("other-sealed", other, audit.SEALED_VALID)
-    add("other-sealed-2", other, audit.SEALED_VALID)
+    add("other-sealed", other, audit.VALID)
+    add("other-sealed-2", other, audit.VALID)
     return made
 
 
@@ -94,17 +94,17 @@ def check_mixed_fleet(fleet, rows, err, other_project):
     for name, (backup, expected) in fleet.items():
         row = rows[backup.id]
         assert row["project_id"] == backup.project_id
-        if expected in (audit.SEALED_VALID, audit.LEGACY, audit.MISSING):
-            assert row["key_version"] == (1 if expected == audit.SEALED_VALID
+        if expected in (audit.VALID, audit.LEGACY, audit.MISSING):
+            assert row["key_version"] == (1 if expected == audit.VALID
                                           else None), (name, row)
-    assert "summary: 7 backups: sealed-valid 3, legacy 1, invalid 1," \
+    assert "summary: 7 backups: valid 3, legacy 1, invalid 1," \
         " context-mismatch 1, missing 1, unreadable 0" in err
-    assert "project %s: sealed-valid 2\n" % other_project in err
-    assert "key version 1: 3 sealed-valid" in err
+    assert "project %s: valid 2\n" % other_project in err
+    assert "key version 1: 3 valid" in err
 
 
-EXPECTED = {"sealed": audit.SEALED_VALID, "legacy": audit.LEGACY,
-            "sealed2": audit.SEALED_VALID, "tampered": audit.INVALID,
+EXPECTED = {"sealed": audit.VALID, "legacy": audit.LEGACY,
+            "sealed2": audit.VALID, "tampered": audit.INVALID,
             "copied": audit.CONTEXT_MISMATCH, "stripped": audit.INVALID,
             "missing": audit.MISSING}
 
@@ -122,11 +122,11 @@ def test_each_backup_lands_in_its_class(fleet, capsys, cinder_conf):  # noqa: F8
     assert rows[fleet["legacy"].id]["key_version"] is None
     assert "missing" in rows[fleet["missing"].id]["reason"]
     assert "ContextMismatch" in rows[fleet["copied"].id]["reason"]
-    assert "summary: 7 backups: sealed-valid 2, legacy 1, invalid 2," \
+    assert "summary: 7 backups: valid 2, legacy 1, invalid 2," \
         " context-mismatch 1, missing 1, unreadable 0" in err
-    assert "project second-project: sealed-valid 1, invalid 2," \
+    assert "project second-project: valid 1, invalid 2," \
         " context-mismatch 1, missing 1" in err
-    assert "key version 1: 2 sealed-valid" in err
+    assert "key version 1: 2 valid" in err
 
 
 def test_exit_zero_when_all_sealed_and_valid(fleet, capsys, cinder_conf):  # noqa: F811
@@ -201,7 +201,7 @@ def test_state_is_read_alongside_the_database(tmp_path):
     """Rows are found in id order, a line at a time: a line too long to be
     a row, a blank line and a half-written last line are passed over, and
     the rows this run appends are not read back."""
-    rows = [audit.Row("%08d" % n, "p", "v", "available", audit.SEALED_VALID, 1)
+    rows = [audit.Row("%08d" % n, "p", "v", "available", audit.VALID, 1)
             for n in range(5)]
     path = tmp_path / "audit.state"
     lines = [json.dumps(row.as_dict()) for row in rows]
@@ -286,7 +286,7 @@ def test_public_keys_judge_without_any_key_store(cloud, keys, capsys, tmp_path):
     code, rows, err = audit_json(capsys, str(conf), "--public-keys", str(pub))
     assert code == 1, err
     assert {name: rows[b.id]["class"] for name, b in made.items()} == {
-        "unsigned": audit.UNVERIFIED, "signed": audit.SEALED_VALID,
+        "unsigned": audit.UNSIGNED, "signed": audit.VALID,
         "tampered": audit.INVALID, "copied": audit.CONTEXT_MISMATCH,
         "forged": audit.INVALID, "legacy": audit.LEGACY}
     assert rows[made["signed"].id]["key_version"] == 2
@@ -308,7 +308,7 @@ def test_chain_gives_an_incremental_the_class_of_a_bad_parent(cloud, capsys,
 
     code, plain, err = audit_json(capsys, cinder_conf)
     assert [plain[b.id]["class"] for b in (full, middle, last)] == [
-        audit.INVALID, audit.SEALED_VALID, audit.SEALED_VALID]
+        audit.INVALID, audit.VALID, audit.VALID]
     code, chained, err = audit_json(capsys, cinder_conf, "--chain")
     assert code == 1
     assert [chained[b.id]["class"] for b in (full, middle, last)] == [
@@ -322,7 +322,7 @@ def test_chain_under_reject_refuses_an_incremental_of_a_legacy_parent(
     """Under legacy_backups = reject a restore of a sealed incremental whose
     parent was made before sealing is refused (the whole chain is judged
     first): the audit gives the incremental the class the restore acts on,
-    not sealed-valid. Under trust the same chain restores, and is fine."""
+    not valid. Under trust the same chain restores, and is fine."""
     src = cloud.volume(glance=helpers.GLANCE)
     full = cloud.backup(src, cls=helpers.stock_class())
     cloud.write(src, 0, b"newer" * 100)
@@ -330,7 +330,7 @@ def test_chain_under_reject_refuses_an_incremental_of_a_legacy_parent(
 
     code, rows, err = audit_json(capsys, cinder_conf, "--chain")
     assert [rows[b.id]["class"] for b in (full, last)] == [audit.LEGACY,
-                                                           audit.SEALED_VALID]
+                                                           audit.VALID]
     reject = tmp_path / "reject.conf"
     reject.write_text(open(cinder_conf).read() + "legacy_backups = reject\n")
     code, rows, err = audit_json(capsys, str(reject), "--chain")
@@ -373,7 +373,7 @@ def test_chain_gives_missing_for_a_parent_not_in_the_database(cloud, capsys,
 
     code, rows, err = audit_json(capsys, cinder_conf, "--chain")
     assert code == 1, err
-    assert rows[first.id]["class"] == audit.SEALED_VALID
+    assert rows[first.id]["class"] == audit.VALID
     assert rows[second.id]["class"] == audit.MISSING
     assert rows[second.id]["reason"] == (
         "parent %s: missing (no such backup in the database)" % gone)
@@ -403,7 +403,7 @@ def test_chain_reads_the_database_in_one_thread(cloud, capsys, cinder_conf,  # n
     code, rows, err = audit_json(capsys, cinder_conf, "--chain", "--workers", "4")
     assert code == 0, err
     assert len(rows) == 12 and {r["class"] for r in rows.values()} == {
-        audit.SEALED_VALID}
+        audit.VALID}
     assert threads == {threading.current_thread()}
 
 

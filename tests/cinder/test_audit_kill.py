@@ -108,7 +108,7 @@ def test_a_killed_audit_resumes_without_reading_finished_backups(fleet_db, tmp_p
     conf = fleet_db["conf"]
     code, whole = run(conf, str(tmp_path / "whole.state"), str(tmp_path / "whole.json"))
     assert code == 0 and len(whole) == BACKUPS
-    assert {row["class"] for row in whole.values()} == {"sealed-valid"}
+    assert {row["class"] for row in whole.values()} == {"valid"}
 
     rng = random.Random()
     state = str(tmp_path / "killed.state")

@@ -17,6 +17,7 @@ from cinder import context as cinder_context
 from cinder import exception
 from cinder import objects
 from cinder import policy as cinder_policy
+from sealedmeta import exceptions
 from sealedmeta.cinder import policy_check
 from sealedmeta.cinder import reseal
 
@@ -135,7 +136,7 @@ def test_permissive_rules_under_the_deprecated_defaults():
 def test_refuse_permissive_policy_stops_the_driver_and_reseal(cloud, refuse):
     with pytest.raises(exception.BackupDriverException, match=IMAGE_SET):
         cloud.driver().check_for_setup_error()
-    with pytest.raises(reseal.SetupError, match=UPDATE):
+    with pytest.raises(exceptions.SetupError, match=UPDATE):
         reseal.load_driver(cloud.ctxt)
 
 

@@ -71,7 +71,7 @@ def test_sealed_swift_backup_and_restore_through_the_api(cloud, tmp_path):
     audit = cloud.sealedmeta("cinder", "audit", "-f", "json")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     rows = {r["backup_id"]: r for r in json.loads(audit.stdout)}
-    assert rows[backup["id"]]["class"] == "sealed-valid", rows[backup["id"]]
+    assert rows[backup["id"]]["class"] == "valid", rows[backup["id"]]
 
     restore = cloud.openstack("member", "volume", "backup", "restore", backup["id"],
                               Cloud.name("smoke-restored"))

@@ -201,8 +201,8 @@ def test_audit_end_is_an_event(cloud, keys, capsys, bus, rabbitmq, tmp_path,  # 
     payload = message["payload"]
     assert payload["total"] == 3
     assert payload["classes"] == {
-        "sealed-valid": 1, "legacy": 1, "invalid": 1, "context-mismatch": 0,
-        "missing": 0, "unreadable": 0, "unverified": 0}
+        "valid": 1, "legacy": 1, "invalid": 1, "context-mismatch": 0,
+        "missing": 0, "unreadable": 0, "unsigned": 0, "unknown-key": 0}
     assert payload["key_versions"] == {"1": 1}
     assert (payload["projects"], payload["errors"]) == (1, 0)
     assert payload["selection"]["shard"] == "1/1"

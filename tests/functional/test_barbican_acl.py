@@ -81,7 +81,7 @@ def test_peer_cannot_read_any_key(barbican, open_store, ring_name):
     container, entries = peer_view(peer, ring_name)
     assert len(entries) == 2, entries        # v1's tombstone, v2
     own = barbican.barbican_client()
-    signing_key = own.client.get("secrets/%s/metadata" % store._secrets[
+    signing_key = own.client.get("secrets/%s/metadata" % store.reader.secrets[
         (ring_name, 2)])["metadata"]["signing_key"]
     objects = list(entries.values()) + [signing_key]
     for uuid in objects:
@@ -177,7 +177,7 @@ def test_a_keyring_made_before_acls_is_closed_at_its_next_load(
     own = barbican.barbican_client()
     peer = barbican.barbican_client("peer")
     container, entries = peer_view(peer, ring_name)
-    signing_key = own.client.get("secrets/%s/metadata" % store._secrets[
+    signing_key = own.client.get("secrets/%s/metadata" % store.reader.secrets[
         (ring_name, 2)])["metadata"]["signing_key"]
     secrets = list(entries.values()) + [signing_key]
     open_to_project(own, "containers", container)

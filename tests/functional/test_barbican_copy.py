@@ -126,7 +126,7 @@ def test_keyring_copy_keeps_destroyed_versions(barbican, sealedmeta_cli,
         # secret (no key material) carrying the version's facts; nothing
         # is left over, and destroying again finds nothing to finish.
         destroyed = src_ring.version(1)
-        container = client.client.get("containers/%s" % target._containers[name])
+        container = client.client.get("containers/%s" % target.layout.containers[name])
         refs = {r["name"]: r["secret_ref"] for r in container["secret_refs"]}
         assert len(refs) == len(src_ring.versions)
         tomb_ref = refs["v1.%s.%d" % (destroyed.key_id.hex(), destroyed.created)]

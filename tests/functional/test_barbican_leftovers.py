@@ -53,7 +53,7 @@ def container_uuid(client, name):
 
 
 def signing_uuid(client, store, name, number):
-    secret = store._secrets[(name, number)]
+    secret = store.reader.secrets[(name, number)]
     meta = client.client.get("secrets/%s/metadata" % secret)["metadata"]
     return secret, meta["signing_key"]
 
@@ -73,13 +73,13 @@ def test_signing_keys_have_consumers_and_destroy_removes_them(
         for number in (1, 2):
             secret, signing_key = signing_uuid(client, store, name, number)
             for uuid in (secret, signing_key):
-                consumers = client.secrets.get(store._secret_ref(uuid)).consumers
+                consumers = client.secrets.get(store.session.secret_ref(uuid)).consumers
                 assert consumers == [dict(OURS, resource_id=name)], (
                     name, number, uuid, consumers)
     # Barbican's client refuses to delete a signing key in use.
     _, signing_key = signing_uuid(client, store, ring_name, 1)
     with pytest.raises(bc_exc.SecretHasConsumers):
-        client.secrets.delete(store._secret_ref(signing_key))
+        client.secrets.delete(store.session.secret_ref(signing_key))
     assert exists(client, signing_key)
 
     sealer = Sealer(store, keyring=ring_name, cache_ttl=0)

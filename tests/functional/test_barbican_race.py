@@ -148,7 +148,7 @@ def test_rotation_that_read_the_keyring_before_another_rotation_completed(
     from sealedmeta.sealer import Sealer
     sealer_a = Sealer(store_a, keyring=ring_name, cache_ttl=0)
     envelopes = []
-    real_load = store_b._load
+    real_load = store_b.reader.load
     for round_ in range(4):
         state = {"first": True}
 
@@ -159,11 +159,11 @@ def test_rotation_that_read_the_keyring_before_another_rotation_completed(
                 envelopes.append(sealer_a.seal({"r": round_}, {"r": str(round_)}))
             return result
 
-        store_b._load = load_then_let_a_rotate
+        store_b.reader.load = load_then_let_a_rotate
         try:
             new = store_b.rotate(ring_name)
         finally:
-            store_b._load = real_load
+            store_b.reader.load = real_load
         ring = open_store(conf).get_keyring(ring_name)
         assert ring.active == new and new.number == 1 + 2 * (round_ + 1), ring
     sealer = Sealer(open_store(conf), keyring=ring_name)

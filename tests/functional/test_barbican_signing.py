@@ -27,8 +27,8 @@ def _public(store, name, raw):
 
 
 def _signing_uuid(client, store, name, number):
-    secret = store._secrets[(name, number)]
-    meta = client.secrets.get_secret_metadata(store._secret_ref(secret))
+    secret = store.reader.secrets[(name, number)]
+    meta = client.secrets.get_secret_metadata(store.session.secret_ref(secret))
     meta = meta.get("metadata", meta)
     return meta.get("signing_key"), meta
 
@@ -44,7 +44,7 @@ def test_signing_keyring_lifecycle_in_barbican(barbican, open_store, ring_name):
     uuid1, meta = _signing_uuid(client, store, ring_name, 1)
     assert meta["public_key"] == ring.active.public_key.hex()
     assert meta["state"] == "active" and uuid1
-    stored = client.secrets.get(store._secret_ref(uuid1))
+    stored = client.secrets.get(store.session.secret_ref(uuid1))
     assert stored.secret_type == "private"
     # Barbican keeps private keys as PEM (castellan hands back DER).
     pem = serialization.load_pem_private_key(stored.payload, password=None)
@@ -89,7 +89,7 @@ def test_signing_keyring_lifecycle_in_barbican(barbican, open_store, ring_name):
     store.set_state(ring_name, 1, "retired")
     store.set_state(ring_name, 1, "destroyed")
     with pytest.raises(Exception):
-        client.secrets.get(store._secret_ref(uuid1)).payload
+        client.secrets.get(store.session.secret_ref(uuid1)).payload
     ring = store.get_keyring(ring_name)
     assert ring.version(1).state.value == "destroyed"
     assert ring.version(1).public_key == exported.version(1).public_key

@@ -56,6 +56,7 @@ with atheris.instrument_imports(include=["sealedmeta"]):
     from sealedmeta import envelope
     from sealedmeta import exceptions
     from sealedmeta import keyring as kr
+    from sealedmeta import suites
     from sealedmeta.cinder import carrier as _cinder_carrier  # noqa: F401
     from sealedmeta.keystores.file import FileKeyStore
 
@@ -116,12 +117,12 @@ def _seal_under(version, metadata, context, salt, nonce, created=1700000000,
     """A genuine envelope under a fixed version key (deterministic); with
     *payload*, those bytes are sealed as they are."""
     header = envelope.Header(
-        envelope.FORMAT_VERSION, crypto.SUITE_ID, RING, version,
+        envelope.FORMAT_VERSION, suites.PLAIN.id, RING, version,
         crypto.key_id(KEYS[version]),
         types.MappingProxyType(dict(sorted(context.items()))), created, salt,
         nonce)
     prefix = envelope.encode_prefix(envelope.encode_header(header))
-    info = crypto.info(envelope.FORMAT_VERSION, crypto.SUITE_ID, RING, version)
+    info = crypto.info(envelope.FORMAT_VERSION, suites.PLAIN.id, RING, version)
     if payload is None:
         payload = envelope.encode_payload(metadata)
     ciphertext, mac = crypto.encrypt(KEYS[version], salt, nonce, info, prefix,

@@ -323,7 +323,7 @@ def test_barbican_down_past_the_ttl_strict_or_stale_grace(
     evidence.keys.update((key, "barbican")
                          for key in direct.export_keyring(name)[1].values())
     evidence.passwords.update(keystone_barbican.secrets())
-    evidence.tokens.add(proxied._session.get_token())
+    evidence.tokens.add(proxied.session.ks_session.get_token())
     for warning in warnings:
         assert "stale_grace" in warning and name in warning, warning
         assert "\n" not in warning and proxy.url in warning, warning

@@ -113,7 +113,7 @@ def signing_keyring(direct, name, versions):
 def material(client, direct, name, number):
     """{version secret uuid, signing key uuid} of version *number*."""
     direct.get_keyring(name)
-    secret = direct._secrets[(name, number)]
+    secret = direct.reader.secrets[(name, number)]
     meta = client.client.get("secrets/%s/metadata" % secret)["metadata"]
     return {secret, meta["signing_key"]}
 

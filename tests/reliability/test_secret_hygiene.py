@@ -392,7 +392,7 @@ def test_barbican_flow_leaks_nothing(tmp_path, keystone_barbican):
     # in-process, with the token of our own session
     store = keystores.load(SealedMetaApp.load_conf([conf]))
     in_process(ev, store, name, "barbican")
-    ev.tokens.add(store._session.get_token())
+    ev.tokens.add(store.session.ks_session.get_token())
     collect()
     # Barbican stopped: a cold process cannot open or rotate
     env1 = tmp_path / "tree" / "e1"

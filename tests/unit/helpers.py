@@ -13,6 +13,7 @@ import types
 from sealedmeta import atomic
 from sealedmeta import crypto
 from sealedmeta import envelope
+from sealedmeta import suites
 
 MSGPACK_INT_MIN = -(2**63)
 MSGPACK_INT_MAX = 2**64 - 1
@@ -117,7 +118,7 @@ def forge(raw, **changes):
 
 
 def seal_raw(key, keyring, version, payload, context=None, created=1,
-             salt=None, nonce=None, suite=crypto.SUITE_ID):
+             salt=None, nonce=None, suite=suites.PLAIN.id):
     """An envelope with an arbitrary *payload* (bytes), genuinely MACed with
     *key*: lets the tests reach the payload decoder past authentication."""
     salt = os.urandom(envelope.SALT_SIZE) if salt is None else salt

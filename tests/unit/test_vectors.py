@@ -177,9 +177,15 @@ def test_library_primitives_agree_with_scratch():
         + v["key_version"].to_bytes(4, "big"))
     okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=bytes.fromhex(v["salt"]),
                info=crypto.info(1, 1, v["keyring"], v["key_version"])).derive(key)
-    assert crypto.derive(key, bytes.fromhex(v["salt"]),
-                         crypto.info(1, 1, v["keyring"], v["key_version"])) == (
-        okm[:32], okm[32:])
+    # encrypt: AES-256-GCM under the first 32 bytes, HMAC under the last 32.
+    nonce = bytes.fromhex(v["nonce"])
+    ciphertext, mac = crypto.encrypt(
+        key, bytes.fromhex(v["salt"]), nonce,
+        crypto.info(1, 1, v["keyring"], v["key_version"]), b"A", b"plain")
+    assert AESGCM(okm[:32]).decrypt(nonce, ciphertext, b"A") == b"plain"
+    check = hmac.HMAC(okm[32:], hashes.SHA256())
+    check.update(b"A" + ciphertext)
+    check.verify(mac)
     assert envelope.MAGIC == b"SMETA" and envelope.FORMAT_VERSION == 1
     assert envelope.ARMOR_PREFIX == "sealedmeta:"
 

@@ -29,6 +29,7 @@ import types
 
 from sealedmeta import crypto
 from sealedmeta import envelope
+from sealedmeta import suites
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "v1.json")
 SUITE2_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -124,12 +125,12 @@ def from_json_value(value):
 def compose(key, keyring, key_version, created, salt, nonce, context, metadata):
     """(envelope bytes, header bytes, payload bytes) from fixed inputs."""
     header = envelope.Header(
-        envelope.FORMAT_VERSION, crypto.SUITE_ID, keyring, key_version,
+        envelope.FORMAT_VERSION, suites.PLAIN.id, keyring, key_version,
         crypto.key_id(key), types.MappingProxyType(dict(sorted(context.items()))),
         created, salt, nonce)
     header_bytes = envelope.encode_header(header)
     prefix = envelope.encode_prefix(header_bytes)
-    info = crypto.info(envelope.FORMAT_VERSION, crypto.SUITE_ID, keyring, key_version)
+    info = crypto.info(envelope.FORMAT_VERSION, suites.PLAIN.id, keyring, key_version)
     payload = envelope.encode_payload(metadata)
     ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
     return envelope.assemble(prefix, ciphertext, mac), header_bytes, payload
@@ -140,12 +141,12 @@ def compose_signed(key, seed, keyring, key_version, created, salt, nonce,
     """(envelope bytes, header bytes, payload bytes, signature) of suite 2."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
     header = envelope.Header(
-        envelope.FORMAT_VERSION, crypto.SIGNED_SUITE_ID, keyring, key_version,
+        envelope.FORMAT_VERSION, suites.SIGNED.id, keyring, key_version,
         crypto.key_id(key), types.MappingProxyType(dict(sorted(context.items()))),
         created, salt, nonce)
     header_bytes = envelope.encode_header(header)
     prefix = envelope.encode_prefix(header_bytes)
-    info = crypto.info(envelope.FORMAT_VERSION, crypto.SIGNED_SUITE_ID, keyring,
+    info = crypto.info(envelope.FORMAT_VERSION, suites.SIGNED.id, keyring,
                        key_version)
     payload = envelope.encode_payload(metadata)
     ciphertext, mac = crypto.encrypt(key, salt, nonce, info, prefix, payload)
@@ -166,7 +167,7 @@ def build_suite2():
         vectors.append({
             "name": spec["name"],
             "format_version": envelope.FORMAT_VERSION,
-            "suite": crypto.SIGNED_SUITE_ID,
+            "suite": suites.SIGNED.id,
             "key": spec["key"].hex(),
             "key_id": crypto.key_id(spec["key"]).hex(),
             "signing_seed": spec["signing_seed"].hex(),
@@ -209,7 +210,7 @@ def build():
         vectors.append({
             "name": spec["name"],
             "format_version": envelope.FORMAT_VERSION,
-            "suite": crypto.SUITE_ID,
+            "suite": suites.PLAIN.id,
             "key": spec["key"].hex(),
             "key_id": crypto.key_id(spec["key"]).hex(),
             "keyring": spec["keyring"],

@@ -8,7 +8,7 @@ import logging
 from barbicanclient import exceptions as bc_exc
 
 from sealedmeta import exceptions
-from sealedmeta.keystores.barbican import session
+from sealedmeta.keystores.barbican.session import uuid_of
 
 LOG = logging.getLogger(__name__)
 
@@ -16,23 +16,31 @@ LOG = logging.getLogger(__name__)
 class Access:
     """Private objects, checked as the service user's own."""
 
-    def _restrict(self, kind, uuid, what):
+    def __init__(self, session):
+        self.session = session
+        # uuids checked as created by the service user and private to it:
+        # neither can change afterwards but by that user or a project admin
+        self.owned = set()
+
+    def restrict(self, kind, uuid, what):
         """Make secret or container *uuid* (*kind*: "secrets" or
         "containers") readable by the service user alone: no other member
         of the project may then read it or change it."""
-        self._write("restricting access to %s" % what, self._client.client.put,
-                    "%s/%s/acl" % (kind, uuid),
-                    json={"read": {"project-access": False,
-                                   "users": [self._service_user()]}})
-        self._owned.add(uuid)
+        session = self.session
+        session.write("restricting access to %s" % what, session.client.client.put,
+                      "%s/%s/acl" % (kind, uuid),
+                      json={"read": {"project-access": False,
+                                     "users": [session.service_user()]}})
+        self.owned.add(uuid)
 
-    def _check_owned(self, kind, uuid, what, doc=None):
+    def check_owned(self, kind, uuid, what, doc=None):
         """UntrustedKeyObject unless the service user created *uuid*; a
         keyring's object made before ACLs were set gets its ACL now.
         *doc*: the object as just read, if at hand. A 404 passes through."""
-        if uuid in self._owned:
+        if uuid in self.owned:
             return
-        api = self._client.client
+        session = self.session
+        api = session.client.client
 
         def get(path):
             try:
@@ -43,36 +51,36 @@ class Access:
                 raise
 
         if doc is None:
-            doc = self._read("reading %s" % what, get, "%s/%s" % (kind, uuid))
-        if doc.get("creator_id") != self._service_user():
+            doc = session.read("reading %s" % what, get, "%s/%s" % (kind, uuid))
+        if doc.get("creator_id") != session.service_user():
             raise exceptions.UntrustedKeyObject(
                 "%s (Barbican %s %s) was not created by the user this store"
                 " authenticates as: another user of the project may have"
                 " planted it; it is not used. Give sealedmeta a project of its"
                 " own" % (what, kind[:-1], uuid))
-        acl = self._read("reading the access list of %s" % what, api.get,
-                         "%s/%s/acl" % (kind, uuid)).get("read", {})
+        acl = session.read("reading the access list of %s" % what, api.get,
+                           "%s/%s/acl" % (kind, uuid)).get("read", {})
         if acl.get("project-access") is not False or \
-                self._service_user() not in acl.get("users", []):
+                session.service_user() not in acl.get("users", []):
             LOG.warning("%s was readable by the whole project; restricting it"
                         " to the service user", what)
-            self._restrict(kind, uuid, what)
-        self._owned.add(uuid)
+            self.restrict(kind, uuid, what)
+        self.owned.add(uuid)
 
-    def _store_secret(self, name, secret_type, algorithm, payload, what):
+    def store_secret(self, name, secret_type, algorithm, payload, what):
         """Store a private secret: created empty, restricted, then given
         *payload*, so that no other user can read it at any moment."""
-        ref = self._write(what, self._client.client.post, "secrets", json={
+        session = self.session
+        ref = session.write(what, session.client.client.post, "secrets", json={
             "name": name, "secret_type": secret_type, "algorithm": algorithm,
             "bit_length": 256})
-        uuid = session.uuid_of(ref["secret_ref"])
+        uuid = uuid_of(ref["secret_ref"])
         try:
-            self._restrict("secrets", uuid, what)
-            self._write(what, self._client.client.put, "secrets/%s" % uuid,
-                        data=payload,
-                        headers={"Content-Type": "application/octet-stream"})
+            self.restrict("secrets", uuid, what)
+            session.write(what, session.client.client.put, "secrets/%s" % uuid,
+                          data=payload,
+                          headers={"Content-Type": "application/octet-stream"})
         except exceptions.SealedMetaError:
-            self._forget_secret(uuid)
+            session.forget_secret(uuid)
             raise
         return uuid
-

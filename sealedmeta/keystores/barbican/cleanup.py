@@ -16,17 +16,14 @@ request. A destroy cut half-way is finished by running it again
 
 import datetime
 import email.utils
-import logging
-import re
 
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta.keystores import base
 from sealedmeta.keystores.barbican import layout
 from sealedmeta.keystores.barbican import secret_meta
-from sealedmeta.keystores.barbican import session
-
-LOG = logging.getLogger(__name__)
+from sealedmeta.keystores.barbican.session import unwrap
+from sealedmeta.keystores.barbican.session import uuid_of
 
 STALE_AGE = 3600.0
 
@@ -51,18 +48,25 @@ def _iso_date(value):
 
 
 class Cleanup:
-    """Destroys, tombstones, leftovers and best-effort removals."""
+    """Destroys, tombstones and leftovers."""
+
+    def __init__(self, session, access, layout, meta, reader):
+        self.session = session
+        self.access = access
+        self.layout = layout
+        self.meta = meta
+        self.reader = reader
 
     def finish_destroy(self, name, version):
-        ring, raw, _ = self._load(name)
+        ring, raw, _ = self.reader.load(name)
         current = ring.version(version)
         if current is None or current.state is not kr.KeyState.DESTROYED:
             raise exceptions.InvalidTransition(
                 "version %r of keyring %r is not destroyed" % (version, name))
-        left = self._destroy(name, current, raw)
-        return self.get_keyring(name).version(version), left
+        left = self.destroy(name, current, raw)
+        return self.reader.get_keyring(name).version(version), left
 
-    def _destroy(self, name, current, raw):
+    def destroy(self, name, current, raw):
         """Destroy version *current*: retired, or already destroyed by a
         destroy that was cut half-way. Each step is skipped when it is done
         (or repeats harmlessly), so running this again after a failure at
@@ -82,31 +86,36 @@ class Cleanup:
         """
         number = current.number
         entries = [(s, st) for n, _k, _c, s, st in raw if n == number]
-        material = [(s, st) for s, st in entries if s not in self._tombstones]
+        material = [(s, st) for s, st in entries
+                    if s not in self.reader.tombstones]
         for secret, stored in material:
             if stored != kr.KeyState.DESTROYED.value:
-                self._set_state(secret, name, number, current.key_id,
-                                current.created, kr.KeyState.DESTROYED.value)
-        tombstone_listed = any(s in self._tombstones for s, _ in entries)
+                self.meta.set_state(secret, name, number, current.key_id,
+                                    current.created, kr.KeyState.DESTROYED.value)
+        tombstone_listed = any(s in self.reader.tombstones for s, _ in entries)
         if not tombstone_listed:
-            self._list_tombstone(name, current)
+            self.list_tombstone(name, current)
         for secret, _ in material:
-            signing_key = self._signing.get(secret, {}).get("signing_key")
+            signing_key = self.meta.signing_key(secret)
             if signing_key:
                 self._delete_secret(signing_key, name,
                                     "the signing key of version %d" % number)
             self._delete_secret(secret, name, "the secret of version %d" % number)
-            self._signing.pop(secret, None)
+            self.meta.kept.pop(secret, None)
         return bool(material) or not tombstone_listed
 
-    def _list_tombstone(self, name, current):
+    def list_tombstone(self, name, current):
+        """List a tombstone of destroyed version *current* in keyring
+        *name*'s container: the version stays known (number, key id, public
+        key) when its secret is gone."""
+        session = self.session
         version = current.number
         what = "recording the destruction of version %d" % version
-        tomb = self._write(what, self._client.secrets.create(
-            name="%s:%s:v%d:destroyed" % (self._prefix, name, version),
+        tomb = session.write(what, session.client.secrets.create(
+            name=self.layout.secret_name(name, version, ":destroyed"),
             payload="destroyed", payload_content_type="text/plain").store)
-        tomb = session.uuid_of(tomb)
-        self._restrict("secrets", tomb, what)
+        tomb = uuid_of(tomb)
+        self.access.restrict("secrets", tomb, what)
         tomb_meta = {"keyring": name, "version": str(version),
                      "key_id": current.key_id.hex(),
                      "created": str(current.created), "state": "destroyed",
@@ -115,30 +124,29 @@ class Cleanup:
             tomb_meta["public_key"] = current.public_key.hex()
         if current.deactivated is not None:
             tomb_meta["deactivated"] = str(current.deactivated)
-        self._write(what, self._client.secrets.set_secret_metadata, tomb, tomb_meta)
-        self._write(what, self._client.client.post,
-                    "containers/%s/secrets" % self._containers[name],
-                    json={"name": layout.entry_name(current),
-                          "secret_ref": self._secret_ref(tomb)})
-        self._tombstones.add(tomb)
+        session.write(what, session.client.secrets.set_secret_metadata, tomb,
+                      tomb_meta)
+        self.layout.list_entry(self.layout.containers[name], current, tomb, what)
+        self.reader.tombstones.add(tomb)
 
     def _delete_secret(self, uuid, name, what):
         """Delete secret *uuid* of keyring *name*, its consumer first. A
         consumer or secret already gone counts as removed, so this can be
         repeated. True if the secret was still there."""
+        session = self.session
         try:
-            self._client.secrets.remove_consumer(uuid, layout.CONSUMER_SERVICE,
-                                                 layout.CONSUMER_TYPE, name)
+            session.client.secrets.remove_consumer(
+                uuid, layout.CONSUMER_SERVICE, layout.CONSUMER_TYPE, name)
         except Exception as exc:
-            if not self._is_not_found(exc):
-                raise self._error("removing the consumer of %s" % what,
-                                  exc) from None
+            if not session.is_not_found(exc):
+                raise session.error("removing the consumer of %s" % what,
+                                    exc) from None
         try:
-            self._km.delete(self._ctx, uuid, True)
+            session.km.delete(session.ctx, uuid, True)
         except Exception as exc:
-            if self._is_not_found(session.unwrap(exc)):
+            if session.is_not_found(unwrap(exc)):
                 return False
-            raise self._error("deleting %s" % what, exc) from None
+            raise session.error("deleting %s" % what, exc) from None
         return True
 
     def leftovers(self, name, remove=False, min_age=None):
@@ -159,12 +167,12 @@ class Cleanup:
         against a rotation in flight that holds no lock: see CLAIM_WINDOW.
         """
         min_age = STALE_AGE if min_age is None else min_age
-        ring, raw, container = self._load(name)
+        ring, raw, container = self.reader.load(name)
         listed = {s for _n, _k, _c, s, _st in raw}
         found, now = self._named_secrets(name, listed)
         info = {f[0]: f for f in found}   # uuid -> (uuid, name, number, kind, created)
         keep = set(listed)                # never removed
-        keep.update(self._signing.get(s, {}).get("signing_key") for s in listed)
+        keep.update(self.meta.signing_key(s) for s in listed)
         report = []
         removable = []
         named = {}    # signing key uuid -> why it is kept with its version
@@ -195,12 +203,12 @@ class Cleanup:
                 add(secret, "pending version", number,
                     "kept: listed in the keyring (a rotation cut after"
                     " claiming it)")
-            elif (secret not in self._tombstones and version is not None
+            elif (secret not in self.reader.tombstones and version is not None
                   and version.state is kr.KeyState.DESTROYED):
                 unfinished = ("kept: version %d is destroyed; destroy it again"
                               " to finish" % number)
                 add(secret, "destroyed version's secret", number, unfinished)
-                signing_key = self._signing.get(secret, {}).get("signing_key")
+                signing_key = self.meta.signing_key(secret)
                 if signing_key:
                     add(signing_key, "destroyed version's signing key", number,
                         unfinished)
@@ -209,7 +217,7 @@ class Cleanup:
         for uuid, _name, number, kind, _created in found:
             if kind != "pending version" or uuid in keep:
                 continue
-            meta = self._metadata(uuid)
+            meta = self.meta.read(uuid)
             if meta is None:
                 continue   # deleted meanwhile
             state = meta.get("state")
@@ -235,9 +243,10 @@ class Cleanup:
         removable.sort(key=lambda r: r[1] != "signing key")
         if removable and remove:
             # Read the container once more: anything listed since is kept.
-            doc = self._read("reading keyring %r" % name, self._client.client.get,
-                             "containers/%s" % container)
-            now_listed = {entry[-1] for entry in self._entries(doc)}
+            doc = self.session.read("reading keyring %r" % name,
+                                    self.session.client.client.get,
+                                    "containers/%s" % container)
+            now_listed = {entry[-1] for entry in layout.entries(doc)}
             for uuid, kind, number in removable:
                 if uuid in now_listed:
                     add(uuid, kind, number, "kept: listed in the keyring")
@@ -254,19 +263,20 @@ class Cleanup:
         time now) for the secrets named like this store names those of
         keyring *name*; kind: "pending version" (``:vN``), "signing key"
         (``:vN:sign``) or "tombstone" (``:vN:destroyed``)."""
-        own = re.compile(r"%s:%s:v([0-9]+)(:sign|:destroyed)?\Z" % (
-            re.escape(self._prefix), re.escape(name)))
+        session = self.session
+        like, own = self.layout.secret_pattern(name)
         kinds = {None: "pending version", ":sign": "signing key",
                  ":destroyed": "tombstone"}
         # Barbican selects names "similar to" the filter (SQL LIKE); should
         # one not, every secret of the project is looked at instead.
-        for params in ({"name": "%s:%s:v%%" % (self._prefix, name)}, {}):
+        for params in ({"name": like}, {}):
             found, now, offset = [], None, 0
             while True:
-                answer = self._read("listing the secrets of keyring %r" % name,
-                                    self._client.client.request, "secrets", "GET",
-                                    params=dict(params, limit=100, offset=offset),
-                                    headers={"Accept": "application/json"})
+                answer = session.read("listing the secrets of keyring %r" % name,
+                                      session.client.client.request, "secrets",
+                                      "GET", params=dict(params, limit=100,
+                                                         offset=offset),
+                                      headers={"Accept": "application/json"})
                 if now is None:
                     now = _http_date(answer.headers.get("Date"))
                 page = answer.json()
@@ -275,8 +285,8 @@ class Cleanup:
                     match = own.match(item.get("name") or "")
                     # another user's secret is never ours to remove
                     if match and item.get("secret_ref") and \
-                            item.get("creator_id") == self._service_user():
-                        found.append((session.uuid_of(item["secret_ref"]), item["name"],
+                            item.get("creator_id") == session.service_user():
+                        found.append((uuid_of(item["secret_ref"]), item["name"],
                                       int(match.group(1)), kinds[match.group(2)],
                                       _iso_date(item.get("created"))))
                 offset += len(items)
@@ -286,17 +296,11 @@ class Cleanup:
                 break
         return found, now
 
-    def _forget_version_secret(self, secret):
-        """_forget_secret of a version secret and of its signing key."""
-        uuid = self._signing.pop(secret, {}).get("signing_key")
-        self._forget_secret(secret)
+    def forget_version_secret(self, secret):
+        """Best-effort removal of a version secret that never became a
+        version, and of its signing key."""
+        uuid = self.meta.kept.pop(secret, {}).get("signing_key")
+        self.session.forget_secret(secret)
         if uuid:
-            self._forget_secret(uuid)
-
-    def _forget_secret(self, secret):
-        """Best-effort removal of a secret that never became a version."""
-        try:
-            self._client.secrets.delete(self._secret_ref(secret), force=True)
-        except Exception:  # already failing; the pending secret is harmless
-            LOG.warning("could not remove the unused secret %s", secret)
+            self.session.forget_secret(uuid)
 

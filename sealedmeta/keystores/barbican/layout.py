@@ -3,10 +3,11 @@ its container, the container's entries (``vN.KEYID.CREATED``: the immutable
 facts of a version) and the consumer each secret carries."""
 
 import logging
+import re
 
 from sealedmeta import exceptions
 from sealedmeta import names
-from sealedmeta.keystores.barbican import session
+from sealedmeta.keystores.barbican.session import uuid_of
 
 LOG = logging.getLogger(__name__)
 
@@ -32,72 +33,133 @@ def _parse_entry_name(name):
         return None
 
 
+def entries(doc):
+    """[(number, key_id, created, secret uuid)] of a container document."""
+    found = []
+    for ref in doc.get("secret_refs", []):
+        parsed = _parse_entry_name(ref.get("name", ""))
+        if parsed is None:
+            LOG.warning("ignoring unexpected entry %r in a keyring container",
+                        ref.get("name"))
+            continue
+        found.append(parsed + (uuid_of(ref["secret_ref"]),))
+    return sorted(found)
+
+
 class Layout:
-    """Names, the keyring's container and its entries."""
+    """The names of a keyring's secrets and container, and its container."""
 
-    def _container_name(self, name):
-        return "%s:%s" % (self._prefix, names.check_keyring_name(name))
+    def __init__(self, session, access, prefix):
+        self.session = session
+        self.access = access
+        self.prefix = prefix
+        self.containers = {}   # keyring name -> container uuid
 
-    def _find_containers(self, name):
+    def container_name(self, name):
+        return "%s:%s" % (self.prefix, names.check_keyring_name(name))
+
+    def secret_name(self, name, number, kind=""):
+        """The name of version *number*'s secret of keyring *name*; *kind*
+        ":sign" names its signing key, ":destroyed" its tombstone."""
+        return "%s:%s:v%d%s" % (self.prefix, name, number, kind)
+
+    def secret_pattern(self, name):
+        """(Barbican's name filter, the exact pattern) of the secrets named
+        by :meth:`secret_name` for keyring *name*; the pattern's groups are
+        the number and the kind."""
+        return ("%s:%s:v%%" % (self.prefix, name), re.compile(
+            r"%s:%s:v([0-9]+)(:sign|:destroyed)?\Z" % (
+                re.escape(self.prefix), re.escape(name))))
+
+    def find_containers(self, name):
         """Container JSON documents named for *name* that the service user
         created, oldest first (UntrustedKeyObject if only others' are)."""
-        api = self._client.client
+        session = self.session
+        api = session.client.client
         found = []
         offset = 0
         while True:
-            page = self._read("listing containers", api.get, "containers",
-                              params={"name": self._container_name(name),
-                                      "type": "generic", "limit": 100,
-                                      "offset": offset})
+            page = session.read("listing containers", api.get, "containers",
+                                params={"name": self.container_name(name),
+                                        "type": "generic", "limit": 100,
+                                        "offset": offset})
             items = page.get("containers", [])
             found.extend(c for c in items
-                         if c.get("name") == self._container_name(name))
+                         if c.get("name") == self.container_name(name))
             offset += len(items)
             if not items or offset >= page.get("total", 0):
                 break
-        own = [c for c in found if c.get("creator_id") == self._service_user()]
+        own = [c for c in found if c.get("creator_id") == session.service_user()]
         if found and not own:
-            self._check_owned("containers", session.uuid_of(found[0]["container_ref"]),
-                              "the container of keyring %r" % name, found[0])
+            self.access.check_owned("containers", uuid_of(found[0]["container_ref"]),
+                                    "the container of keyring %r" % name, found[0])
         return sorted(own, key=lambda c: (c.get("created", ""),
                                           c.get("container_ref", "")))
 
-    def _container(self, name, required=True):
-        uuid = self._containers.get(name)
-        api = self._client.client
+    def container(self, name, required=True):
+        """(uuid, document) of keyring *name*'s container (NoSuchKeyring, or
+        (None, None) when not *required*)."""
+        uuid = self.containers.get(name)
+        session = self.session
         if uuid is not None:
             try:
-                doc = self._read("reading keyring %r" % name, api.get,
-                                 "containers/%s" % uuid)
-                self._check_owned("containers", uuid,
-                                  "the container of keyring %r" % name, doc)
+                doc = session.read("reading keyring %r" % name,
+                                   session.client.client.get,
+                                   "containers/%s" % uuid)
+                self.access.check_owned("containers", uuid,
+                                        "the container of keyring %r" % name, doc)
                 return uuid, doc
             except Exception as exc:
-                if not self._is_not_found(exc):
+                if not session.is_not_found(exc):
                     raise
-                self._containers.pop(name, None)
-        found = self._find_containers(name)
+                self.containers.pop(name, None)
+        found = self.find_containers(name)
         if not found:
             if required:
                 raise exceptions.NoSuchKeyring(
-                    "no keyring %r in Barbican at %s" % (name, self._where()))
+                    "no keyring %r in Barbican at %s" % (name, session.where()))
             return None, None
         doc = found[0]
-        uuid = session.uuid_of(doc["container_ref"])
-        self._check_owned("containers", uuid, "the container of keyring %r" % name,
-                          doc)
-        self._containers[name] = uuid
+        uuid = uuid_of(doc["container_ref"])
+        self.access.check_owned("containers", uuid,
+                                "the container of keyring %r" % name, doc)
+        self.containers[name] = uuid
         return uuid, doc
 
-    def _entries(self, doc):
-        """[(number, key_id, created, secret uuid)] of a container document."""
-        entries = []
-        for ref in doc.get("secret_refs", []):
-            parsed = _parse_entry_name(ref.get("name", ""))
-            if parsed is None:
-                LOG.warning("ignoring unexpected entry %r in a keyring container",
-                            ref.get("name"))
-                continue
-            entries.append(parsed + (session.uuid_of(ref["secret_ref"]),))
-        return sorted(entries)
+    def new_container(self, name):
+        """Create keyring *name*'s (empty, private) container; its uuid."""
+        session = self.session
+        ref = session.write("creating keyring %r" % name, session.client.client.post,
+                            "containers", json={"type": "generic",
+                                                "name": self.container_name(name),
+                                                "secret_refs": []})
+        uuid = uuid_of(ref["container_ref"])
+        try:
+            self.access.restrict("containers", uuid,
+                                 "the container of keyring %r" % name)
+        except exceptions.SealedMetaError:
+            self.remove_container(name, uuid)
+            raise
+        return uuid
 
+    def remove_container(self, name, uuid):
+        """Best effort: no keyring container without a version is left."""
+        try:
+            self.session.client.client.delete("containers/%s" % uuid)
+        except Exception:
+            LOG.warning("could not remove the container of the failed"
+                        " keyring %r", name)
+
+    def list_entry(self, container, version, secret, what):
+        """List *secret* in *container* as the entry of *version*."""
+        self._entry("post", container, version, secret, what)
+
+    def unlist_entry(self, container, version, secret, what):
+        self._entry("delete", container, version, secret, what)
+
+    def _entry(self, method, container, version, secret, what):
+        session = self.session
+        session.write(what, getattr(session.client.client, method),
+                      "containers/%s/secrets" % container,
+                      json={"name": entry_name(version),
+                            "secret_ref": session.secret_ref(secret)})

@@ -10,6 +10,7 @@ from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta import signing
 from sealedmeta.keystores import base
+from sealedmeta.keystores.barbican import layout
 from sealedmeta.keystores.barbican import secret_meta
 
 LOG = logging.getLogger(__name__)
@@ -18,29 +19,38 @@ LOG = logging.getLogger(__name__)
 _SNAPSHOT_REUSE = 1.0
 
 
-class Reading:
+class Reader:
     """Loading keyrings, fetching keys."""
 
-    def _load(self, name):
+    def __init__(self, session, access, layout, meta):
+        self.session = session
+        self.access = access
+        self.layout = layout
+        self.meta = meta
+        self.secrets = {}       # (keyring, version) -> version secret uuid
+        self.tombstones = set()  # uuids of tombstone secrets, as last read
+        self._snapshots = {}    # keyring -> (monotonic time, KeyRing) of the last read
+
+    def load(self, name):
         """(KeyRing, raw version list incl. pending, container uuid)."""
-        uuid, doc = self._container(name)
+        uuid, doc = self.layout.container(name)
         raw = []
         public_keys = {}
         # Ascending version order matters: a rotation marks its new version
         # active before it demotes older ones, so a reader going up the
         # versions always meets at least one active version.
-        for number, key_id, created, secret in self._entries(doc):
+        for number, key_id, created, secret in layout.entries(doc):
             try:
                 # Only the service user can write the metadata of its own
                 # private secret: what is not its own is not believed.
-                self._check_owned("secrets", secret,
-                                  "version %d of keyring %r" % (number, name))
+                self.access.check_owned("secrets", secret,
+                                        "version %d of keyring %r" % (number, name))
             except Exception as exc:
-                if not self._is_not_found(exc):
+                if not self.session.is_not_found(exc):
                     raise
                 meta = None
             else:
-                meta = self._metadata(secret)
+                meta = self.meta.read(secret)
             if meta is None:
                 # The secret is gone: a pending secret its rotation withdrew
                 # (it lost a race or failed), or a destroyed version, which
@@ -49,7 +59,7 @@ class Reading:
                 continue
             if meta.get("tombstone") == "1":
                 state = kr.KeyState.DESTROYED.value
-                self._tombstones.add(secret)
+                self.tombstones.add(secret)
             else:
                 state = meta.get("state")
                 if meta.get("key_id") != key_id.hex() or meta.get("version") != str(number) \
@@ -59,7 +69,7 @@ class Reading:
                     continue
             extra = {k: meta[k] for k in secret_meta.KEPT_FIELDS if k in meta}
             if meta.get("tombstone") != "1":
-                self._signing[secret] = extra
+                self.meta.kept[secret] = extra
             raw.append((number, key_id, created, secret, state))
             public_keys[(number, secret)] = extra
         versions = {}
@@ -102,7 +112,7 @@ class Reading:
                 version = known if known.state is kr.KeyState.DESTROYED else version
             versions[number] = version
             if version.state is not kr.KeyState.DESTROYED:
-                self._secrets[(name, number)] = secret
+                self.secrets[(name, number)] = secret
         versions = list(versions.values())
         if not versions:
             raise exceptions.KeyStoreError(
@@ -111,18 +121,19 @@ class Reading:
         return kr.KeyRing(name, versions), raw, uuid
 
     def list_keyrings(self):
-        api = self._client.client
+        session = self.session
+        api = session.client.client
         names, offset = set(), 0
-        prefix = self._prefix + ":"
+        prefix = self.layout.prefix + ":"
         while True:
-            page = self._read("listing containers", api.get, "containers",
+            page = session.read("listing containers", api.get, "containers",
                               params={"type": "generic", "limit": 100,
                                       "offset": offset})
             items = page.get("containers", [])
             for c in items:
                 cname = c.get("name") or ""
                 if cname.startswith(prefix) and \
-                        c.get("creator_id") == self._service_user():
+                        c.get("creator_id") == session.service_user():
                     names.add(cname[len(prefix):])
             offset += len(items)
             if not items or offset >= page.get("total", 0):
@@ -130,7 +141,7 @@ class Reading:
         return sorted(names)
 
     def get_keyring(self, name):
-        ring = self._load(name)[0]
+        ring = self.load(name)[0]
         self._snapshots[name] = (time.monotonic(), ring)
         return ring
 
@@ -144,42 +155,43 @@ class Reading:
 
     def get_key(self, name, version):
         current = base.openable_version(self._recent_keyring(name), version)
-        return self._fetch(name, current)
+        return self.fetch(name, current)
 
     def get_signing_key(self, name, version):
         current = base.signing_version(self._recent_keyring(name), version)
-        return self._fetch_signing(name, current)
+        return self.fetch_signing(name, current)
 
     def export_signing_keys(self, ring):
-        return {v.number: self._fetch_signing(ring.name, v)
+        return {v.number: self.fetch_signing(ring.name, v)
                 for v in ring.versions
                 if v.state is not kr.KeyState.DESTROYED
                 and v.public_key is not None}
 
-    def _fetch_signing(self, name, current):
+    def fetch_signing(self, name, current):
+        session = self.session
         version = current.number
         if current.public_key is None:
             raise exceptions.KeyUnavailable(
                 "version %d of keyring %r has no signing key" % (version, name))
-        secret = self._secrets[(name, version)]
-        uuid = self._signing.get(secret, {}).get("signing_key")
+        secret = self.secrets[(name, version)]
+        uuid = self.meta.signing_key(secret)
         if not uuid:
             raise exceptions.KeyStoreError(
                 "version %d of keyring %r names no signing key secret"
                 % (version, name))
         try:
-            self._check_owned("secrets", uuid, "the signing key of version %d of"
-                              " keyring %r" % (version, name))
-            der = self._read("fetching the signing key of version %d of keyring %r"
-                             % (version, name),
-                             lambda: self._km.get(self._ctx, uuid).get_encoded())
+            self.access.check_owned("secrets", uuid, "the signing key of version"
+                                    " %d of keyring %r" % (version, name))
+            der = session.read("fetching the signing key of version %d of"
+                               " keyring %r" % (version, name),
+                               lambda: session.km.get(session.ctx, uuid).get_encoded())
         except exceptions.SealedMetaError:
             raise
         except Exception:  # only not-found gets here (see _read)
             raise exceptions.KeyStoreError(
                 "Barbican at %s: the signing key secret of version %d of keyring"
                 " %r is missing (deleted outside sealedmeta?)"
-                % (self._where(), version, name)) from None
+                % (session.where(), version, name)) from None
         seed = signing.seed_from_pkcs8(der)
         if signing.public_key_of(seed) != current.public_key:
             raise exceptions.KeyStoreError(
@@ -189,22 +201,23 @@ class Reading:
 
     def export_keyring(self, name):
         ring = self.get_keyring(name)
-        return ring, {v.number: self._fetch(name, v) for v in ring.versions
+        return ring, {v.number: self.fetch(name, v) for v in ring.versions
                       if v.state is not kr.KeyState.DESTROYED}
 
-    def _fetch(self, name, current):
+    def fetch(self, name, current):
+        session = self.session
         version = current.number
-        secret = self._secrets[(name, version)]
+        secret = self.secrets[(name, version)]
         try:
-            key = self._read("fetching version %d of keyring %r" % (version, name),
-                             lambda: self._km.get(self._ctx, secret).get_encoded())
+            key = session.read("fetching version %d of keyring %r" % (version, name),
+                               lambda: session.km.get(session.ctx, secret).get_encoded())
         except exceptions.SealedMetaError:
             raise
         except Exception:  # only not-found gets here (see _read)
             raise exceptions.KeyStoreError(
                 "Barbican at %s: the secret of version %d of keyring %r is"
                 " missing (deleted outside sealedmeta?); the version cannot"
-                " open envelopes" % (self._where(), version, name)) from None
+                " open envelopes" % (session.where(), version, name)) from None
         if type(key) is not bytes or len(key) != crypto.KEY_SIZE or \
                 crypto.key_id(key) != current.key_id:
             raise exceptions.KeyStoreError(

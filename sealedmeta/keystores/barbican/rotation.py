@@ -14,7 +14,6 @@ own clock) have passed since it started creating it -- past that it
 withdraws.
 """
 
-import logging
 import os
 import random
 import time
@@ -26,9 +25,7 @@ from sealedmeta import names
 from sealedmeta import signing
 from sealedmeta.keystores.barbican import layout
 from sealedmeta.keystores.barbican import secret_meta
-from sealedmeta.keystores.barbican import session
-
-LOG = logging.getLogger(__name__)
+from sealedmeta.keystores.barbican.session import uuid_of
 
 _ROTATE_ATTEMPTS = 10
 CLAIM_WINDOW = 600.0
@@ -37,10 +34,15 @@ CLAIM_WINDOW = 600.0
 class Rotation:
     """Creating keyrings, rotating, changing a version's state."""
 
-    def create_keyring(self, name, signing=False):
-        return self._create_keyring(name, signing)
+    def __init__(self, session, access, layout, meta, reader, cleanup):
+        self.session = session
+        self.access = access
+        self.layout = layout
+        self.meta = meta
+        self.reader = reader
+        self.cleanup = cleanup
 
-    def _create_keyring(self, name, sign):
+    def create_keyring(self, name, sign=False):
         """Create the container, then version 1 (with a signing key pair
         when *sign*).
 
@@ -50,62 +52,42 @@ class Rotation:
         random delay (then finding the winner's, or none).
         """
         names.check_keyring_name(name)
+        session = self.session
         for attempt in range(_ROTATE_ATTEMPTS):
             if attempt:
                 time.sleep(random.uniform(0.02, 0.05 * 2 ** min(attempt, 5)))
-            self._containers.pop(name, None)
-            uuid, _ = self._container(name, required=False)
+            self.layout.containers.pop(name, None)
+            uuid, _ = self.layout.container(name, required=False)
             if uuid is not None:
                 raise exceptions.KeyringExists(
                     "keyring %r already exists in Barbican at %s"
-                    % (name, self._where()))
-            ref = self._write("creating keyring %r" % name, self._client.client.post,
-                              "containers", json={"type": "generic",
-                                                  "name": self._container_name(name),
-                                                  "secret_refs": []})
-            mine = session.uuid_of(ref["container_ref"])
-            try:
-                self._restrict("containers", mine,
-                               "the container of keyring %r" % name)
-            except exceptions.SealedMetaError:
-                self._remove_failed_container(name, mine)
-                raise
-            if all(session.uuid_of(c["container_ref"]) == mine
-                   for c in self._find_containers(name)):
+                    % (name, session.where()))
+            mine = self.layout.new_container(name)
+            if all(uuid_of(c["container_ref"]) == mine
+                   for c in self.layout.find_containers(name)):
                 break
-            self._write("removing a duplicate container", self._client.client.delete,
-                        "containers/%s" % mine)
+            session.write("removing a duplicate container",
+                          session.client.client.delete, "containers/%s" % mine)
         else:
             raise exceptions.KeyStoreError(
                 "could not create keyring %r: other creates kept racing" % name)
-        self._containers[name] = mine
+        self.layout.containers[name] = mine
         key = os.urandom(crypto.KEY_SIZE)
         created = kr.now()
         seed = signing.new_seed() if sign else None
         try:
-            secret = self._store_version(name, mine, 1, key, secret_meta.PENDING, created,
-                                         seed)
-            self._set_state(secret, name, 1, crypto.key_id(key), created,
-                            kr.KeyState.ACTIVE.value)
+            secret = self.store_version(name, mine, 1, key, secret_meta.PENDING,
+                                        created, seed)
+            self.meta.set_state(secret, name, 1, crypto.key_id(key), created,
+                                kr.KeyState.ACTIVE.value)
         except exceptions.SealedMetaError:
             # Leave no keyring without a version behind.
-            self._containers.pop(name, None)
-            self._remove_failed_container(name, mine)
+            self.layout.containers.pop(name, None)
+            self.layout.remove_container(name, mine)
             raise
-        return self.get_keyring(name)
+        return self.reader.get_keyring(name)
 
-    def _remove_failed_container(self, name, container):
-        """Best effort: no keyring container without a version is left."""
-        try:
-            self._client.client.delete("containers/%s" % container)
-        except Exception:
-            LOG.warning("could not remove the container of the failed"
-                        " keyring %r", name)
-
-    def rotate(self, name, signing=False):
-        return self._rotate(name, signing)
-
-    def _rotate(self, name, sign):
+    def rotate(self, name, sign=False):
         """Add a new version (pending, claimed, then active).
 
         Racing rotations (no coordination lock) are settled by the
@@ -122,7 +104,7 @@ class Rotation:
         for attempt in range(_ROTATE_ATTEMPTS):
             if attempt:
                 time.sleep(random.uniform(0.02, 0.05 * 2 ** min(attempt, 5)))
-            ring, raw, container = self._load(name)
+            ring, raw, container = self.reader.load(name)
             self._repair(name, ring, raw)
             number = max(n for n, *_ in raw) + 1
             key = os.urandom(crypto.KEY_SIZE)
@@ -131,15 +113,16 @@ class Rotation:
             seed = (signing.new_seed() if ring.signing or sign
                     else None)
             started = time.monotonic()
-            secret = self._store_version(name, container, number, key, secret_meta.PENDING,
-                                         created, seed, started)
+            secret = self.store_version(name, container, number, key,
+                                        secret_meta.PENDING, created, seed, started)
             # The claim: the container alone (one request, so the window in
             # which two claimants can miss each other stays short). Any other
             # entry of this number is a rival, whatever its state.
-            doc = self._read("reading keyring %r" % name, self._client.client.get,
-                             "containers/%s" % container)
+            doc = self.session.read("reading keyring %r" % name,
+                                    self.session.client.client.get,
+                                    "containers/%s" % container)
             rival = any(n == number and s != secret
-                        for n, k, c, s in self._entries(doc))
+                        for n, k, c, s in layout.entries(doc))
             late = None
             if not rival:
                 try:
@@ -149,35 +132,38 @@ class Rotation:
             if rival or late:
                 # Another rotation claims this number too, or this one is
                 # too late to activate (see CLAIM_WINDOW): step back.
-                self._unlist(container, layout.entry_name(kr.KeyVersion(
-                    number, key_id, kr.KeyState.ACTIVE, created)), secret)
-                self._forget_version_secret(secret)
+                self.layout.unlist_entry(
+                    container, kr.KeyVersion(number, key_id, kr.KeyState.ACTIVE,
+                                             created),
+                    secret, "unlisting a losing version")
+                self.cleanup.forget_version_secret(secret)
                 if late:
                     raise late
                 continue
-            self._set_state(secret, name, number, key_id, created,
-                            kr.KeyState.ACTIVE.value)
+            self.meta.set_state(secret, name, number, key_id, created,
+                                kr.KeyState.ACTIVE.value)
             # Demote only older actives: a newer active (a concurrent
             # rotation that won a higher number) wins over this one.
-            ring, raw_after, _ = self._load(name)
+            ring, raw_after, _ = self.reader.load(name)
             for n, k, c, s, st in raw_after:
                 if st == kr.KeyState.ACTIVE.value and n < number:
-                    self._set_state(s, name, n, k, c, kr.KeyState.DECRYPT_ONLY.value,
-                                    deactivated=kr.now())
-            return self.get_keyring(name).version(number)
+                    self.meta.set_state(s, name, n, k, c,
+                                        kr.KeyState.DECRYPT_ONLY.value,
+                                        deactivated=kr.now())
+            return self.reader.get_keyring(name).version(number)
         raise exceptions.KeyStoreError(
             "could not rotate keyring %r: other rotations kept racing; use a"
             " [coordination] backend" % name)
 
     def _store_signing_key(self, name, number, seed):
         """Store a version's Ed25519 private key; its secret uuid."""
-        return self._store_secret(
-            "%s:%s:v%d:sign" % (self._prefix, name, number), "private", "ED25519",
+        return self.access.store_secret(
+            self.layout.secret_name(name, number, ":sign"), "private", "ED25519",
             signing.seed_to_pem(seed),
             "storing the signing key of version %d of keyring %r" % (number, name))
 
-    def _store_version(self, name, container, number, key, state, created,
-                       seed=None, started=None):
+    def store_version(self, name, container, number, key, state, created,
+                      seed=None, started=None):
         """Store one version secret (state as given) and list it; with
         *seed*, its signing key too. *started*: when (time.monotonic()) the
         caller began; the listing is refused past CLAIM_WINDOW from then."""
@@ -187,32 +173,33 @@ class Rotation:
         if seed is not None:
             extra = {"public_key": signing.public_key_of(seed).hex(),
                      "signing_key": self._store_signing_key(name, number, seed)}
+        session = self.session
         try:
-            secret = self._store_secret(
-                "%s:%s:v%d" % (self._prefix, name, number), "symmetric", "AES", key,
+            secret = self.access.store_secret(
+                self.layout.secret_name(name, number), "symmetric", "AES", key,
                 "storing version %d of keyring %r" % (number, name))
         except exceptions.SealedMetaError:
             if extra:
-                self._forget_secret(extra["signing_key"])
+                session.forget_secret(extra["signing_key"])
             raise
-        self._signing[secret] = extra
+        self.meta.kept[secret] = extra
         try:
-            self._set_state(secret, name, number, key_id, created, state)
-            self._write("registering a consumer", self._client.secrets.register_consumer,
-                        secret, layout.CONSUMER_SERVICE, layout.CONSUMER_TYPE, name)
+            self.meta.set_state(secret, name, number, key_id, created, state)
+            session.write("registering a consumer",
+                          session.client.secrets.register_consumer, secret,
+                          layout.CONSUMER_SERVICE, layout.CONSUMER_TYPE, name)
             if extra:
-                self._write("registering a consumer of the signing key",
-                            self._client.secrets.register_consumer,
-                            extra["signing_key"], layout.CONSUMER_SERVICE, layout.CONSUMER_TYPE,
-                            name)
+                session.write("registering a consumer of the signing key",
+                              session.client.secrets.register_consumer,
+                              extra["signing_key"], layout.CONSUMER_SERVICE,
+                              layout.CONSUMER_TYPE, name)
             self._check_claim_window(started, name, number)
-            self._write("listing version %d in keyring %r" % (number, name),
-                        self._client.client.post, "containers/%s/secrets" % container,
-                        json={"name": layout.entry_name(kr.KeyVersion(number, key_id,
-                                                                kr.KeyState.ACTIVE, created)),
-                              "secret_ref": self._secret_ref(secret)})
+            self.layout.list_entry(
+                container, kr.KeyVersion(number, key_id, kr.KeyState.ACTIVE,
+                                         created),
+                secret, "listing version %d in keyring %r" % (number, name))
         except exceptions.SealedMetaError:
-            self._forget_version_secret(secret)
+            self.cleanup.forget_version_secret(secret)
             raise
         return secret
 
@@ -232,23 +219,19 @@ class Rotation:
         for version in ring.versions:
             key_id, created, secret, stored = by_number[version.number]
             if stored == kr.KeyState.ACTIVE.value and version.state is not kr.KeyState.ACTIVE:
-                self._set_state(secret, name, version.number, key_id, created,
-                                version.state.value, deactivated=kr.now())
+                self.meta.set_state(secret, name, version.number, key_id, created,
+                                    version.state.value, deactivated=kr.now())
 
     def set_state(self, name, version, state):
-        ring, raw, _ = self._load(name)
+        ring, raw, _ = self.reader.load(name)
         new_ring = kr.transitioned(ring, version, state)
         target = new_ring.version(version)
         current = ring.version(version)
         if target.state is kr.KeyState.DESTROYED:
-            self._destroy(name, current, raw)
+            self.cleanup.destroy(name, current, raw)
         else:
-            self._set_state(self._secrets[(name, version)], name, version,
-                            current.key_id, current.created, target.state.value)
-        return self.get_keyring(name).version(version)
-
-    def _unlist(self, container, entry_name, secret):
-        self._write("unlisting a losing version", self._client.client.delete,
-                    "containers/%s/secrets" % container,
-                    json={"name": entry_name, "secret_ref": self._secret_ref(secret)})
+            self.meta.set_state(self.reader.secrets[(name, version)], name,
+                                version, current.key_id, current.created,
+                                target.state.value)
+        return self.reader.get_keyring(name).version(version)
 

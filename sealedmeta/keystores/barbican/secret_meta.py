@@ -22,24 +22,36 @@ def parse_time(text):
 class SecretMetadata:
     """Reading and writing a version secret's metadata."""
 
-    def _metadata(self, uuid):
+    def __init__(self, session):
+        self.session = session
+        # version secret uuid -> its KEPT_FIELDS ({} for a version without
+        # signing key), as last read or written
+        self.kept = {}
+
+    def read(self, uuid):
         """The secret's user metadata, or None when the secret is gone."""
+        session = self.session
         try:
-            meta = self._read("reading key version state", self._client.client.get,
-                              "secrets/%s/metadata" % uuid)
+            meta = session.read("reading key version state",
+                                session.client.client.get,
+                                "secrets/%s/metadata" % uuid)
         except Exception as exc:
-            if self._is_not_found(exc):
+            if session.is_not_found(exc):
                 return None
             raise
         return meta.get("metadata", {})
 
-    def _set_state(self, secret, name, number, key_id, created, state,
-                   deactivated=None):
+    def signing_key(self, secret):
+        """The uuid of version secret *secret*'s signing key, or None."""
+        return self.kept.get(secret, {}).get("signing_key")
+
+    def set_state(self, secret, name, number, key_id, created, state,
+                  deactivated=None):
         # The metadata is replaced as a whole: keep the signing key's fields.
-        extra = self._signing.get(secret)
+        extra = self.kept.get(secret)
         if extra is None:
-            meta = self._metadata(secret) or {}
-            extra = self._signing[secret] = {
+            meta = self.read(secret) or {}
+            extra = self.kept[secret] = {
                 k: meta[k] for k in KEPT_FIELDS if k in meta}
         meta = {"keyring": name, "version": str(number), "key_id": key_id.hex(),
                 "created": str(created), "state": state}
@@ -48,6 +60,6 @@ class SecretMetadata:
             # with the other fields by every later state change.
             extra["deactivated"] = str(deactivated)
         meta.update(extra)
-        self._write("recording the state of version %d of %r" % (number, name),
-                    self._client.secrets.set_secret_metadata, secret, meta)
-
+        self.session.write(
+            "recording the state of version %d of %r" % (number, name),
+            self.session.client.secrets.set_secret_metadata, secret, meta)

@@ -24,6 +24,7 @@ from oslo_context import context as oslo_context
 
 from sealedmeta import exceptions
 
+LOG = logging.getLogger(__name__)
 
 # keystoneauth logs request bodies at DEBUG; secret payloads travel in them.
 # Our sessions log to this logger, which never passes records on.
@@ -124,21 +125,23 @@ def uuid_of(ref):
 
 
 class Session:
-    """HTTP calls to Barbican (and Keystone) and their errors."""
+    """HTTP calls to Barbican (and Keystone) and their errors: the one
+    keystoneauth session of a store, the clients over it, and what a failed
+    call becomes."""
 
-    def _connect(self, conf):
+    def __init__(self, conf):
         """The session, and the clients over it (built on first use)."""
-        self._conf = conf
-        self._retries = conf.barbican_store.read_retries
-        self._endpoint = conf.barbican.barbican_endpoint
-        self._auth = auth_from_conf(conf, self._endpoint)
-        self._session = ks_session.Session(
-            auth=self._auth, timeout=conf.barbican_store.timeout,
+        self.conf = conf
+        self.retries = conf.barbican_store.read_retries
+        self.endpoint = conf.barbican.barbican_endpoint
+        self.auth = auth_from_conf(conf, self.endpoint)
+        self.ks_session = ks_session.Session(
+            auth=self.auth, timeout=conf.barbican_store.timeout,
             verify=conf.barbican.verify_ssl)
-        kwargs = {"session": self._session, "version": "v1",
+        kwargs = {"session": self.ks_session, "version": "v1",
                   "microversion": "1.1", "logger": _HTTP_LOG}
-        if self._endpoint:
-            kwargs["endpoint"] = self._endpoint
+        if self.endpoint:
+            kwargs["endpoint"] = self.endpoint
         else:
             kwargs["service_type"] = "key-manager"
             kwargs["interface"] = conf.barbican.barbican_endpoint_type
@@ -152,44 +155,44 @@ class Session:
         self._client_kwargs = kwargs
         self._client_obj = None
         self._client_lock = threading.Lock()
-        self._km = _KeyManager(conf, lambda: self._client)
-        self._ctx = _Context(self._auth)
+        # castellan's key manager over this session, and its context.
+        self.km = _KeyManager(conf, lambda: self.client)
+        self.ctx = _Context(self.auth)
         self._user_id = None      # the service user's id, once known
 
     @property
-    def _client(self):
+    def client(self):
+        """The barbicanclient Client (``.client`` of it: the raw API)."""
         client = self._client_obj
         if client is not None:
             return client
         with self._client_lock:
             if self._client_obj is None:
-                for attempt in range(self._retries + 1):
+                for attempt in range(self.retries + 1):
                     try:
                         self._client_obj = bc_client.Client(**self._client_kwargs)
                         break
                     except Exception as exc:
-                        if attempt < self._retries and self._retryable(exc):
+                        if attempt < self.retries and self.retryable(exc):
                             time.sleep(0.2 * 2 ** attempt)
                             continue
-                        raise self._error("connecting", exc) from None
+                        raise self.error("connecting", exc) from None
             return self._client_obj
 
     def close(self):
-        self._session.session.close()
+        self.ks_session.session.close()
 
-    def _where(self):
-        return self._endpoint or "the key-manager endpoint of the catalog"
+    def where(self):
+        return self.endpoint or "the key-manager endpoint of the catalog"
 
-    def _error(self, what, exc):
+    def error(self, what, exc):
         """A KeyStoreError naming the endpoint and what to check.
 
         Built from the exception's type and status only: server messages and
         request bodies are never copied into it.
         """
-        while isinstance(exc, castellan_exc.KeyManagerError) and isinstance(
-                getattr(exc, "__context__", None), Exception):
-            exc = exc.__context__
-        where = "Barbican at %s" % self._where()
+        exc = unwrap(exc)
+        where = "Barbican at %s" % self.where()
         keystone = self._from_keystone(exc)
         if keystone:
             where = "Keystone at %s (authenticating for %s)" % (keystone, where)
@@ -197,7 +200,7 @@ class Session:
         if isinstance(exc, (ks_exc.ConnectTimeout, ks_exc.RequestTimeout)) or (
                 isinstance(exc, ks_exc.ConnectFailure) and "timed out" in str(exc)):
             hint = ("timed out after %.1fs; is the service overloaded? see"
-                    " [barbican_store] timeout" % self._conf.barbican_store.timeout)
+                    " [barbican_store] timeout" % self.conf.barbican_store.timeout)
         elif isinstance(exc, (ks_exc.ConnectFailure, ks_exc.DiscoveryFailure)):
             if keystone:
                 hint = "cannot connect; is Keystone running and [key_manager] auth_url right?"
@@ -226,11 +229,11 @@ class Session:
 
     def _from_keystone(self, exc):
         """Keystone's auth URL when *exc* came from a request to Keystone."""
-        auth_url = getattr(self._auth, "auth_url", None)
+        auth_url = getattr(self.auth, "auth_url", None)
         if not auth_url:
             return None
         keystone = urllib.parse.urlsplit(auth_url).netloc
-        barbican = urllib.parse.urlsplit(self._endpoint or "").netloc
+        barbican = urllib.parse.urlsplit(self.endpoint or "").netloc
         if not keystone or keystone == barbican:
             return None
         url = getattr(exc, "url", None)
@@ -240,20 +243,22 @@ class Session:
         # never copied into the message.
         return auth_url if "//%s/" % keystone in str(exc) else None
 
-    def _is_not_found(self, exc):
+    @staticmethod
+    def is_not_found(exc):
         status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
         return status == 404 or isinstance(
             exc, (ks_exc.NotFound, castellan_exc.ManagedObjectNotFoundError))
 
-    def _retryable(self, exc):
+    @staticmethod
+    def retryable(exc):
         status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
         return isinstance(exc, (ks_exc.ConnectFailure, ks_exc.RequestTimeout,
                                 bc_exc.HTTPServerError)) or (
             status is not None and status >= 500)
 
-    def _read(self, what, fn, *args, **kwargs):
+    def read(self, what, fn, *args, **kwargs):
         """An idempotent read, retried with backoff on connect errors / 5xx."""
-        for attempt in range(self._retries + 1):
+        for attempt in range(self.retries + 1):
             try:
                 return fn(*args, **kwargs)
             except exceptions.SealedMetaError:
@@ -261,28 +266,28 @@ class Session:
             except Exception as exc:
                 # castellan wraps the client's error; judge by the original.
                 cause = unwrap(exc)
-                if self._is_not_found(cause):
+                if self.is_not_found(cause):
                     raise
-                if attempt < self._retries and self._retryable(cause):
+                if attempt < self.retries and self.retryable(cause):
                     time.sleep(0.2 * 2 ** attempt)
                     continue
-                raise self._error(what, exc) from None
+                raise self.error(what, exc) from None
 
-    def _write(self, what, fn, *args, **kwargs):
+    def write(self, what, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except exceptions.SealedMetaError:
             raise
         except Exception as exc:
-            raise self._error(what, exc) from None
+            raise self.error(what, exc) from None
 
-    def _service_user(self):
+    def service_user(self):
         """The id of the user this store authenticates as."""
         if self._user_id is None:
             try:
-                user_id = self._auth.get_user_id(self._session)
+                user_id = self.auth.get_user_id(self.ks_session)
             except Exception as exc:
-                raise self._error("finding the service user's id", exc) from None
+                raise self.error("finding the service user's id", exc) from None
             if not user_id:
                 raise exceptions.KeyStoreError(
                     "the barbican key store cannot tell which user it"
@@ -290,7 +295,13 @@ class Session:
             self._user_id = user_id
         return self._user_id
 
-    def _secret_ref(self, uuid):
-        base_url = self._client.secrets._api.get_endpoint().rstrip("/")
+    def secret_ref(self, uuid):
+        base_url = self.client.secrets._api.get_endpoint().rstrip("/")
         return "%s/secrets/%s" % (base_url, uuid)
 
+    def forget_secret(self, uuid):
+        """Best-effort removal of a secret that never became a version."""
+        try:
+            self.client.secrets.delete(self.secret_ref(uuid), force=True)
+        except Exception:  # already failing; the pending secret is harmless
+            LOG.warning("could not remove the unused secret %s", uuid)

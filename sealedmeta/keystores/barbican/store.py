@@ -1,4 +1,5 @@
-"""The Barbican key store: one class made of the package's parts."""
+"""The Barbican key store: one object made of the package's parts, each
+handed the parts it works with."""
 
 from sealedmeta.keystores import base
 from sealedmeta.keystores.barbican import acl
@@ -12,29 +13,72 @@ from sealedmeta.keystores.barbican import secret_meta
 from sealedmeta.keystores.barbican import session
 
 
-class BarbicanKeyStore(session.Session, acl.Access, layout.Layout,
-                       secret_meta.SecretMetadata, reading.Reading,
-                       rotation.Rotation, cleanup.Cleanup, importing.Importing,
-                       base.KeyStore):
+class BarbicanKeyStore(base.KeyStore):
 
     def __init__(self, conf):
         options.register_opts(conf)
-        self._connect(conf)
-        self._prefix = conf.barbican_store.name_prefix
-        self._containers = {}   # keyring name -> container uuid
-        self._secrets = {}      # (keyring, version) -> secret uuid
-        # version secret uuid -> {"public_key": hex, "signing_key": uuid}
-        # (empty for a version without signing key), as last read or written
-        self._signing = {}
-        self._snapshots = {}    # keyring -> (monotonic time, KeyRing) of the last read
-        self._tombstones = set()  # uuids of tombstone secrets, as last read
-        # uuids checked as created by the service user and private to it:
-        # neither can change afterwards but by that user or a project admin
-        self._owned = set()
+        self.session = session.Session(conf)
+        self.access = acl.Access(self.session)
+        self.layout = layout.Layout(self.session, self.access,
+                                    conf.barbican_store.name_prefix)
+        self.meta = secret_meta.SecretMetadata(self.session)
+        self.reader = reading.Reader(self.session, self.access, self.layout,
+                                     self.meta)
+        self.cleanup = cleanup.Cleanup(self.session, self.access, self.layout,
+                                       self.meta, self.reader)
+        self.rotation = rotation.Rotation(self.session, self.access,
+                                          self.layout, self.meta, self.reader,
+                                          self.cleanup)
+        self.importer = importing.Importer(self.session, self.layout,
+                                           self.meta, self.reader,
+                                           self.rotation, self.cleanup)
 
     @classmethod
     def from_config(cls, conf):
         return cls(conf)
 
     def __repr__(self):
-        return "BarbicanKeyStore(%r)" % (self._endpoint or "catalog",)
+        return "BarbicanKeyStore(%r)" % (self.session.endpoint or "catalog",)
+
+    # -- reading (KeyReader) ------------------------------------------------
+
+    def get_keyring(self, name):
+        return self.reader.get_keyring(name)
+
+    def get_key(self, name, version):
+        return self.reader.get_key(name, version)
+
+    def get_signing_key(self, name, version):
+        return self.reader.get_signing_key(name, version)
+
+    def close(self):
+        self.session.close()
+
+    # -- administration -------------------------------------------------------
+
+    def list_keyrings(self):
+        return self.reader.list_keyrings()
+
+    def create_keyring(self, name, signing=False):
+        return self.rotation.create_keyring(name, signing)
+
+    def rotate(self, name, signing=False):
+        return self.rotation.rotate(name, signing)
+
+    def set_state(self, name, version, state):
+        return self.rotation.set_state(name, version, state)
+
+    def export_keyring(self, name):
+        return self.reader.export_keyring(name)
+
+    def export_signing_keys(self, ring):
+        return self.reader.export_signing_keys(ring)
+
+    def import_keyring(self, ring, keys, signing_keys=None):
+        return self.importer.import_keyring(ring, keys, signing_keys)
+
+    def finish_destroy(self, name, version):
+        return self.cleanup.finish_destroy(name, version)
+
+    def leftovers(self, name, remove=False, min_age=None):
+        return self.cleanup.leftovers(name, remove, min_age)
