@@ -105,7 +105,7 @@ def test_a_refused_change_sends_nothing(tmp_path, bus, rabbitmq):
                       topics=bus.topic)
     cli(tmp_path, repo, conf, "keyring", "create", NAME)
     code, _, err = sm_cli.run(["key", "retire", NAME, "1"], tmp_path, repo, conf)
-    assert code == 1 and "is the active version" in err
+    assert code == 2 and "is the active version" in err
     cli(tmp_path, repo, conf, "rekey", NAME)
     bus.wait(events.KEY_ROTATED)
     assert [m["event_type"] for m in bus.drain()] == [events.KEY_ROTATED]

@@ -73,7 +73,7 @@ def test_status_shows_states_times_and_the_settle_window(
     # What the window means: retire is refused, naming the same time left.
     proc = cli.run("--config-file", waiting, "key", "retire", ring_name, "1",
                    check=False)
-    assert proc.returncode == 1 and "left" in proc.stderr
+    assert proc.returncode == 2 and "left" in proc.stderr
 
     # A table leaves what does not apply empty (never "None").
     table = status(cli, waiting, ring_name)
@@ -94,5 +94,5 @@ def test_status_of_a_missing_keyring_fails_clearly(store_conf, sealedmeta_cli,
                                                    ring_name):
     proc = sealedmeta_cli.run("--config-file", store_conf(0, 0), "keyring",
                               "status", ring_name, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert ring_name in proc.stderr and "Traceback" not in proc.stderr
