@@ -25,7 +25,11 @@ DEV_OPENSTACK = os.path.join(TOP, "tools", "dev-openstack")
 DEV_REDIS = os.path.join(TOP, "tools", "dev-redis")
 PROBE_AGENT = "sealedmeta-dev-openstack"
 ACCESS_RE = re.compile(r'"(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) ')
-START_TIMEOUT = 300      # seconds for a `start` (includes a one-off venv build)
+START_TIMEOUT = 900      # seconds for a `start` (includes a one-off venv build)
+# Seconds dev-openstack waits for each server to answer (its own default, 90,
+# is too short for a first Keystone start on a loaded machine: 99 s seen
+# with a load average of 17 on 2 cores). Hang guards, not speed limits.
+SERVER_TIMEOUT = "300"
 
 
 def load_tool(name):
@@ -146,7 +150,7 @@ class DevOpenStack:
         """Start what is stopped (same DIR, database, port when free)."""
         before = self.barbican_url if os.path.exists(
             os.path.join(self.dir, "env.json")) else None
-        args = ["start", "--dir", self.dir]
+        args = ["start", "--dir", self.dir, "--timeout", SERVER_TIMEOUT]
         status, output = run_tool(DEV_OPENSTACK, *args)
         if status != 0:
             pytest.fail("dev-openstack %s failed (exit %s):\n%s"
@@ -227,7 +231,8 @@ class BarbicanLauncher:
             if mode in self.procs:
                 continue
             self.dirs[mode] = str(self._directory(mode))
-            args = [sys.executable, DEV_OPENSTACK, "start", "--dir", self.dirs[mode]]
+            args = [sys.executable, DEV_OPENSTACK, "start", "--dir", self.dirs[mode],
+                    "--timeout", SERVER_TIMEOUT]
             if mode == "keystone":
                 args.append("--keystone")
             self.procs[mode] = subprocess.Popen(

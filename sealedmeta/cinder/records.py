@@ -56,6 +56,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from cinder import exception
+from cinder.objects import fields
 from sealedmeta import exceptions
 from sealedmeta.cinder import volume_meta as vm
 
@@ -249,7 +250,7 @@ def mark_legacy(driver, backup, claim):
     if backup.service != CONF.backup_driver:
         return FAILED, ("the row names %s, not the configured driver: not a"
                         " record this driver imported" % backup.service)
-    if backup.status != "available":
+    if backup.status != fields.BackupStatus.AVAILABLE:
         return FAILED, "status %s: only available backups are marked" % backup.status
     try:
         value = driver._metadata_object(backup).get("volume_meta")
