@@ -93,6 +93,14 @@ def _check_settled(ring, version, action, settle, at):
             % (action, version, ring.name, settle, left), left)
 
 
+def span(seconds):
+    """*seconds* in the largest whole unit: ``90d``, ``12h``, ``30m``, ``45s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
+
+
 def _utc(seconds):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
@@ -132,11 +140,14 @@ class DestroyFailed(exceptions.KeyStoreError):
 @dataclasses.dataclass(frozen=True)
 class RekeyResult:
     keyring: str
-    version: kr.KeyVersion        # the new active version
+    version: kr.KeyVersion        # the new active version (or the active one)
     previous: kr.KeyVersion       # the former active, now decrypt-only
     # What the store held that no version used (left by interrupted
     # rotations), as base.Leftover records; those old enough were removed.
     leftovers: tuple = ()
+    # False when a rekey with *older_than* found the active version young
+    # enough (then *previous* is None and nothing changed).
+    rotated: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,15 +188,29 @@ def create_keyring(store, name, coordinator, signing=False):
     return ring
 
 
-def rekey(store, name, coordinator, signing=False, events=None):
+def rekey(store, name, coordinator, signing=False, events=None,
+          older_than=None, at=None):
     """Rotate keyring *name*: a new active version, the previous active
     becomes decrypt-only. With *signing*, a keyring without signing keys
     becomes a signing keyring from the new version on (a signing keyring
     stays one either way). Returns a :class:`RekeyResult`. *events*: a
-    :class:`sealedmeta.events.Events` told of the rotation."""
+    :class:`sealedmeta.events.Events` told of the rotation.
+
+    With *older_than* (seconds), rotate only when the active version was
+    created at least that long before *at* (epoch seconds, default now);
+    otherwise change nothing and return ``rotated=False``. The age is
+    judged on the keyring read under the lock, so of many hosts running
+    this at once exactly one rotates."""
     names.check_keyring_name(name)
     with coordinator.lock(name):
         previous = store.get_keyring(name).active  # fresh, under the lock
+        if older_than is not None:
+            age = (kr.now() if at is None else at) - previous.created
+            if age < older_than:
+                LOG.info("keyring %s: version %d (created %s) is younger than"
+                         " %s: not rotated", name, previous.number,
+                         _utc(previous.created), span(older_than))
+                return RekeyResult(name, previous, None, rotated=False)
         try:
             version = (store.rotate(name, signing=True) if signing
                        else store.rotate(name))

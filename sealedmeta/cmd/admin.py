@@ -72,6 +72,10 @@ class Rekey(common.FindsProblems, show.ShowOne):
 
     With --rewrap, then re-seal the envelopes of this keyring under PATHs
     with the new version (exit status 1 when any file failed).
+
+    With --if-older-than DURATION, rotate only when the active version is
+    older (safe from every host's timer at once: one of them rotates);
+    the ``rotated`` field says whether it did, and not rotating exits 0.
     """
 
     def get_parser(self, prog_name):
@@ -92,20 +96,33 @@ class Rekey(common.FindsProblems, show.ShowOne):
                                  " rewrapping, so that envelopes running"
                                  " agents still seal under the old version"
                                  " are rewrapped too.")
+        parser.add_argument("--if-older-than", metavar="DURATION",
+                            help="Rotate only when the active version is"
+                                 " older than DURATION (90d, 12h, 30m, 45s);"
+                                 " otherwise change nothing and exit 0.")
         return parser
 
     def take_action(self, parsed_args):
         name = parsed_args.name
+        older_than = (None if parsed_args.if_older_than is None else
+                      common.parse_duration(parsed_args.if_older_than,
+                                            "--if-older-than"))
         if parsed_args.rewrap:
             # Refuse bad paths before the keyring changes.
             sm_carriers.check_paths(parsed_args.rewrap)
         with coordinator(self.app) as coord:
             result = admin.rekey(self.app.store, name, coord,
                                  signing=parsed_args.signing,
-                                 events=events.get(self.app.conf))
-        fields = ("keyring", "version", "key_id", "previous_version")
-        values = (name, result.version.number, result.version.key_id.hex(),
-                  result.previous.number)
+                                 events=events.get(self.app.conf),
+                                 older_than=older_than)
+        fields = ("keyring", "rotated", "version", "key_id")
+        values = (name, result.rotated, result.version.number,
+                  result.version.key_id.hex())
+        if not result.rotated:
+            # Nothing changed: nothing new to rewrap to either.
+            return fields, values
+        fields += ("previous_version",)
+        values += (result.previous.number,)
         if parsed_args.rewrap:
             settle = admin.settle_window(self.app.conf)
             left = kr.settle_left(self.app.store.get_keyring(name),

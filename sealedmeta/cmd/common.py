@@ -61,6 +61,22 @@ def parse_pairs(values, option="--context"):
     return result
 
 
+_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)\Z")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text, option):
+    """Seconds of a DURATION such as ``90d``, ``12h``, ``30m``, ``45s`` or
+    ``45`` (seconds), at least one second; one clear error otherwise."""
+    match = _DURATION.match(text or "")
+    seconds = int(match.group(1)) * _UNIT[match.group(2)] if match else 0
+    if seconds < 1:
+        raise CommandError(
+            "bad %s %r: expected a duration such as 90d, 12h, 30m or 45s"
+            % (option, text))
+    return seconds
+
+
 def read_input(path, limit, what):
     """Bytes of *path* ('-' = stdin), refusing more than *limit* bytes."""
     try:

@@ -212,7 +212,8 @@ def test_rekey_prints_the_new_version(env):
     assert code == 0, err
     data = json.loads(out)
     ring = env.store.get_keyring(RING)
-    assert data == {"keyring": RING, "version": 3, "previous_version": 2,
+    assert data == {"keyring": RING, "rotated": True, "version": 3,
+                    "previous_version": 2,
                     "key_id": ring.version(3).key_id.hex()}
     assert ring.active.number == 3
     assert ring.version(2).state is kr.KeyState.DECRYPT_ONLY
@@ -545,3 +546,74 @@ def test_settle_window_on_the_command_line(env, tmp_path):
     before = env.digest()
     refused("key", "destroy", RING, "2", "--force")
     assert env.store.get_keyring(RING).version(2).state.value == "retired"
+
+
+# -- scheduled rotation: rekey --if-older-than ------------------------------------
+
+DAY = 86400
+
+
+def _age_active(env, seconds):
+    """Make the active version of kr *seconds* older in the file store."""
+    path = env.repo / RING / "keyring.json"
+    data = json.loads(path.read_text())
+    active = [v for v in data["versions"] if v["state"] == "active"]
+    active[0]["created"] -= seconds
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("duration", ["90x", "0d", "0", "", "-1d", "1.5d",
+                                      "d", "90 d", "9999999999d"])
+def test_rekey_if_older_than_bad_duration(env, duration):
+    before = env.digest()
+    code, out, err = env.run("rekey", RING, "--if-older-than=" + duration)
+    line = one_line(err)
+    assert code == 2 and "bad --if-older-than %r: expected a duration such as" \
+        " 90d, 12h, 30m or 45s" % duration in line, line
+    assert env.digest() == before
+
+
+def test_rekey_if_older_than(env):
+    # Version 2 was created by the fixture moments ago: not rotated, exit 0,
+    # nothing changed.
+    before = env.digest()
+    code, out, err = env.run("rekey", RING, "--if-older-than", "90d",
+                             "-f", "json")
+    assert code == 0, err
+    ring = env.store.get_keyring(RING)
+    assert json.loads(out) == {"keyring": RING, "rotated": False, "version": 2,
+                               "key_id": ring.version(2).key_id.hex()}
+    assert env.digest() == before
+    # 91 days old: rotated, then the new version is young again.
+    _age_active(env, 91 * DAY)
+    code, out, err = env.run("rekey", RING, "--if-older-than", "90d",
+                             "-f", "json")
+    assert code == 0, err
+    ring = env.store.get_keyring(RING)
+    assert json.loads(out) == {"keyring": RING, "rotated": True, "version": 3,
+                               "previous_version": 2,
+                               "key_id": ring.version(3).key_id.hex()}
+    assert ring.active.number == 3
+    code, out, err = env.run("rekey", RING, "--if-older-than", "2160h",
+                             "-f", "value", "-c", "rotated", "-c", "version")
+    assert (code, out.split()) == (0, ["False", "3"]), err
+    assert env.store.get_keyring(RING).active.number == 3
+
+
+def test_rekey_if_older_than_from_many_hosts_at_once(env):
+    """Every host's timer fires together: exactly one rotates, the others
+    decide under the lock, on the keyring read again, that it is young."""
+    _age_active(env, 91 * DAY)
+    procs = [sm_cli.start(["rekey", RING, "--if-older-than", "90d", "-f",
+                           "json"], env.tmp, env.repo, env.lab_config)
+             for _ in range(6)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        results.append(json.loads(out))
+    assert sorted(r["rotated"] for r in results) == [False] * 5 + [True]
+    assert {r["version"] for r in results} == {3}
+    ring = env.store.get_keyring(RING)
+    assert [v.number for v in ring.versions] == [1, 2, 3]
+    assert ring.active.number == 3
