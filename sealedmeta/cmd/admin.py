@@ -148,9 +148,6 @@ class Rekey(common.FindsProblems, show.ShowOne):
 class _SetState(show.ShowOne):
     action = None
 
-    def settle_args(self):
-        return {}
-
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME", help="Keyring.")
@@ -161,18 +158,102 @@ class _SetState(show.ShowOne):
         version = parse_version(parsed_args.version)
         with coordinator(self.app) as coord:
             updated = self.action(self.app.store, parsed_args.name, version,
-                                  coord, events=events.get(self.app.conf),
-                                  **self.settle_args())
+                                  coord, events=events.get(self.app.conf))
         return version_fields(parsed_args.name, updated)
 
 
-class KeyRetire(_SetState):
-    """Retire a decrypt-only version: envelopes under it are refused (reversible)."""
+def add_scan_options(parser, what):
+    """--scan, --ceph-pool..., --scan-cinder: the backup stores to audit
+    before *what*."""
+    parser.add_argument("--scan", metavar="PATH", nargs="+", action="extend",
+                        default=[],
+                        help="Files / directories holding the envelopes"
+                             " (backup stores) to audit before %s." % what)
+    scan_cmd.add_ceph_options(parser)
+    parser.add_argument("--scan-cinder", metavar="CINDER_CONF",
+                        help="Also scan every backup of the Cinder database"
+                             " this cinder.conf names, each read through"
+                             " its configured backup driver.")
 
-    action = staticmethod(admin.retire)
 
-    def settle_args(self):
-        return {"settle": admin.settle_window(self.app.conf)}
+def settle(app, agents):
+    """The settle window to wait: *app*'s configuration's, or the agents'
+    when cinder.conf was read and gives a longer one."""
+    window = admin.settle_window(app.conf)
+    if agents is not None and agents > window:
+        LOG.warning("the agents' cache_ttl + stale_grace in cinder.conf"
+                    " (%ds) is longer than this configuration's (%ds):"
+                    " waiting %ds; give both the same values", agents,
+                    window, agents)
+        return agents
+    return window
+
+
+def _numbers(found):
+    return ", ".join("%d" % n for n in sorted(found))
+
+
+class KeyRetire(show.ShowOne):
+    """Retire a decrypt-only version: envelopes under it are refused (reversible).
+
+    With --unused instead of VERSION, retire every decrypt-only version
+    that a scan of the backup stores (--scan PATH ..., --ceph-pool POOL,
+    --scan-cinder CINDER_CONF) finds no envelope under; versions still in
+    the settle window or in use are left and named. Exit status 0 also
+    when there was nothing to retire.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", metavar="NAME", help="Keyring.")
+        parser.add_argument("version", metavar="VERSION", nargs="?",
+                            help="Key version number (not with --unused).")
+        parser.add_argument("--unused", action="store_true",
+                            help="Retire every decrypt-only version no"
+                                 " scanned backup uses.")
+        add_scan_options(parser, "retiring (with --unused)")
+        return parser
+
+    def take_action(self, parsed_args):
+        scans = (parsed_args.scan or parsed_args.ceph_pool
+                 or parsed_args.scan_cinder)
+        if parsed_args.unused == (parsed_args.version is not None):
+            raise common.CommandError(
+                "give either VERSION or --unused (with the backup stores to"
+                " scan)")
+        if not parsed_args.unused:
+            if scans:
+                raise common.CommandError(
+                    "--scan, --ceph-pool and --scan-cinder go with --unused")
+            version = parse_version(parsed_args.version)
+            with coordinator(self.app) as coord:
+                updated = admin.retire(
+                    self.app.store, parsed_args.name, version, coord,
+                    settle=admin.settle_window(self.app.conf),
+                    events=events.get(self.app.conf))
+            return version_fields(parsed_args.name, updated)
+        if not scans:
+            raise common.CommandError(
+                "--unused needs the backup stores to scan: --scan PATH ...,"
+                " --ceph-pool POOL or --scan-cinder CINDER_CONF")
+        sources, agents = cinder_scan(self.app, parsed_args.scan_cinder)
+        try:
+            with coordinator(self.app) as coord:
+                result = admin.retire_unused(
+                    self.app.store, parsed_args.name, coord,
+                    scan=parsed_args.scan,
+                    max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
+                    carriers=scan_cmd.carriers_of(self.app),
+                    sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
+                    settle=settle(self.app, agents),
+                    events=events.get(self.app.conf))
+        except scan_cmd.ceph_pool_errors() as exc:
+            raise common.CommandError(str(exc)) from None
+        return (("keyring", "retired", "in_use", "settling",
+                 "scanned_envelopes"),
+                (parsed_args.name, _numbers(result.retired),
+                 _numbers(result.in_use), _numbers(result.settling),
+                 result.scanned if result.scanned is not None else 0))
 
 
 class KeyReinstate(_SetState):
@@ -195,31 +276,11 @@ class KeyDestroy(show.ShowOne):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME", help="Keyring.")
         parser.add_argument("version", metavar="VERSION", help="Key version number.")
-        parser.add_argument("--scan", metavar="PATH", nargs="+", action="extend",
-                            default=[],
-                            help="Files / directories holding the envelopes"
-                                 " (backup stores) to audit first.")
+        add_scan_options(parser, "destroying")
         parser.add_argument("--force", action="store_true",
                             help="Destroy even without --scan, or although the"
                                  " scan found envelopes under the version.")
-        scan_cmd.add_ceph_options(parser)
-        parser.add_argument("--scan-cinder", metavar="CINDER_CONF",
-                            help="Also scan every backup of the Cinder database"
-                                 " this cinder.conf names, each read through"
-                                 " its configured backup driver.")
         return parser
-
-    def _settle(self, agents):
-        """The settle window to wait: this configuration's, or the agents'
-        when cinder.conf was read and gives a longer one."""
-        settle = admin.settle_window(self.app.conf)
-        if agents is not None and agents > settle:
-            LOG.warning("the agents' cache_ttl + stale_grace in cinder.conf"
-                        " (%ds) is longer than this configuration's (%ds):"
-                        " waiting %ds; give both the same values", agents,
-                        settle, agents)
-            return agents
-        return settle
 
     def take_action(self, parsed_args):
         version = parse_version(parsed_args.version)
@@ -232,7 +293,7 @@ class KeyDestroy(show.ShowOne):
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
                     carriers=scan_cmd.carriers_of(self.app),
                     sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
-                    settle=self._settle(agents),
+                    settle=settle(self.app, agents),
                     events=events.get(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:
             raise common.CommandError(str(exc)) from None

@@ -617,3 +617,89 @@ def test_rekey_if_older_than_from_many_hosts_at_once(env):
     ring = env.store.get_keyring(RING)
     assert [v.number for v in ring.versions] == [1, 2, 3]
     assert ring.active.number == 3
+
+
+# -- key retire --unused ------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, text", [
+    (["key", "retire", RING, "--unused"],
+     "--unused needs the backup stores to scan: --scan PATH ..., --ceph-pool"
+     " POOL or --scan-cinder CINDER_CONF"),
+    (["key", "retire", RING, "1", "--unused", "--scan", "{data}"],
+     "give either VERSION or --unused"),
+    (["key", "retire", RING], "give either VERSION or --unused"),
+    (["key", "retire", RING, "1", "--scan", "{data}"],
+     "--scan, --ceph-pool and --scan-cinder go with --unused"),
+    (["key", "retire", RING, "--unused", "--scan", "{tmp}/missing"],
+     "missing: no such file or directory"),
+])
+def test_retire_unused_usage(env, argv, text):
+    before = env.digest()
+    fill = {"data": env.data, "tmp": env.tmp}
+    code, out, err = env.run(*[a.format(**fill) for a in argv])
+    line = one_line(err)
+    assert code == 2 and text.format(**fill) in line, line
+    assert env.digest() == before
+
+
+def _retire_unused(env, *paths, config=None):
+    code, out, err = env.run("key", "retire", RING, "--unused", "--scan",
+                             *map(str, paths), "-f", "json", config=config)
+    return code, (json.loads(out) if out else None), err
+
+
+def test_retire_unused(env):
+    # Version 1 still has 4 envelopes in data/: kept and named.
+    before = env.digest()
+    code, out, err = _retire_unused(env, env.data, env.junk)
+    assert code == 0, err
+    assert out == {"keyring": RING, "retired": "", "in_use": "1",
+                   "settling": "", "scanned_envelopes": 6}
+    assert "version 1 kept: 4 envelopes under it" in err
+    assert env.digest() == before
+    # Rewrapped: no envelope under version 1 any more, it is retired.
+    assert env.run("rewrap", str(env.data))[0] == 0
+    code, out, err = _retire_unused(env, env.data)
+    assert code == 0, err
+    assert out["retired"] == "1" and out["in_use"] == "" and out["settling"] == ""
+    assert env.store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
+    # Nothing left to retire: exit 0, nothing changed, no scan made.
+    before = env.digest()
+    code, out, err = _retire_unused(env, env.data)
+    assert code == 0, err
+    assert out == {"keyring": RING, "retired": "", "in_use": "",
+                   "settling": "", "scanned_envelopes": 0}
+    assert "no decrypt-only version to retire" in err
+    assert env.digest() == before
+
+
+def test_retire_unused_respects_the_settle_window(env, tmp_path):
+    # Version 1 stopped being active long ago; version 2 at this rekey.
+    # With the default window (300 s) version 2 is left and named.
+    assert env.run("rekey", RING, "--rewrap", str(env.data))[0] == 0
+    path = env.repo / RING / "keyring.json"
+    data = json.loads(path.read_text())
+    data["versions"][0]["deactivated"] = kr.now() - 1000
+    path.write_text(json.dumps(data))
+    config = sm_cli.write_config(tmp_path / "default.conf", sealedmeta={})
+    code, out, err = _retire_unused(env, env.data, config=config)
+    assert code == 0, err
+    assert (out["retired"], out["in_use"], out["settling"]) == ("1", "", "2")
+    assert re.search(r"version 2 kept: it stopped being active less than 300s"
+                     r" ago \(cache_ttl \+ stale_grace\), \d+s left", err), err
+    ring = env.store.get_keyring(RING)
+    assert [v.state.value for v in ring.versions] == [
+        "retired", "decrypt-only", "active"]
+
+
+def test_retire_unused_refuses_when_a_file_cannot_be_read(env):
+    assert env.run("rewrap", str(env.data))[0] == 0
+    before = env.digest()
+    code, out, err = _retire_unused(env, env.data, "/proc/self/mem")
+    line = one_line(err)
+    assert code == 1 and (
+        "refusing to retire unused versions of keyring 'kr': the scan could"
+        " not read 1 file, which may hold envelopes under its decrypt-only"
+        " versions: /proc/self/mem") in line, line
+    assert env.digest() == before
+    assert env.store.get_keyring(RING).version(1).state is kr.KeyState.DECRYPT_ONLY
