@@ -460,10 +460,10 @@ def retire_unused(store, name, coordinator, scan=None, sources=(),
     no envelope under. Versions still inside the settle window (counted at
     the start of the scan: an agent may have sealed under them after the
     scan passed by) are left, in ``settling``; versions in use are left, in
-    ``in_use``. Without *scan* or *sources*: :class:`ScanRequired`. A file the scan cannot read retires
-    nothing (:class:`VersionInUse`). Each retire is decided under the lock
-    on the keyring read again (a version reinstated, rotated or changed
-    meanwhile is left alone)."""
+    ``in_use``. Without *scan* or *sources*: :class:`ScanRequired`. A
+    file the scan cannot read retires nothing (:class:`VersionInUse`).
+    Each retire is decided under the lock on the keyring read again (a
+    version reinstated, rotated or changed meanwhile is left alone)."""
     names.check_keyring_name(name)
     if not (scan or sources):
         raise ScanRequired(
