@@ -15,8 +15,18 @@ LOG = logging.getLogger(__name__)
 
 # sealedmeta is installed from a clone (it is not on PyPI): name the extra
 # as docs/source/cinder.rst installs it.
-NO_CINDER = ("'sealedmeta cinder reseal' needs the cinder package in this"
-             " environment (in a clone of sealedmeta: pip install '.[cinder]')")
+def no_cinder(what):
+    """The one line for *what* (a command, an option) run without Cinder."""
+    return ("%s needs the cinder package in this environment (in a clone of"
+            " sealedmeta: pip install '.[cinder]')" % what)
+
+
+def _require_cinder(cmd):
+    try:
+        import cinder  # noqa: F401
+    except ImportError:
+        raise common.CommandError(
+            no_cinder("'sealedmeta %s'" % cmd.cmd_name)) from None
 
 
 def load_cinder_conf(files):
@@ -65,10 +75,7 @@ class Reseal(common.FindsProblems, lister.Lister):
             raise common.CommandError(
                 "'sealedmeta cinder reseal' needs Cinder's configuration:"
                 " --config-file /etc/cinder/cinder.conf")
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER) from None
+        _require_cinder(self)
         load_cinder_conf(files)
         from sealedmeta.cinder import reseal
         try:
@@ -143,10 +150,7 @@ class Audit(common.FindsProblems, lister.Lister):
             raise common.CommandError(
                 "'sealedmeta cinder audit' needs Cinder's configuration:"
                 " --config-file /etc/cinder/cinder.conf")
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER) from None
+        _require_cinder(self)
         if parsed_args.workers < 1:
             raise common.CommandError("--workers must be at least 1")
         since = None
@@ -258,10 +262,7 @@ class AuditMerge(Audit):
 
     def take_action(self, parsed_args):
         import json
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER) from None
+        _require_cinder(self)
         from sealedmeta.cinder import audit
         rows = {}
         for path in parsed_args.reports:

@@ -52,13 +52,13 @@ def cinder_scan(app, cinder_conf):
     ``[sealedmeta]`` (the agents'); ``([], None)`` without."""
     if not cinder_conf:
         return [], None
+    from sealedmeta.cinder import cli as cinder_cli  # imports no Cinder
     try:
         from sealedmeta.cinder import audit as cinder_audit
-        from sealedmeta.cinder import cli as cinder_cli
         from sealedmeta.cinder import reseal
     except ImportError:
         raise common.CommandError(
-            "--scan-cinder needs the cinder package in this environment")
+            cinder_cli.no_cinder("--scan-cinder")) from None
     agents = admin.settle_window(cinder_cli.load_cinder_conf([cinder_conf]))
     try:
         return [cinder_audit.CinderSource(

@@ -53,3 +53,54 @@ def test_barbicanclient_errors_shown_when_very_verbose(run_main, capsys):
     capsys.readouterr()
     logging.getLogger("barbicanclient.client").error("4xx Client error: Forbidden")
     assert "4xx Client error: Forbidden" in capsys.readouterr().err
+
+
+_WITHOUT_CINDER = ("import sys; sys.modules['cinder'] = None\n"
+                   "from sealedmeta.cmd.main import main\n"
+                   "sys.exit(main(sys.argv[1:]))\n")
+_PIP = ("needs the cinder package in this environment (in a clone of"
+        " sealedmeta: pip install '.[cinder]')")
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["cinder", "audit"], "'sealedmeta cinder audit'"),
+    (["cinder", "reseal", "--all"], "'sealedmeta cinder reseal'"),
+    (["cinder", "audit-merge", "r.json"], "'sealedmeta cinder audit-merge'"),
+    (["key", "destroy", "kr", "1", "--scan-cinder", "{conf}"], "--scan-cinder"),
+    (["key", "retire", "kr", "--unused", "--scan-cinder", "{conf}"],
+     "--scan-cinder"),
+])
+def test_without_cinder_the_line_names_the_command(tmp_path, argv, what):
+    """Every Cinder command (and option) run where Cinder is not installed
+    names itself, not another command, and the pip command that works."""
+    import subprocess
+    import sys
+    conf = tmp_path / "cinder.conf"
+    conf.write_text("[sealedmeta]\nkey_repository = %s\n" % (tmp_path / "keys"))
+    argv = [a.format(conf=conf) for a in argv]
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CINDER, "--config-file", str(conf)]
+        + argv, capture_output=True, text=True, timeout=120,
+        env=sm_cli.cli_env(tmp_path))
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert (proc.returncode, lines) == (2, ["sealedmeta: %s %s" % (what, _PIP)])
+
+
+def test_without_redis_the_hint_is_a_pip_command_that_works(tmp_path):
+    """sealedmeta is not on a package index: the hint installs the extra
+    from a clone, as the Cinder one does."""
+    import subprocess
+    import sys
+    conf = sm_cli.write_config(
+        tmp_path / "sm.conf", sealedmeta={"key_repository": tmp_path / "keys"},
+        coordination={"backend_url": "redis://127.0.0.1:1"})
+    script = _WITHOUT_CINDER.replace("'cinder'", "'redis'")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "--config-file", str(conf), "rekey",
+         "kr"], capture_output=True, text=True, timeout=120,
+        env=sm_cli.cli_env(tmp_path))
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert (proc.returncode, lines) == (2, [
+        "sealedmeta: coordination backend redis://127.0.0.1:1 needs the"
+        " 'redis' Python package in this environment (in a clone of"
+        " sealedmeta: pip install '.[redis]'); no keyring state was changed"])
