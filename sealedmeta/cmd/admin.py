@@ -249,11 +249,13 @@ class KeyRetire(show.ShowOne):
                     events=events.get(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:
             raise common.CommandError(str(exc)) from None
-        return (("keyring", "retired", "in_use", "settling",
-                 "scanned_envelopes"),
-                (parsed_args.name, _numbers(result.retired),
-                 _numbers(result.in_use), _numbers(result.settling),
-                 result.scanned if result.scanned is not None else 0))
+        fields = ("keyring", "retired", "in_use", "settling")
+        values = (parsed_args.name, _numbers(result.retired),
+                  _numbers(result.in_use), _numbers(result.settling))
+        if result.scanned is None:
+            # Nothing to retire, so no scan was made: no figure.
+            return fields, values
+        return fields + ("scanned_envelopes",), values + (result.scanned,)
 
 
 class KeyReinstate(_SetState):
@@ -303,5 +305,8 @@ class KeyDestroy(show.ShowOne):
                 " PATH ... (the backup stores, audited first); --force destroys"
                 " it unchecked" % (version, parsed_args.name)) from None
         fields, values = version_fields(parsed_args.name, result.version)
-        return (fields + ("scanned_envelopes", "envelopes_under_version", "forced"),
-                values + (result.scanned, result.in_use, result.forced))
+        if result.scanned is not None:
+            # No scan (forced, or finishing an earlier destroy): no figures.
+            fields += ("scanned_envelopes", "envelopes_under_version")
+            values += (result.scanned, result.in_use)
+        return fields + ("forced",), values + (result.forced,)

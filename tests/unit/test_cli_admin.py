@@ -109,7 +109,8 @@ BAD = [
     (["key", "retire", "nosuch", "1"], 2, "no keyring 'nosuch'"),
     (["key", "reinstate", RING, "1"], 2, "version 1 of 'kr' is already decrypt-only"),
     (["key", "destroy", RING, "1", "--force"], 2,
-     "cannot go from decrypt-only to destroyed"),
+     "cannot go from decrypt-only to destroyed; retire it first"
+     " ('sealedmeta key retire')"),
     (["key", "destroy", RING, "2", "--force"], 2, "is the active version"),
     (["key", "destroy", RING, "x", "--force"], 2, "bad VERSION 'x'"),
     (["keyring", "create", RING], 2, "keyring 'kr' already exists"),
@@ -309,6 +310,9 @@ def test_key_lifecycle(env):
     code, out, err = env.run("key", "destroy", RING, "1", "-f", "json")
     assert code == 0, err
     assert json.loads(out)["state"] == "destroyed"
+    assert "scanned_envelopes" not in json.loads(out)
+    code, out, err = env.run("key", "destroy", RING, "1")
+    assert code == 0 and "None" not in out, out
     assert err == ("sealedmeta: version 1 of keyring kr was already destroyed;"
                    " nothing was left\n")
     assert env.digest() == before
@@ -668,7 +672,7 @@ def test_retire_unused(env):
     code, out, err = _retire_unused(env, env.data)
     assert code == 0, err
     assert out == {"keyring": RING, "retired": "", "in_use": "",
-                   "settling": "", "scanned_envelopes": 0}
+                   "settling": ""}
     assert "no decrypt-only version to retire" in err
     assert env.digest() == before
 
