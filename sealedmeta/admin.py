@@ -91,10 +91,20 @@ def _check_settled(ring, version, action, settle, at):
     left = kr.settle_left(ring, version, settle, at)
     if left > 0:
         raise NotSettled(
-            "refusing to %s version %d of keyring %r: it stopped being active"
-            " less than %ds ago (cache_ttl + stale_grace), so a running"
-            " process may still seal under it; %ds left"
-            % (action, version, ring.name, settle, left), left)
+            "refusing to %s version %d of keyring %r: %s"
+            % (action, version, ring.name, settling(ring, version, settle,
+                                                    left)), left)
+
+
+def settling(ring, version, settle, left):
+    """Why version *version* of *ring* must wait *left* more seconds of the
+    settle window *settle*, in terms that add up: the times are recorded
+    in whole seconds, so the window counts from the second after."""
+    since = kr.inactive_since(ring, version)
+    return ("it stopped being active at %s and the settle window (cache_ttl"
+            " + stale_grace, %ds from the next whole second) ends at %s, so a"
+            " running process may still seal under it; %ds left"
+            % (_utc(since), settle, _utc(since + 1 + settle), left))
 
 
 def span(seconds):
@@ -479,14 +489,14 @@ def retire_unused(store, name, coordinator, scan=None, sources=(),
     report = _audit(store, scan, sources, max_envelope_size, carriers)
     _refuse_unreadable(report, "retire unused versions", name,
                        "its decrypt-only versions")
-    in_use, settling, free = {}, {}, []
+    in_use, waiting, free = {}, {}, []
     for version in candidates:
         under = report.under(name, version.key_id)
         left = kr.settle_left(ring, version.number, settle, started)
         if under:
             in_use[version.number] = len(under)
         elif left > 0:
-            settling[version.number] = left
+            waiting[version.number] = left
         else:
             free.append(version)
     retired = []
@@ -508,12 +518,11 @@ def retire_unused(store, name, coordinator, scan=None, sources=(),
     for number, count in sorted(in_use.items()):
         LOG.info("keyring %s: version %d kept: %s under it", name, number,
                  _count(count, "envelope"))
-    for number, left in sorted(settling.items()):
-        LOG.info("keyring %s: version %d kept: it stopped being active less"
-                 " than %ds ago (cache_ttl + stale_grace), %ds left", name,
-                 number, settle, left)
+    for number, left in sorted(waiting.items()):
+        LOG.info("keyring %s: version %d kept: %s", name, number,
+                 settling(ring, number, settle, left))
     return RetireUnusedResult(name, tuple(v.number for v in retired), in_use,
-                              settling, len(report.findings))
+                              waiting, len(report.findings))
 
 
 def _finish_destroy(store, name, version, coordinator, force):

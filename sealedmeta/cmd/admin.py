@@ -125,18 +125,16 @@ class Rekey(common.FindsProblems, show.ShowOne):
         values += (result.previous.number,)
         if parsed_args.rewrap:
             settle = admin.settle_window(self.app.conf)
-            left = kr.settle_left(self.app.store.get_keyring(name),
-                                  result.previous.number, settle)
+            ring = self.app.store.get_keyring(name)
+            left = kr.settle_left(ring, result.previous.number, settle)
             if parsed_args.wait:
-                LOG.info("waiting %ds (cache_ttl + stale_grace) for running"
-                         " agents to stop sealing under version %d",
-                         left, result.previous.number)
+                LOG.info("waiting %ds for running agents to stop sealing under"
+                         " version %d: %s", left, result.previous.number,
+                         admin.settling(ring, result.previous.number, settle,
+                                        left))
                 time.sleep(left)
-            elif settle:
-                LOG.warning(
-                    "running agents may seal under version %d for up to %ds"
-                    " more (cache_ttl + stale_grace); rewrap again after"
-                    " that, or use --wait", result.previous.number, settle)
+            else:
+                scan_cmd.warn_settling(self.app, [name], ", or use --wait")
             summary = scan_cmd.run_rewrap(self.app, parsed_args.rewrap, name)
             self.problems = scan_cmd.report_failures(summary)
             more_fields, more_values = scan_cmd.summary_fields(summary)

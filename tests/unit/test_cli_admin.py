@@ -16,6 +16,7 @@ from sealedmeta import armor
 from sealedmeta import coordination
 from sealedmeta import inspect
 from sealedmeta import keyring as kr
+from sealedmeta.cmd import keyring as keyring_cmd
 
 from tests import sm_cli
 from tests.unit.helpers import file_size_limit
@@ -534,12 +535,24 @@ def test_settle_window_on_the_command_line(env, tmp_path):
     assert code == 0, err
     before = env.digest()
     config = sm_cli.write_config(tmp_path / "default.conf", sealedmeta={})
+    since = kr.inactive_since(env.store.get_keyring(RING), 2)
+
     def refused(*argv):
+        asked = kr.now()
         code, out, err = env.run(*argv, config=config)
+        answered = kr.now()
         line = one_line(err)
-        assert code == 2 and "stopped being active less than 300s ago" in line
-        left = re.search(r"; (\d+)s left$", line)
-        assert left and 0 < int(left.group(1)) <= 301, line
+        # The figures add up: the window ends 1 + 300 s after the recorded
+        # second, and the seconds left are those until then.
+        found = re.search(
+            r"it stopped being active at (\S+) and the settle window"
+            r" \(cache_ttl \+ stale_grace, 300s from the next whole second\)"
+            r" ends at (\S+), so a running process may still seal under it;"
+            r" (\d+)s left$", line)
+        assert code == 2 and found, line
+        assert found.group(1) == keyring_cmd.iso(since)
+        assert found.group(2) == keyring_cmd.iso(since + 301)
+        assert since + 301 - answered <= int(found.group(3)) <= since + 301 - asked
         assert env.digest() == before
 
     refused("key", "retire", RING, "2")
@@ -689,8 +702,10 @@ def test_retire_unused_respects_the_settle_window(env, tmp_path):
     code, out, err = _retire_unused(env, env.data, config=config)
     assert code == 0, err
     assert (out["retired"], out["in_use"], out["settling"]) == ("1", "", "2")
-    assert re.search(r"version 2 kept: it stopped being active less than 300s"
-                     r" ago \(cache_ttl \+ stale_grace\), \d+s left", err), err
+    assert re.search(r"version 2 kept: it stopped being active at \S+ and the"
+                     r" settle window \(cache_ttl \+ stale_grace, 300s from the"
+                     r" next whole second\) ends at \S+, so a running process"
+                     r" may still seal under it; \d+s left", err), err
     ring = env.store.get_keyring(RING)
     assert [v.state.value for v in ring.versions] == [
         "retired", "decrypt-only", "active"]
@@ -707,3 +722,19 @@ def test_retire_unused_refuses_when_a_file_cannot_be_read(env):
         " versions: /proc/self/mem") in line, line
     assert env.digest() == before
     assert env.store.get_keyring(RING).version(1).state is kr.KeyState.DECRYPT_ONLY
+
+
+def test_plain_rewrap_inside_the_settle_window_warns(env, tmp_path):
+    """As rekey --rewrap does: the fixture's rotation was just now, so with
+    the default window agents may still seal under version 1."""
+    config = sm_cli.write_config(tmp_path / "default.conf", sealedmeta={})
+    code, out, err = env.run("rewrap", str(env.data), config=config)
+    assert code == 0, err
+    assert re.search(r"^sealedmeta: keyring kr: version 1: it stopped being"
+                     r" active at \S+ and the settle window \(cache_ttl \+"
+                     r" stale_grace, 300s from the next whole second\) ends at"
+                     r" \S+, so a running process may still seal under it;"
+                     r" \d+s left: rewrap again after that$", err, re.M), err
+    # Without a window (no agent caches the keyring): no warning.
+    code, out, err = env.run("rewrap", str(env.data))
+    assert code == 0 and "settle window" not in err, err
