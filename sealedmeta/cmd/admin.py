@@ -16,6 +16,7 @@ from sealedmeta import coordination
 from sealedmeta import events
 from sealedmeta import names
 from sealedmeta import keyring as kr
+from sealedmeta import conf as sm_conf
 from sealedmeta.cmd import common
 from sealedmeta.cmd import keyring as keyring_cmd
 from sealedmeta.cmd import scan as scan_cmd
@@ -36,6 +37,8 @@ def parse_version(text):
 
 
 def coordinator(app):
+    common.check_references(app.conf, sm_conf.GROUP,
+                            sm_conf.COORDINATION_GROUP)
     return coordination.Coordinator.from_config(app.conf)
 
 

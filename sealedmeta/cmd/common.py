@@ -7,6 +7,7 @@ import re
 import sys
 
 from cliff import columns
+from oslo_config import cfg
 from cliff import lister
 
 from sealedmeta import admin
@@ -75,6 +76,27 @@ def parse_duration(text, option):
             "bad %s %r: expected a duration such as 90d, 12h, 30m or 45s"
             % (option, text))
     return seconds
+
+
+def check_references(conf, *groups):
+    """One clear error for an option of *groups* whose value refers
+    (``$name``) to an option sealedmeta does not have: cinder.conf's
+    ``$state_path``, say. oslo.config fails only as the value is read,
+    naming the missing option but not the one that refers to it. Called
+    where the group is about to be read (so a Cinder command given
+    cinder.conf is not refused for a group it never reads)."""
+    for group, name in [(g, n) for g in groups for n in getattr(conf, g)]:
+        try:
+            getattr(getattr(conf, group), name)
+        except cfg.NoSuchOptError as exc:
+            raise CommandError(
+                "bad configuration: [%s] %s in %s refers to $%s, an option"
+                " sealedmeta does not read (cinder.conf's [%s] %s?): give"
+                " these commands a sealedmeta configuration file with the"
+                " value written out, without $%s"
+                % (group, name, " or ".join(conf.config_file or ()),
+                   exc.opt_name, exc.group or "DEFAULT", exc.opt_name,
+                   exc.opt_name)) from None
 
 
 def read_input(path, limit, what):

@@ -8,6 +8,7 @@ from cliff import lister
 from cliff import show
 
 from sealedmeta import admin
+from sealedmeta import conf as sm_conf
 from sealedmeta import coordination
 from sealedmeta import exceptions
 from sealedmeta import public
@@ -45,6 +46,8 @@ class KeyringCreate(show.ShowOne):
 
     def take_action(self, parsed_args):
         # Under the keyring's coordination lock, like every state change.
+        common.check_references(self.app.conf, sm_conf.GROUP,
+                                sm_conf.COORDINATION_GROUP)
         with coordination.Coordinator.from_config(self.app.conf) as coord:
             ring = admin.create_keyring(self.app.store, parsed_args.name, coord,
                                         signing=parsed_args.signing)

@@ -133,6 +133,7 @@ class SealedMetaApp(app.App):
     @property
     def store(self):
         if self._store is None:
+            common.check_references(self.conf, sm_conf.GROUP)
             self._store = keystores.load(self.conf)
         return self._store
 

@@ -104,3 +104,32 @@ def test_without_redis_the_hint_is_a_pip_command_that_works(tmp_path):
         "sealedmeta: coordination backend redis://127.0.0.1:1 needs the"
         " 'redis' Python package in this environment (in a clone of"
         " sealedmeta: pip install '.[redis]'); no keyring state was changed"])
+
+
+_REPO = ("sealedmeta", "key_repository", "$state_path/sealedmeta-keys")
+_LOCKS = ("coordination", "backend_url", "file://$state_path/locks")
+
+
+@pytest.mark.parametrize("reference, argv", [
+    (_REPO, ["keyring", "list"]), (_REPO, ["rekey", "kr"]),
+    (_LOCKS, ["rekey", "kr"]), (_LOCKS, ["keyring", "create", "kr"]),
+    (_LOCKS, ["key", "retire", "kr", "1"]),
+])
+def test_cinder_conf_references_name_the_option(tmp_path, reference, argv):
+    """Key commands given cinder.conf, whose options may refer to Cinder's
+    own ($state_path): one line naming the option that refers and what to
+    do, not oslo.config's 'no such option state_path in group [DEFAULT]'."""
+    import subprocess
+    group, option, value = reference
+    conf = tmp_path / "cinder.conf"
+    conf.write_text("[DEFAULT]\nstate_path = %s\n[%s]\n%s = %s\n"
+                    % (tmp_path, group, option, value))
+    proc = subprocess.run([sm_cli.console_script(), "--config-file", str(conf)]
+                          + argv, capture_output=True, text=True, timeout=120,
+                          env=sm_cli.cli_env(tmp_path))
+    assert (proc.returncode, proc.stderr) == (2, (
+        "sealedmeta: bad configuration: [%s] %s in %s refers to $state_path,"
+        " an option sealedmeta does not read (cinder.conf's [DEFAULT]"
+        " state_path?): give these commands a sealedmeta configuration file"
+        " with the value written out, without $state_path\n"
+        % (group, option, conf)))
