@@ -738,3 +738,15 @@ def test_plain_rewrap_inside_the_settle_window_warns(env, tmp_path):
     # Without a window (no agent caches the keyring): no warning.
     code, out, err = env.run("rewrap", str(env.data))
     assert code == 0 and "settle window" not in err, err
+
+
+def test_keyring_copy_names_the_destination_for_people(env, tmp_path):
+    other = tmp_path / "other-keys"
+    config = sm_cli.write_config(tmp_path / "other.conf",
+                                 sealedmeta={"key_repository": other})
+    code, out, err = env.run("keyring", "copy", RING, "--to-config",
+                             str(config), "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["destination"] == "file key store %s" % other
+    code, out, err = env.run("keyring", "copy", "--help")
+    assert "Keyring to copy" in out

@@ -133,3 +133,27 @@ def test_cinder_conf_references_name_the_option(tmp_path, reference, argv):
         " state_path?): give these commands a sealedmeta configuration file"
         " with the value written out, without $state_path\n"
         % (group, option, conf)))
+
+
+def _commands():
+    import importlib.metadata
+    return sorted(ep.name.replace("_", " ") for ep in
+                  importlib.metadata.entry_points(group="sealedmeta.cli"))
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_terminal_help_is_plain_text_and_names_every_argument(command,
+                                                              capsys):
+    """The docstrings are also the docs' source: no ``literal`` or
+    :role:`...` markup on a terminal, and every positional argument has a
+    help line (keyring create / copy's NAME had none)."""
+    import re
+    code, out, err = sm_cli.run_in_process(capsys, "help", *command.split())
+    assert code == 0, err
+    assert "``" not in out and not re.search(r":[a-z]+:`", out), out
+    positional = out.split("positional arguments:\n", 1)
+    if len(positional) == 2:
+        block = positional[1].split("\n\n", 1)[0]
+        for line in block.splitlines():
+            if not line.startswith("    "):
+                assert len(line.split(None, 1)) == 2, (command, line)

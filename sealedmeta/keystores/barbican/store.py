@@ -38,3 +38,7 @@ class BarbicanKeyStore(session.Session, acl.Access, layout.Layout,
 
     def __repr__(self):
         return "BarbicanKeyStore(%r)" % (self._endpoint or "catalog",)
+
+    def describe(self):
+        return "Barbican %s" % (self._endpoint
+                                or "(endpoint from the Keystone catalog)")
