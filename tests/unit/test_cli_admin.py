@@ -750,3 +750,20 @@ def test_keyring_copy_names_the_destination_for_people(env, tmp_path):
     assert json.loads(out)["destination"] == "file key store %s" % other
     code, out, err = env.run("keyring", "copy", "--help")
     assert "Keyring to copy" in out
+
+
+def test_a_log_file_is_not_read_as_armour(env):
+    """The tool's own log lines start with 'sealedmeta:' as armour does:
+    verify and rewrap pass such a file by as no envelope, and change it
+    not."""
+    log = env.data / "sealedmeta.log"
+    log.write_text("sealedmeta: rotated keyring kr: version 2 active\n"
+                   "sealedmeta:U01FVE is where an armour's base64 starts\n")
+    before = log.read_bytes()
+    code, out, err = env.run("verify", str(env.data), "-f", "json")
+    report = json.loads(out)
+    assert code == 0, err
+    assert str(log) not in [e["path"] for e in report["envelopes"]]
+    code, out, err = env.run("rewrap", str(env.data))
+    assert code == 0, err
+    assert log.read_bytes() == before
