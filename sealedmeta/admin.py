@@ -38,6 +38,10 @@ class DestroyRefused(exceptions.InvalidTransition):
     """``key destroy`` refused: no scan of the backup stores and no force."""
 
 
+class ScanRequired(exceptions.InvalidTransition):
+    """``key retire --unused`` refused: no scan of the backup stores."""
+
+
 class NotSettled(exceptions.InvalidTransition):
     """``key retire`` / ``key destroy`` refused: the version stopped being
     active less than the settle window (``cache_ttl + stale_grace``) ago, so
@@ -87,10 +91,28 @@ def _check_settled(ring, version, action, settle, at):
     left = kr.settle_left(ring, version, settle, at)
     if left > 0:
         raise NotSettled(
-            "refusing to %s version %d of keyring %r: it stopped being active"
-            " less than %ds ago (cache_ttl + stale_grace), so a running"
-            " process may still seal under it; %ds left"
-            % (action, version, ring.name, settle, left), left)
+            "refusing to %s version %d of keyring %r: %s"
+            % (action, version, ring.name, settling(ring, version, settle,
+                                                    left)), left)
+
+
+def settling(ring, version, settle, left):
+    """Why version *version* of *ring* must wait *left* more seconds of the
+    settle window *settle*, in terms that add up: the times are recorded
+    in whole seconds, so the window counts from the second after."""
+    since = kr.inactive_since(ring, version)
+    return ("it stopped being active at %s and the settle window (cache_ttl"
+            " + stale_grace, %ds from the next whole second) ends at %s, so a"
+            " running process may still seal under it; %ds left"
+            % (_utc(since), settle, _utc(since + 1 + settle), left))
+
+
+def span(seconds):
+    """*seconds* in the largest whole unit: ``90d``, ``12h``, ``30m``, ``45s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
 
 
 def _utc(seconds):
@@ -132,11 +154,14 @@ class DestroyFailed(exceptions.KeyStoreError):
 @dataclasses.dataclass(frozen=True)
 class RekeyResult:
     keyring: str
-    version: kr.KeyVersion        # the new active version
+    version: kr.KeyVersion        # the new active version (or the active one)
     previous: kr.KeyVersion       # the former active, now decrypt-only
     # What the store held that no version used (left by interrupted
     # rotations), as base.Leftover records; those old enough were removed.
     leftovers: tuple = ()
+    # False when a rekey with *older_than* found the active version young
+    # enough (then *previous* is None and nothing changed).
+    rotated: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,15 +202,29 @@ def create_keyring(store, name, coordinator, signing=False):
     return ring
 
 
-def rekey(store, name, coordinator, signing=False, events=None):
+def rekey(store, name, coordinator, signing=False, events=None,
+          older_than=None, at=None):
     """Rotate keyring *name*: a new active version, the previous active
     becomes decrypt-only. With *signing*, a keyring without signing keys
     becomes a signing keyring from the new version on (a signing keyring
     stays one either way). Returns a :class:`RekeyResult`. *events*: a
-    :class:`sealedmeta.events.Events` told of the rotation."""
+    :class:`sealedmeta.events.Events` told of the rotation.
+
+    With *older_than* (seconds), rotate only when the active version was
+    created at least that long before *at* (epoch seconds, default now);
+    otherwise change nothing and return ``rotated=False``. The age is
+    judged on the keyring read under the lock, so of many hosts running
+    this at once exactly one rotates."""
     names.check_keyring_name(name)
     with coordinator.lock(name):
         previous = store.get_keyring(name).active  # fresh, under the lock
+        if older_than is not None:
+            age = (kr.now() if at is None else at) - previous.created
+            if age < older_than:
+                LOG.info("keyring %s: version %d (created %s) is younger than"
+                         " %s: not rotated", name, previous.number,
+                         _utc(previous.created), span(older_than))
+                return RekeyResult(name, previous, None, rotated=False)
         try:
             version = (store.rotate(name, signing=True) if signing
                        else store.rotate(name))
@@ -346,31 +385,19 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
         # A retired version seals nothing and rewrap cannot open it, so no
         # envelope under it appears while the scan runs: the scan can be
         # made without holding the lock.
-        report = audit.Auditor(store, max_envelope_size,
-                               carriers=carriers).run(list(scan or ()),
-                                                      list(sources))
+        report = _audit(store, scan, sources, max_envelope_size, carriers)
         scanned = len(report.findings)
         under = report.under(name, target.key_id)
-        unreadable = [f for f in report.findings if f.status == audit.UNREADABLE]
         in_use = len(under)
         if under and not force:
-            shown = [f.path for f in under[:MAX_PATHS_SHOWN]]
             raise VersionInUse(
                 "refusing to destroy version %d of keyring %r: the scan found"
-                " %d envelope%s under it: %s%s; rewrap them first"
-                % (version, name, len(under), "" if len(under) == 1 else "s",
-                   ", ".join(shown),
-                   ", ..." if len(under) > len(shown) else ""),
-                [f.path for f in under])
-        if unreadable and not force:
-            shown = [f.path for f in unreadable[:MAX_PATHS_SHOWN]]
-            raise VersionInUse(
-                "refusing to destroy version %d of keyring %r: the scan could"
-                " not read %d file%s, which may hold envelopes under it: %s%s"
-                % (version, name, len(unreadable),
-                   "" if len(unreadable) == 1 else "s", ", ".join(shown),
-                   ", ..." if len(unreadable) > len(shown) else ""),
-                [f.path for f in unreadable])
+                " %s under it: %s; rewrap them first"
+                % (version, name, _count(len(under), "envelope"),
+                   _shown_paths(under)), [f.path for f in under])
+        if not force:
+            _refuse_unreadable(report, "destroy version %d" % version, name,
+                               "it")
     elif not force:
         raise DestroyRefused(
             "refusing to destroy version %d of keyring %r without a scan of"
@@ -397,6 +424,105 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     if events is not None:
         events.key_destroyed(name, updated, scanned, in_use or 0, force)
     return DestroyResult(name, updated, scanned, in_use or 0, bool(force))
+
+
+def _audit(store, scan, sources, max_envelope_size, carriers):
+    """The audit Report of the backup stores *scan* (PATHs) and *sources*."""
+    return audit.Auditor(store, max_envelope_size, carriers=carriers).run(
+        list(scan or ()), list(sources))
+
+
+def _count(n, noun):
+    return "%d %s%s" % (n, noun, "" if n == 1 else "s")
+
+
+def _shown_paths(findings):
+    shown = [f.path for f in findings[:MAX_PATHS_SHOWN]]
+    return ", ".join(shown) + (", ..." if len(findings) > len(shown) else "")
+
+
+def _refuse_unreadable(report, action, name, which):
+    """VersionInUse when the scan could not read a file: it may hold
+    envelopes under *which* (the versions *action* would change)."""
+    unreadable = [f for f in report.findings if f.status == audit.UNREADABLE]
+    if unreadable:
+        raise VersionInUse(
+            "refusing to %s of keyring %r: the scan could not read %s, which"
+            " may hold envelopes under %s: %s"
+            % (action, name, _count(len(unreadable), "file"), which,
+               _shown_paths(unreadable)), [f.path for f in unreadable])
+
+
+@dataclasses.dataclass(frozen=True)
+class RetireUnusedResult:
+    keyring: str
+    retired: tuple        # version numbers retired by this call
+    in_use: dict          # version number -> envelopes under it (kept)
+    settling: dict        # version number -> seconds of settle window left
+    scanned: int          # envelopes examined by the scan (None: no scan)
+
+
+def retire_unused(store, name, coordinator, scan=None, sources=(),
+                  max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                  carriers=None, settle=DEFAULT_SETTLE, at=None, events=None):
+    """Retire every decrypt-only version of keyring *name* that a scan of
+    the backup stores (*scan* PATHs, *sources*, as :func:`destroy`) finds
+    no envelope under. Versions still inside the settle window (counted at
+    the start of the scan: an agent may have sealed under them after the
+    scan passed by) are left, in ``settling``; versions in use are left, in
+    ``in_use``. Without *scan* or *sources*: :class:`ScanRequired`. A
+    file the scan cannot read retires nothing (:class:`VersionInUse`).
+    Each retire is decided under the lock on the keyring read again (a
+    version reinstated, rotated or changed meanwhile is left alone)."""
+    names.check_keyring_name(name)
+    if not (scan or sources):
+        raise ScanRequired(
+            "refusing to retire unused versions of keyring %r without a scan"
+            " of the backup stores (give the paths to scan)" % name)
+    started = kr.now() if at is None else at
+    ring = store.get_keyring(name)
+    candidates = [v for v in ring.versions
+                  if v.state is kr.KeyState.DECRYPT_ONLY]
+    if not candidates:
+        LOG.info("keyring %s: no decrypt-only version to retire", name)
+        return RetireUnusedResult(name, (), {}, {}, None)
+    report = _audit(store, scan, sources, max_envelope_size, carriers)
+    _refuse_unreadable(report, "retire unused versions", name,
+                       "its decrypt-only versions")
+    in_use, waiting, free = {}, {}, []
+    for version in candidates:
+        under = report.under(name, version.key_id)
+        left = kr.settle_left(ring, version.number, settle, started)
+        if under:
+            in_use[version.number] = len(under)
+        elif left > 0:
+            waiting[version.number] = left
+        else:
+            free.append(version)
+    retired = []
+    with coordinator.lock(name):
+        ring = store.get_keyring(name)        # fresh, under the lock
+        for version in free:
+            current = ring.version(version.number)
+            if (current is None or current.key_id != version.key_id
+                    or current.state is not kr.KeyState.DECRYPT_ONLY):
+                continue
+            updated = store.set_state(name, version.number,
+                                      kr.KeyState.RETIRED)
+            retired.append(updated)
+    for updated in retired:
+        LOG.info("keyring %s: version %d is now retired (no backup uses it)",
+                 name, updated.number)
+        if events is not None:
+            events.key_retired(name, updated)
+    for number, count in sorted(in_use.items()):
+        LOG.info("keyring %s: version %d kept: %s under it", name, number,
+                 _count(count, "envelope"))
+    for number, left in sorted(waiting.items()):
+        LOG.info("keyring %s: version %d kept: %s", name, number,
+                 settling(ring, number, settle, left))
+    return RetireUnusedResult(name, tuple(v.number for v in retired), in_use,
+                              waiting, len(report.findings))
 
 
 def _finish_destroy(store, name, version, coordinator, force):

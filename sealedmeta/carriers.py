@@ -18,6 +18,7 @@ error (unreadable, over the size limit, a broken carrier), so that
 """
 
 import abc
+import base64
 import dataclasses
 import errno
 import logging
@@ -156,11 +157,17 @@ class RawCarrier(Carrier):
 
     _MAGIC = envelope.MAGIC
     _ARMOUR = envelope.ARMOR_PREFIX.encode("ascii")
+    # Every armour goes on with the base64url of the magic (its whole
+    # characters: 6 for 5 bytes), so a text that merely starts with the
+    # prefix (this tool's own log lines, "sealedmeta: ...") is no envelope.
+    _ARMOURED_MAGIC = _ARMOUR + base64.urlsafe_b64encode(
+        envelope.MAGIC)[:len(envelope.MAGIC) * 4 // 3]
 
     def sniff(self, path, head):
         if os.path.basename(path).endswith(CINDER_METADATA_SUFFIX):
             return False
-        return head.startswith(self._MAGIC) or head.startswith(self._ARMOUR)
+        return (head.startswith(self._MAGIC)
+                or head.startswith(self._ARMOURED_MAGIC))
 
     def max_file_size(self):
         return max(self.max_envelope_size, armour_size(self.max_envelope_size) + 2)

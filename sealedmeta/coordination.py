@@ -196,8 +196,9 @@ class Coordinator:
                 % (redact(self.backend_url), parts.scheme, ", ".join(known)))
         if parts.scheme == "redis" and importlib.util.find_spec("redis") is None:
             raise CoordinationError(
-                "coordination backend %s needs the 'redis' Python package:"
-                " pip install 'sealedmeta[redis]'; no keyring state was changed"
+                "coordination backend %s needs the 'redis' Python package in"
+                " this environment (in a clone of sealedmeta: pip install"
+                " '.[redis]'); no keyring state was changed"
                 % redact(self.backend_url))
         self._probe(PROBE_TIMEOUT)
 

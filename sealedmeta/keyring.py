@@ -35,6 +35,16 @@ _ALLOWED = {
     (KeyState.RETIRED, KeyState.DESTROYED),
 }
 
+# What to do instead, for the refusals an operator meets.
+_INSTEAD = {
+    (KeyState.DECRYPT_ONLY, KeyState.DESTROYED):
+        "; retire it first ('sealedmeta key retire')",
+    (KeyState.DESTROYED, KeyState.DECRYPT_ONLY):
+        ": its key material is gone",
+    (KeyState.DESTROYED, KeyState.RETIRED):
+        ": its key material is gone",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class KeyVersion:
@@ -212,8 +222,9 @@ def check_transition(ring, number, state):
             % (number, ring.name))
     if (current.state, state) not in _ALLOWED:
         raise exceptions.InvalidTransition(
-            "version %d of %r cannot go from %s to %s"
-            % (number, ring.name, current.state, state))
+            "version %d of %r cannot go from %s to %s%s"
+            % (number, ring.name, current.state, state,
+               _INSTEAD.get((current.state, state), "")))
     return current
 
 

@@ -17,8 +17,18 @@ LOG = logging.getLogger(__name__)
 
 # sealedmeta is installed from a clone (it is not on PyPI): name the extra
 # as docs/source/cinder.rst installs it.
-NO_CINDER = ("'sealedmeta cinder %s' needs the cinder package in this"
-             " environment (in a clone of sealedmeta: pip install '.[cinder]')")
+def no_cinder(what):
+    """The one line for *what* (a command, an option) run without Cinder."""
+    return ("%s needs the cinder package in this environment (in a clone of"
+            " sealedmeta: pip install '.[cinder]')" % what)
+
+
+def _require_cinder(cmd):
+    try:
+        import cinder  # noqa: F401
+    except ImportError:
+        raise common.CommandError(
+            no_cinder("'sealedmeta %s'" % cmd.cmd_name)) from None
 
 
 def load_cinder_conf(files):
@@ -49,7 +59,8 @@ def load_cinder(app, command):
     try:
         import cinder  # noqa: F401
     except ImportError:
-        raise common.CommandError(NO_CINDER % command) from None
+        raise common.CommandError(
+            no_cinder("'sealedmeta cinder %s'" % command)) from None
     return load_cinder_conf(files)
 
 
@@ -318,10 +329,7 @@ class AuditMerge(Audit):
 
     def take_action(self, parsed_args):
         import json
-        try:
-            import cinder  # noqa: F401
-        except ImportError:
-            raise common.CommandError(NO_CINDER % "audit-merge") from None
+        _require_cinder(self)
         from sealedmeta.cinder import audit
         rows = {}
         for path in parsed_args.reports:

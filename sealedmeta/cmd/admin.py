@@ -17,6 +17,7 @@ from sealedmeta import events
 from sealedmeta import exceptions
 from sealedmeta import names
 from sealedmeta import keyring as kr
+from sealedmeta import conf as sm_conf
 from sealedmeta.cmd import common
 from sealedmeta.cmd import keyring as keyring_cmd
 from sealedmeta.cmd import scan as scan_cmd
@@ -37,6 +38,8 @@ def parse_version(text):
 
 
 def coordinator(app):
+    common.check_references(app.conf, sm_conf.GROUP,
+                            sm_conf.COORDINATION_GROUP)
     return coordination.Coordinator.from_config(app.conf)
 
 
@@ -53,12 +56,12 @@ def cinder_scan(app, cinder_conf):
     ``[sealedmeta]`` (the agents'); ``([], None)`` without."""
     if not cinder_conf:
         return [], None
+    from sealedmeta.cinder import cli as cinder_cli  # imports no Cinder
     try:
         from sealedmeta.cinder import audit as cinder_audit
-        from sealedmeta.cinder import cli as cinder_cli
     except ImportError:
         raise common.CommandError(
-            "--scan-cinder needs the cinder package in this environment")
+            cinder_cli.no_cinder("--scan-cinder")) from None
     agents = admin.settle_window(cinder_cli.load_cinder_conf([cinder_conf]))
     try:
         return [cinder_audit.CinderSource(
@@ -72,6 +75,10 @@ class Rekey(common.FindsProblems, show.ShowOne):
 
     With --rewrap, then re-seal the envelopes of this keyring under PATHs
     with the new version (exit status 1 when any file failed).
+
+    With --if-older-than DURATION, rotate only when the active version is
+    older (safe from every host's timer at once: one of them rotates);
+    the ``rotated`` field says whether it did, and not rotating exits 0.
     """
 
     def get_parser(self, prog_name):
@@ -92,34 +99,45 @@ class Rekey(common.FindsProblems, show.ShowOne):
                                  " rewrapping, so that envelopes running"
                                  " agents still seal under the old version"
                                  " are rewrapped too.")
+        parser.add_argument("--if-older-than", metavar="DURATION",
+                            help="Rotate only when the active version is"
+                                 " older than DURATION (90d, 12h, 30m, 45s);"
+                                 " otherwise change nothing and exit 0.")
         return parser
 
     def take_action(self, parsed_args):
         name = parsed_args.name
+        older_than = (None if parsed_args.if_older_than is None else
+                      common.parse_duration(parsed_args.if_older_than,
+                                            "--if-older-than"))
         if parsed_args.rewrap:
             # Refuse bad paths before the keyring changes.
             sm_carriers.check_paths(parsed_args.rewrap)
         with coordinator(self.app) as coord:
             result = admin.rekey(self.app.store, name, coord,
                                  signing=parsed_args.signing,
-                                 events=events.get(self.app.conf))
-        fields = ("keyring", "version", "key_id", "previous_version")
-        values = (name, result.version.number, result.version.key_id.hex(),
-                  result.previous.number)
+                                 events=events.get(self.app.conf),
+                                 older_than=older_than)
+        fields = ("keyring", "rotated", "version", "key_id")
+        values = (name, result.rotated, result.version.number,
+                  result.version.key_id.hex())
+        if not result.rotated:
+            # Nothing changed: nothing new to rewrap to either.
+            return fields, values
+        fields += ("previous_version",)
+        values += (result.previous.number,)
         if parsed_args.rewrap:
             settle = admin.settle_window(self.app.conf)
-            left = kr.settle_left(self.app.store.get_keyring(name),
-                                  result.previous.number, settle)
+            ring = self.app.store.get_keyring(name)
+            left = kr.settle_left(ring, result.previous.number, settle)
             if parsed_args.wait:
-                LOG.info("waiting %ds (cache_ttl + stale_grace) for running"
-                         " agents to stop sealing under version %d",
-                         left, result.previous.number)
+                LOG.info("waiting %ds for running agents to stop sealing under"
+                         " version %d: %s", left, result.previous.number,
+                         admin.settling(ring, result.previous.number, settle,
+                                        left))
                 time.sleep(left)
-            elif settle:
-                LOG.warning(
-                    "running agents may seal under version %d for up to %ds"
-                    " more (cache_ttl + stale_grace); rewrap again after"
-                    " that, or use --wait", result.previous.number, settle)
+            else:
+                scan_cmd.warn_settling(self.app, [name], ", or use --wait")
             summary = scan_cmd.run_rewrap(self.app, parsed_args.rewrap, name)
             self.problems = scan_cmd.report_failures(summary)
             more_fields, more_values = scan_cmd.summary_fields(summary)
@@ -131,9 +149,6 @@ class Rekey(common.FindsProblems, show.ShowOne):
 class _SetState(show.ShowOne):
     action = None
 
-    def settle_args(self):
-        return {}
-
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME", help="Keyring.")
@@ -144,18 +159,104 @@ class _SetState(show.ShowOne):
         version = parse_version(parsed_args.version)
         with coordinator(self.app) as coord:
             updated = self.action(self.app.store, parsed_args.name, version,
-                                  coord, events=events.get(self.app.conf),
-                                  **self.settle_args())
+                                  coord, events=events.get(self.app.conf))
         return version_fields(parsed_args.name, updated)
 
 
-class KeyRetire(_SetState):
-    """Retire a decrypt-only version: envelopes under it are refused (reversible)."""
+def add_scan_options(parser, what):
+    """--scan, --ceph-pool..., --scan-cinder: the backup stores to audit
+    before *what*."""
+    parser.add_argument("--scan", metavar="PATH", nargs="+", action="extend",
+                        default=[],
+                        help="Files / directories holding the envelopes"
+                             " (backup stores) to audit before %s." % what)
+    scan_cmd.add_ceph_options(parser)
+    parser.add_argument("--scan-cinder", metavar="CINDER_CONF",
+                        help="Also scan every backup of the Cinder database"
+                             " this cinder.conf names, each read through"
+                             " its configured backup driver.")
 
-    action = staticmethod(admin.retire)
 
-    def settle_args(self):
-        return {"settle": admin.settle_window(self.app.conf)}
+def settle(app, agents):
+    """The settle window to wait: *app*'s configuration's, or the agents'
+    when cinder.conf was read and gives a longer one."""
+    window = admin.settle_window(app.conf)
+    if agents is not None and agents > window:
+        LOG.warning("the agents' cache_ttl + stale_grace in cinder.conf"
+                    " (%ds) is longer than this configuration's (%ds):"
+                    " waiting %ds; give both the same values", agents,
+                    window, agents)
+        return agents
+    return window
+
+
+def _numbers(found):
+    return ", ".join("%d" % n for n in sorted(found))
+
+
+class KeyRetire(show.ShowOne):
+    """Retire a decrypt-only version: envelopes under it are refused (reversible).
+
+    With --unused instead of VERSION, retire every decrypt-only version
+    that a scan of the backup stores (--scan PATH ..., --ceph-pool POOL,
+    --scan-cinder CINDER_CONF) finds no envelope under; versions still in
+    the settle window or in use are left and named. Exit status 0 also
+    when there was nothing to retire.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument("name", metavar="NAME", help="Keyring.")
+        parser.add_argument("version", metavar="VERSION", nargs="?",
+                            help="Key version number (not with --unused).")
+        parser.add_argument("--unused", action="store_true",
+                            help="Retire every decrypt-only version no"
+                                 " scanned backup uses.")
+        add_scan_options(parser, "retiring (with --unused)")
+        return parser
+
+    def take_action(self, parsed_args):
+        scans = (parsed_args.scan or parsed_args.ceph_pool
+                 or parsed_args.scan_cinder)
+        if parsed_args.unused == (parsed_args.version is not None):
+            raise common.CommandError(
+                "give either VERSION or --unused (with the backup stores to"
+                " scan)")
+        if not parsed_args.unused:
+            if scans:
+                raise common.CommandError(
+                    "--scan, --ceph-pool and --scan-cinder go with --unused")
+            version = parse_version(parsed_args.version)
+            with coordinator(self.app) as coord:
+                updated = admin.retire(
+                    self.app.store, parsed_args.name, version, coord,
+                    settle=admin.settle_window(self.app.conf),
+                    events=events.get(self.app.conf))
+            return version_fields(parsed_args.name, updated)
+        if not scans:
+            raise common.CommandError(
+                "--unused needs the backup stores to scan: --scan PATH ...,"
+                " --ceph-pool POOL or --scan-cinder CINDER_CONF")
+        sources, agents = cinder_scan(self.app, parsed_args.scan_cinder)
+        try:
+            with coordinator(self.app) as coord:
+                result = admin.retire_unused(
+                    self.app.store, parsed_args.name, coord,
+                    scan=parsed_args.scan,
+                    max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
+                    carriers=scan_cmd.carriers_of(self.app),
+                    sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
+                    settle=settle(self.app, agents),
+                    events=events.get(self.app.conf))
+        except scan_cmd.ceph_pool_errors() as exc:
+            raise common.CommandError(str(exc)) from None
+        fields = ("keyring", "retired", "in_use", "settling")
+        values = (parsed_args.name, _numbers(result.retired),
+                  _numbers(result.in_use), _numbers(result.settling))
+        if result.scanned is None:
+            # Nothing to retire, so no scan was made: no figure.
+            return fields, values
+        return fields + ("scanned_envelopes",), values + (result.scanned,)
 
 
 class KeyReinstate(_SetState):
@@ -178,31 +279,11 @@ class KeyDestroy(show.ShowOne):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME", help="Keyring.")
         parser.add_argument("version", metavar="VERSION", help="Key version number.")
-        parser.add_argument("--scan", metavar="PATH", nargs="+", action="extend",
-                            default=[],
-                            help="Files / directories holding the envelopes"
-                                 " (backup stores) to audit first.")
+        add_scan_options(parser, "destroying")
         parser.add_argument("--force", action="store_true",
                             help="Destroy even without --scan, or although the"
                                  " scan found envelopes under the version.")
-        scan_cmd.add_ceph_options(parser)
-        parser.add_argument("--scan-cinder", metavar="CINDER_CONF",
-                            help="Also scan every backup of the Cinder database"
-                                 " this cinder.conf names, each read through"
-                                 " its configured backup driver.")
         return parser
-
-    def _settle(self, agents):
-        """The settle window to wait: this configuration's, or the agents'
-        when cinder.conf was read and gives a longer one."""
-        settle = admin.settle_window(self.app.conf)
-        if agents is not None and agents > settle:
-            LOG.warning("the agents' cache_ttl + stale_grace in cinder.conf"
-                        " (%ds) is longer than this configuration's (%ds):"
-                        " waiting %ds; give both the same values", agents,
-                        settle, agents)
-            return agents
-        return settle
 
     def take_action(self, parsed_args):
         version = parse_version(parsed_args.version)
@@ -215,7 +296,7 @@ class KeyDestroy(show.ShowOne):
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
                     carriers=scan_cmd.carriers_of(self.app),
                     sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
-                    settle=self._settle(agents),
+                    settle=settle(self.app, agents),
                     events=events.get(self.app.conf))
         except scan_cmd.ceph_pool_errors() as exc:
             # a pool that cannot be read is a scan that cannot run: exit 2
@@ -226,5 +307,8 @@ class KeyDestroy(show.ShowOne):
                 " PATH ... (the backup stores, audited first); --force destroys"
                 " it unchecked" % (version, parsed_args.name)) from None
         fields, values = version_fields(parsed_args.name, result.version)
-        return (fields + ("scanned_envelopes", "envelopes_under_version", "forced"),
-                values + (result.scanned, result.in_use, result.forced))
+        if result.scanned is not None:
+            # No scan (forced, or finishing an earlier destroy): no figures.
+            fields += ("scanned_envelopes", "envelopes_under_version")
+            values += (result.scanned, result.in_use)
+        return fields + ("forced",), values + (result.forced,)

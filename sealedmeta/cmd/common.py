@@ -7,6 +7,7 @@ import re
 import sys
 
 from cliff import columns
+from oslo_config import cfg
 from cliff import lister
 
 from sealedmeta import admin
@@ -59,6 +60,43 @@ def parse_pairs(values, option="--context"):
             raise CommandError("%s key %r given twice" % (option, key))
         result[key] = value
     return result
+
+
+_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)\Z")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text, option):
+    """Seconds of a DURATION such as ``90d``, ``12h``, ``30m``, ``45s`` or
+    ``45`` (seconds), at least one second; one clear error otherwise."""
+    match = _DURATION.match(text or "")
+    seconds = int(match.group(1)) * _UNIT[match.group(2)] if match else 0
+    if seconds < 1:
+        raise CommandError(
+            "bad %s %r: expected a duration such as 90d, 12h, 30m or 45s"
+            % (option, text))
+    return seconds
+
+
+def check_references(conf, *groups):
+    """One clear error for an option of *groups* whose value refers
+    (``$name``) to an option sealedmeta does not have: cinder.conf's
+    ``$state_path``, say. oslo.config fails only as the value is read,
+    naming the missing option but not the one that refers to it. Called
+    where the group is about to be read (so a Cinder command given
+    cinder.conf is not refused for a group it never reads)."""
+    for group, name in [(g, n) for g in groups for n in getattr(conf, g)]:
+        try:
+            getattr(getattr(conf, group), name)
+        except cfg.NoSuchOptError as exc:
+            raise CommandError(
+                "bad configuration: [%s] %s in %s refers to $%s, an option"
+                " sealedmeta does not read (cinder.conf's [%s] %s?): give"
+                " these commands a sealedmeta configuration file with the"
+                " value written out, without $%s"
+                % (group, name, " or ".join(conf.config_file or ()),
+                   exc.opt_name, exc.group or "DEFAULT", exc.opt_name,
+                   exc.opt_name)) from None
 
 
 def read_input(path, limit, what):

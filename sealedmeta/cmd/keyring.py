@@ -8,6 +8,7 @@ from cliff import lister
 from cliff import show
 
 from sealedmeta import admin
+from sealedmeta import conf as sm_conf
 from sealedmeta import coordination
 from sealedmeta import exceptions
 from sealedmeta import public
@@ -37,7 +38,10 @@ class KeyringCreate(show.ShowOne):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument("name", metavar="NAME")
+        parser.add_argument("name", metavar="NAME",
+                            help="Keyring to create: up to 64 letters,"
+                                 " digits, '.', '_' and '-', the first a"
+                                 " letter or digit.")
         parser.add_argument("--signing", action="store_true",
                             help="Sign every envelope sealed under this"
                                  " keyring (Ed25519, suite 2).")
@@ -45,6 +49,8 @@ class KeyringCreate(show.ShowOne):
 
     def take_action(self, parsed_args):
         # Under the keyring's coordination lock, like every state change.
+        common.check_references(self.app.conf, sm_conf.GROUP,
+                                sm_conf.COORDINATION_GROUP)
         with coordination.Coordinator.from_config(self.app.conf) as coord:
             ring = admin.create_keyring(self.app.store, parsed_args.name, coord,
                                         signing=parsed_args.signing)
@@ -82,7 +88,7 @@ class KeyringShow(lister.Lister):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument("name", metavar="NAME")
+        parser.add_argument("name", metavar="NAME", help="Keyring.")
         parser.add_argument("--leftovers", action="store_true",
                             help="List the key store's secrets of this keyring"
                                  " that no version uses (left by interrupted"
@@ -124,7 +130,9 @@ class KeyringCopy(show.ShowOne):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument("name", metavar="NAME")
+        parser.add_argument("name", metavar="NAME",
+                            help="Keyring to copy (from the store of the"
+                                 " global options).")
         parser.add_argument("--to-config", metavar="FILE", required=True,
                             help="Configuration file of the destination store.")
         return parser
@@ -145,7 +153,7 @@ class KeyringCopy(show.ShowOne):
             signing_keys.clear()
         return (("name", "destination", "versions_copied", "active_version",
                  "active_key_id"),
-                (copied.name, repr(target), carried, copied.active.number,
+                (copied.name, target.describe(), carried, copied.active.number,
                  copied.active.key_id.hex()))
 
 
@@ -160,7 +168,8 @@ class KeyringExportPublic(command.Command):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument("names", metavar="NAME", nargs="+")
+        parser.add_argument("names", metavar="NAME", nargs="+",
+                            help="Signing keyrings whose public keys to write.")
         parser.add_argument("-o", "--output", metavar="FILE", required=True,
                             help="File to write ('-' = standard output).")
         return parser

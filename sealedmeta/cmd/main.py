@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import sys
 import warnings
 
@@ -25,6 +26,36 @@ except Exception:  # running from a source tree that is not installed
     VERSION = "0"
 
 
+# reStructuredText inline markup in the commands' docstrings (also the
+# docs' source): ``literal``, :role:`text` / :role:`~a.b` -> text.
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`<]*?)(?:\s*<[^>]*>)?`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _role(match):
+    # :class:`~a.b.C` shows C, as Sphinx does.
+    return match.group(2).rsplit(".", 1)[-1] if match.group(1) else match.group(2)
+
+
+def plain(text):
+    """*text* without reStructuredText inline markup, for a terminal."""
+    return _LITERAL.sub(r"\1", _ROLE.sub(_role, text))
+
+
+class CommandManager(commandmanager.CommandManager):
+    """cliff's, with each command's help text shown without markup."""
+
+    def find_command(self, argv):
+        factory, name, rest = super().find_command(argv)
+        described = factory.get_description
+
+        def get_description(cmd):
+            return plain(described(cmd))
+        return (type(factory.__name__, (factory,),
+                     {"get_description": get_description,
+                      "__module__": factory.__module__}), name, rest)
+
+
 class SealedMetaApp(app.App):
 
     CONSOLE_MESSAGE_FORMAT = "sealedmeta: %(message)s"
@@ -34,7 +65,7 @@ class SealedMetaApp(app.App):
             description="Seal, open, inspect and manage keys of sealed backup"
                         " metadata envelopes.",
             version=VERSION,
-            command_manager=commandmanager.CommandManager("sealedmeta.cli"),
+            command_manager=CommandManager("sealedmeta.cli"),
             deferred_help=True)
         self.conf = None
         self._store = None
@@ -133,6 +164,7 @@ class SealedMetaApp(app.App):
     @property
     def store(self):
         if self._store is None:
+            common.check_references(self.conf, sm_conf.GROUP)
             self._store = keystores.load(self.conf)
         return self._store
 

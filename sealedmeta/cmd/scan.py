@@ -6,9 +6,11 @@ import re
 from cliff import columns
 from cliff import show
 
+from sealedmeta import admin
 from sealedmeta import audit
 from sealedmeta import carriers as sm_carriers
 from sealedmeta import exceptions
+from sealedmeta import keyring as kr
 from sealedmeta import public
 from sealedmeta import rewrap as sm_rewrap
 from sealedmeta.cmd import common
@@ -110,6 +112,25 @@ def report_failures(summary):
     return bool(failed)
 
 
+def warn_settling(app, names, instead=""):
+    """Warn of each decrypt-only version of the keyrings *names* still in
+    the settle window: running agents may still seal under it, so a rewrap
+    made now may need another after the window (*instead*: what else the
+    user may do)."""
+    settle = admin.settle_window(app.conf)
+    for name in sorted(names):
+        ring = app.store.get_keyring(name)
+        for version in ring.versions:
+            if version.state is not kr.KeyState.DECRYPT_ONLY:
+                continue
+            left = kr.settle_left(ring, version.number, settle)
+            if left > 0:
+                LOG.warning("keyring %s: version %d: %s: rewrap again after"
+                            " that%s", name, version.number,
+                            admin.settling(ring, version.number, settle, left),
+                            instead)
+
+
 class Rewrap(common.FindsProblems, show.ShowOne):
     """Re-seal the envelopes under PATHs that are not under the active version.
 
@@ -148,6 +169,8 @@ class Rewrap(common.FindsProblems, show.ShowOne):
         summary = run_rewrap(self.app, parsed_args.paths, parsed_args.keyring,
                              temp_age)
         self.problems = report_failures(summary)
+        warn_settling(self.app, {o.keyring for o in summary.outcomes
+                                 if o.keyring})
         if not any(o.status not in (sm_rewrap.SKIPPED, sm_rewrap.REMOVED)
                    or o.keyring for o in summary.outcomes):
             LOG.warning("no envelope found under %s", ", ".join(parsed_args.paths))

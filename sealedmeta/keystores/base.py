@@ -72,6 +72,11 @@ class KeyStore(KeyReader):
         """Build the store from an oslo.config ``ConfigOpts``."""
 
     @abc.abstractmethod
+    def describe(self):
+        """Which store this is, for people (no credentials): e.g. ``file
+        key store /var/lib/sealedmeta/keys``."""
+
+    @abc.abstractmethod
     def create_keyring(self, name, signing=False):
         """Create keyring *name* with version 1 active; return the KeyRing.
 

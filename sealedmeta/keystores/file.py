@@ -64,6 +64,9 @@ class FileKeyStore(base.KeyStore):
     def __repr__(self):
         return "FileKeyStore(%r)" % self.path
 
+    def describe(self):
+        return "file key store %s" % self.path
+
     # -- checks -----------------------------------------------------------
 
     def _check_parents(self, existing=False):

@@ -14,6 +14,7 @@ from sealedmeta import armor
 from sealedmeta import coordination
 from sealedmeta import inspect
 from sealedmeta import keyring as kr
+from sealedmeta.cmd import keyring as keyring_cmd
 
 from tests import sm_cli
 from tests.unit.helpers import file_size_limit
@@ -107,7 +108,8 @@ BAD = [
     (["key", "retire", "nosuch", "1"], 2, "no keyring 'nosuch'"),
     (["key", "reinstate", RING, "1"], 2, "version 1 of 'kr' is already decrypt-only"),
     (["key", "destroy", RING, "1", "--force"], 2,
-     "cannot go from decrypt-only to destroyed"),
+     "cannot go from decrypt-only to destroyed; retire it first"
+     " ('sealedmeta key retire')"),
     (["key", "destroy", RING, "2", "--force"], 2, "is the active version"),
     (["key", "destroy", RING, "x", "--force"], 2, "bad VERSION 'x'"),
     (["keyring", "create", RING], 2, "keyring 'kr' already exists"),
@@ -210,7 +212,8 @@ def test_rekey_prints_the_new_version(env):
     assert code == 0, err
     data = json.loads(out)
     ring = env.store.get_keyring(RING)
-    assert data == {"keyring": RING, "version": 3, "previous_version": 2,
+    assert data == {"keyring": RING, "rotated": True, "version": 3,
+                    "previous_version": 2,
                     "key_id": ring.version(3).key_id.hex()}
     assert ring.active.number == 3
     assert ring.version(2).state is kr.KeyState.DECRYPT_ONLY
@@ -306,6 +309,9 @@ def test_key_lifecycle(env):
     code, out, err = env.run("key", "destroy", RING, "1", "-f", "json")
     assert code == 0, err
     assert json.loads(out)["state"] == "destroyed"
+    assert "scanned_envelopes" not in json.loads(out)
+    code, out, err = env.run("key", "destroy", RING, "1")
+    assert code == 0 and "None" not in out, out
     assert err == ("sealedmeta: version 1 of keyring kr was already destroyed;"
                    " nothing was left\n")
     assert env.digest() == before
@@ -506,12 +512,24 @@ def test_settle_window_on_the_command_line(env, tmp_path):
     assert code == 0, err
     before = env.digest()
     config = sm_cli.write_config(tmp_path / "default.conf", sealedmeta={})
+    since = kr.inactive_since(env.store.get_keyring(RING), 2)
+
     def refused(*argv):
+        asked = kr.now()
         code, out, err = env.run(*argv, config=config)
+        answered = kr.now()
         line = one_line(err)
-        assert code == 2 and "stopped being active less than 300s ago" in line
-        left = re.search(r"; (\d+)s left$", line)
-        assert left and 0 < int(left.group(1)) <= 301, line
+        # The figures add up: the window ends 1 + 300 s after the recorded
+        # second, and the seconds left are those until then.
+        found = re.search(
+            r"it stopped being active at (\S+) and the settle window"
+            r" \(cache_ttl \+ stale_grace, 300s from the next whole second\)"
+            r" ends at (\S+), so a running process may still seal under it;"
+            r" (\d+)s left$", line)
+        assert code == 2 and found, line
+        assert found.group(1) == keyring_cmd.iso(since)
+        assert found.group(2) == keyring_cmd.iso(since + 301)
+        assert since + 301 - answered <= int(found.group(3)) <= since + 301 - asked
         assert env.digest() == before
 
     refused("key", "retire", RING, "2")
@@ -522,3 +540,207 @@ def test_settle_window_on_the_command_line(env, tmp_path):
     before = env.digest()
     refused("key", "destroy", RING, "2", "--force")
     assert env.store.get_keyring(RING).version(2).state.value == "retired"
+
+
+# -- scheduled rotation: rekey --if-older-than ------------------------------------
+
+DAY = 86400
+
+
+def _age_active(env, seconds):
+    """Make the active version of kr *seconds* older in the file store."""
+    path = env.repo / RING / "keyring.json"
+    data = json.loads(path.read_text())
+    active = [v for v in data["versions"] if v["state"] == "active"]
+    active[0]["created"] -= seconds
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("duration", ["90x", "0d", "0", "", "-1d", "1.5d",
+                                      "d", "90 d", "9999999999d"])
+def test_rekey_if_older_than_bad_duration(env, duration):
+    before = env.digest()
+    code, out, err = env.run("rekey", RING, "--if-older-than=" + duration)
+    line = one_line(err)
+    assert code == 2 and "bad --if-older-than %r: expected a duration such as" \
+        " 90d, 12h, 30m or 45s" % duration in line, line
+    assert env.digest() == before
+
+
+def test_rekey_if_older_than(env):
+    # Version 2 was created by the fixture moments ago: not rotated, exit 0,
+    # nothing changed.
+    before = env.digest()
+    code, out, err = env.run("rekey", RING, "--if-older-than", "90d",
+                             "-f", "json")
+    assert code == 0, err
+    ring = env.store.get_keyring(RING)
+    assert json.loads(out) == {"keyring": RING, "rotated": False, "version": 2,
+                               "key_id": ring.version(2).key_id.hex()}
+    assert env.digest() == before
+    # 91 days old: rotated, then the new version is young again.
+    _age_active(env, 91 * DAY)
+    code, out, err = env.run("rekey", RING, "--if-older-than", "90d",
+                             "-f", "json")
+    assert code == 0, err
+    ring = env.store.get_keyring(RING)
+    assert json.loads(out) == {"keyring": RING, "rotated": True, "version": 3,
+                               "previous_version": 2,
+                               "key_id": ring.version(3).key_id.hex()}
+    assert ring.active.number == 3
+    code, out, err = env.run("rekey", RING, "--if-older-than", "2160h",
+                             "-f", "value", "-c", "rotated", "-c", "version")
+    assert (code, out.split()) == (0, ["False", "3"]), err
+    assert env.store.get_keyring(RING).active.number == 3
+
+
+def test_rekey_if_older_than_from_many_hosts_at_once(env):
+    """Every host's timer fires together: exactly one rotates, the others
+    decide under the lock, on the keyring read again, that it is young."""
+    _age_active(env, 91 * DAY)
+    procs = [sm_cli.start(["rekey", RING, "--if-older-than", "90d", "-f",
+                           "json"], env.tmp, env.repo, env.lab_config)
+             for _ in range(6)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        results.append(json.loads(out))
+    assert sorted(r["rotated"] for r in results) == [False] * 5 + [True]
+    assert {r["version"] for r in results} == {3}
+    ring = env.store.get_keyring(RING)
+    assert [v.number for v in ring.versions] == [1, 2, 3]
+    assert ring.active.number == 3
+
+
+# -- key retire --unused ------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, text", [
+    (["key", "retire", RING, "--unused"],
+     "--unused needs the backup stores to scan: --scan PATH ..., --ceph-pool"
+     " POOL or --scan-cinder CINDER_CONF"),
+    (["key", "retire", RING, "1", "--unused", "--scan", "{data}"],
+     "give either VERSION or --unused"),
+    (["key", "retire", RING], "give either VERSION or --unused"),
+    (["key", "retire", RING, "1", "--scan", "{data}"],
+     "--scan, --ceph-pool and --scan-cinder go with --unused"),
+    (["key", "retire", RING, "--unused", "--scan", "{tmp}/missing"],
+     "missing: no such file or directory"),
+])
+def test_retire_unused_usage(env, argv, text):
+    before = env.digest()
+    fill = {"data": env.data, "tmp": env.tmp}
+    code, out, err = env.run(*[a.format(**fill) for a in argv])
+    line = one_line(err)
+    assert code == 2 and text.format(**fill) in line, line
+    assert env.digest() == before
+
+
+def _retire_unused(env, *paths, config=None):
+    code, out, err = env.run("key", "retire", RING, "--unused", "--scan",
+                             *map(str, paths), "-f", "json", config=config)
+    return code, (json.loads(out) if out else None), err
+
+
+def test_retire_unused(env):
+    # Version 1 still has 4 envelopes in data/: kept and named.
+    before = env.digest()
+    code, out, err = _retire_unused(env, env.data, env.junk)
+    assert code == 0, err
+    assert out == {"keyring": RING, "retired": "", "in_use": "1",
+                   "settling": "", "scanned_envelopes": 6}
+    assert "version 1 kept: 4 envelopes under it" in err
+    assert env.digest() == before
+    # Rewrapped: no envelope under version 1 any more, it is retired.
+    assert env.run("rewrap", str(env.data))[0] == 0
+    code, out, err = _retire_unused(env, env.data)
+    assert code == 0, err
+    assert out["retired"] == "1" and out["in_use"] == "" and out["settling"] == ""
+    assert env.store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
+    # Nothing left to retire: exit 0, nothing changed, no scan made.
+    before = env.digest()
+    code, out, err = _retire_unused(env, env.data)
+    assert code == 0, err
+    assert out == {"keyring": RING, "retired": "", "in_use": "",
+                   "settling": ""}
+    assert "no decrypt-only version to retire" in err
+    assert env.digest() == before
+
+
+def test_retire_unused_respects_the_settle_window(env, tmp_path):
+    # Version 1 stopped being active long ago; version 2 at this rekey.
+    # With the default window (300 s) version 2 is left and named.
+    assert env.run("rekey", RING, "--rewrap", str(env.data))[0] == 0
+    path = env.repo / RING / "keyring.json"
+    data = json.loads(path.read_text())
+    data["versions"][0]["deactivated"] = kr.now() - 1000
+    path.write_text(json.dumps(data))
+    config = sm_cli.write_config(tmp_path / "default.conf", sealedmeta={})
+    code, out, err = _retire_unused(env, env.data, config=config)
+    assert code == 0, err
+    assert (out["retired"], out["in_use"], out["settling"]) == ("1", "", "2")
+    assert re.search(r"version 2 kept: it stopped being active at \S+ and the"
+                     r" settle window \(cache_ttl \+ stale_grace, 300s from the"
+                     r" next whole second\) ends at \S+, so a running process"
+                     r" may still seal under it; \d+s left", err), err
+    ring = env.store.get_keyring(RING)
+    assert [v.state.value for v in ring.versions] == [
+        "retired", "decrypt-only", "active"]
+
+
+def test_retire_unused_refuses_when_a_file_cannot_be_read(env):
+    assert env.run("rewrap", str(env.data))[0] == 0
+    before = env.digest()
+    code, out, err = _retire_unused(env, env.data, "/proc/self/mem")
+    line = one_line(err)
+    assert code == 1 and (
+        "refusing to retire unused versions of keyring 'kr': the scan could"
+        " not read 1 file, which may hold envelopes under its decrypt-only"
+        " versions: /proc/self/mem") in line, line
+    assert env.digest() == before
+    assert env.store.get_keyring(RING).version(1).state is kr.KeyState.DECRYPT_ONLY
+
+
+def test_plain_rewrap_inside_the_settle_window_warns(env, tmp_path):
+    """As rekey --rewrap does: the fixture's rotation was just now, so with
+    the default window agents may still seal under version 1."""
+    config = sm_cli.write_config(tmp_path / "default.conf", sealedmeta={})
+    code, out, err = env.run("rewrap", str(env.data), config=config)
+    assert code == 0, err
+    assert re.search(r"^sealedmeta: keyring kr: version 1: it stopped being"
+                     r" active at \S+ and the settle window \(cache_ttl \+"
+                     r" stale_grace, 300s from the next whole second\) ends at"
+                     r" \S+, so a running process may still seal under it;"
+                     r" \d+s left: rewrap again after that$", err, re.M), err
+    # Without a window (no agent caches the keyring): no warning.
+    code, out, err = env.run("rewrap", str(env.data))
+    assert code == 0 and "settle window" not in err, err
+
+
+def test_keyring_copy_names_the_destination_for_people(env, tmp_path):
+    other = tmp_path / "other-keys"
+    config = sm_cli.write_config(tmp_path / "other.conf",
+                                 sealedmeta={"key_repository": other})
+    code, out, err = env.run("keyring", "copy", RING, "--to-config",
+                             str(config), "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["destination"] == "file key store %s" % other
+    code, out, err = env.run("keyring", "copy", "--help")
+    assert "Keyring to copy" in out
+
+
+def test_a_log_file_is_not_read_as_armour(env):
+    """The tool's own log lines start with 'sealedmeta:' as armour does:
+    verify and rewrap pass such a file by as no envelope, and change it
+    not."""
+    log = env.data / "sealedmeta.log"
+    log.write_text("sealedmeta: rotated keyring kr: version 2 active\n"
+                   "sealedmeta:U01FVE is where an armour's base64 starts\n")
+    before = log.read_bytes()
+    code, out, err = env.run("verify", str(env.data), "-f", "json")
+    report = json.loads(out)
+    assert code == 0, err
+    assert str(log) not in [e["path"] for e in report["envelopes"]]
+    code, out, err = env.run("rewrap", str(env.data))
+    assert code == 0, err
+    assert log.read_bytes() == before

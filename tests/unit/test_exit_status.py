@@ -33,6 +33,7 @@ USAGE = {
     "keyring list": (["--config-file", "{tmp}/missing.conf"],
                      "configuration file {tmp}/missing.conf does not exist"),
     "keyring show": (["bad name!"], "invalid keyring name"),
+    "keyring status": (["bad name!"], "invalid keyring name"),
     "keyring copy": ([RING, "--to-config", "{tmp}/missing.conf"],
                      "configuration file {tmp}/missing.conf does not exist"),
     "keyring export-public": (["bad name!", "-o", "{tmp}/keys.json"],

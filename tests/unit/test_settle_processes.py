@@ -10,6 +10,7 @@ retire is asked with a 600 s window, so its verdict does not depend on how
 long the commands take."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,9 @@ import textwrap
 from sealedmeta import FileKeyStore
 from sealedmeta import Sealer
 from sealedmeta import envelope
+
+from sealedmeta import keyring as kr
+from sealedmeta.cmd import keyring as keyring_cmd
 
 from tests import sm_cli
 
@@ -84,6 +88,13 @@ def test_no_envelope_is_sealed_under_a_version_later_destroyed(tmp_path):
         # v2, then rewrap everything the agent wrote.
         code, _, err = cli("rekey", RING, "--rewrap", str(out), "--wait")
         assert code == 0, err
+        # It says how long it waits and until when, and it waited that
+        # long: the window's end is behind when it returns.
+        said = re.search(r"waiting (\d+)s for running agents to stop sealing"
+                         r" under version 2: it stopped being active at \S+"
+                         r" and the settle window .* ends at (\S+), so", err)
+        assert said and int(said.group(1)) <= CACHE_TTL + 1, err
+        assert keyring_cmd.iso(kr.now()) >= said.group(2)
         for version in ("1", "2"):
             code, _, err = cli("key", "retire", RING, version)
             assert code == 0, err

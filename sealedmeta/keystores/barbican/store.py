@@ -40,6 +40,10 @@ class BarbicanKeyStore(base.KeyStore):
     def __repr__(self):
         return "BarbicanKeyStore(%r)" % (self.session.endpoint or "catalog",)
 
+    def describe(self):
+        return "Barbican %s" % (self.session.endpoint
+                                or "(endpoint from the Keystone catalog)")
+
     # -- reading (KeyReader) ------------------------------------------------
 
     def get_keyring(self, name):
