@@ -8,32 +8,60 @@ import time
 from tests.cloud.helpers import POLL, SETTLE_TIMEOUT, Cloud, CommandFailed
 
 
-def volume_from_image(cloud, image, cloud_name="member"):
-    created = cloud.openstack(cloud_name, "volume", "create", "--image", image["id"],
-                              "--size", "1", Cloud.name("scen-vol"))
-    volume = cloud.settle("volume", created["id"], cloud_name)
-    assert volume["status"] == "available", volume
-    return volume
+class Tenant:
+    """What a test makes in the cloud, through ``openstack``, deleted again
+    when the ``with`` block ends (Cinder's default quotas allow ten volumes
+    and ten backups per project, the whole session long)."""
 
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.volumes, self.backups = [], []
 
-def backup(cloud, volume_id, *options, cloud_name="member"):
-    """A backup of *volume_id* (``--incremental`` etc. in *options*) once it
-    is available; one that ends otherwise fails the test with its reason."""
-    started = cloud.openstack(cloud_name, "volume", "backup", "create", "--name",
-                              Cloud.name("scen-backup"), *options, volume_id)
-    made = cloud.settle("volume backup", started["id"], cloud_name)
-    assert made["status"] == "available", made.get("fail_reason") or made
-    return made
+    def __enter__(self):
+        return self
 
+    def __exit__(self, *exc):
+        # Newest first: an incremental backup before the one it depends on.
+        for backup_id in reversed(self.backups):
+            self.cloud.openstack("admin", "volume", "backup", "delete", "--force",
+                                 backup_id, parse=False)
+            gone(self.cloud, "volume backup", backup_id)
+        for volume_id in self.volumes:
+            self.cloud.openstack("admin", "volume", "set", "--state", "available",
+                                 volume_id, parse=False)
+            self.cloud.openstack("admin", "volume", "delete", volume_id, parse=False)
+        for volume_id in self.volumes:
+            gone(self.cloud, "volume", volume_id)
 
-def restore(cloud, backup_id, target, cloud_name="member"):
-    """``openstack volume backup restore``; *target* a new volume's name or
-    an existing volume's id. Returns the target volume once it settles."""
-    args = ["volume", "backup", "restore", backup_id, target]
-    if not target.startswith("scen-"):
-        args.append("--force")   # restoring into an existing volume
-    started = cloud.openstack(cloud_name, *args)
-    return cloud.settle("volume", started["volume_id"], cloud_name)
+    def volume_from_image(self, image, cloud_name="member"):
+        created = self.cloud.openstack(cloud_name, "volume", "create", "--image", image["id"],
+                                       "--size", "1", Cloud.name("scen-vol"))
+        self.volumes.append(created["id"])
+        volume = self.cloud.settle("volume", created["id"], cloud_name)
+        assert volume["status"] == "available", volume
+        return volume
+
+    def backup(self, volume_id, *options, cloud_name="member"):
+        """A backup of *volume_id* (``--incremental`` etc. in *options*) once
+        it is available; one that ends otherwise fails the test with its
+        reason."""
+        started = self.cloud.openstack(cloud_name, "volume", "backup", "create", "--name",
+                                       Cloud.name("scen-backup"), *options, volume_id)
+        self.backups.append(started["id"])
+        made = self.cloud.settle("volume backup", started["id"], cloud_name)
+        assert made["status"] == "available", made.get("fail_reason") or made
+        return made
+
+    def restore(self, backup_id, target=None, cloud_name="member"):
+        """``openstack volume backup restore`` to a new volume, or to the
+        existing volume *target* (an id). Returns the target volume once it
+        settles."""
+        args = ["volume", "backup", "restore", backup_id]
+        args += [target, "--force"] if target else [Cloud.name("scen-restored")]
+        started = self.cloud.openstack(cloud_name, *args)
+        if not target:
+            self.volumes.append(started["volume_id"])
+        return self.cloud.settle("volume", started["volume_id"], cloud_name)
 
 
 def check_licence_volume(volume, image, what):
@@ -108,16 +136,17 @@ def user_messages(cloud, cloud_name="member"):
                            "volume", "message", "list")
 
 
-def backup_gone(cloud, backup_id, cloud_name="admin"):
-    """Wait until *backup_id* is no longer listed (deleted)."""
+def gone(cloud, kind, ident):
+    """Wait until the admin no longer lists *ident* (*kind*: "volume" or
+    "volume backup"); one that ends in an error fails the test."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while True:
-        listed = cloud.openstack(cloud_name, "volume", "backup", "list", "--all-projects")
-        left = [b for b in listed if b["ID"] == backup_id]
+        listed = cloud.openstack("admin", *kind.split(), "list", "--all-projects")
+        left = [b for b in listed if b["ID"] == ident]
         if not left:
             return
         assert left[0]["Status"] not in ("error", "error_deleting"), left[0]
         if time.monotonic() > deadline:
-            raise AssertionError("backup %s still %s after the hang guard of %d s"
-                                 % (backup_id, left[0]["Status"], SETTLE_TIMEOUT))
+            raise AssertionError("%s %s still %s after the hang guard of %d s"
+                                 % (kind, ident, left[0]["Status"], SETTLE_TIMEOUT))
         time.sleep(POLL)

@@ -25,19 +25,25 @@ FORGED_KEYS = ("sealedmeta-legacy-claim",)
 
 
 @pytest.fixture(scope="module")
-def licence_backups(cloud):
+def member(cloud):
+    with tenant.Tenant(cloud) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def licence_backups(cloud, member):
     """Two volumes of the licence image, a full and an incremental backup
     of the first, a full backup of the second."""
     image = cloud.env["images"]["licence"]
-    first = tenant.volume_from_image(cloud, image)
-    second = tenant.volume_from_image(cloud, image)
-    full = tenant.backup(cloud, first["id"])
-    incremental = tenant.backup(cloud, first["id"], "--incremental")
-    other = tenant.backup(cloud, second["id"])
+    first = member.volume_from_image(image)
+    second = member.volume_from_image(image)
+    full = member.backup(first["id"])
+    incremental = member.backup(first["id"], "--incremental")
+    other = member.backup(second["id"])
     return {"image": image, "full": full, "incremental": incremental, "other": other}
 
 
-def test_full_and_incremental_backups_restore_the_licence(cloud, licence_backups):
+def test_full_and_incremental_backups_restore_the_licence(cloud, member, licence_backups):
     image = licence_backups["image"]
     incremental = licence_backups["incremental"]
     assert incremental["is_incremental"] in (True, "true"), incremental
@@ -45,7 +51,7 @@ def test_full_and_incremental_backups_restore_the_licence(cloud, licence_backups
     full = cloud.openstack("member", "volume", "backup", "show", licence_backups["full"]["id"])
     assert full["has_dependent_backups"] in (True, "true"), full
     for which in ("full", "incremental"):
-        restored = tenant.restore(cloud, licence_backups[which]["id"], Cloud.name("scen-restored"))
+        restored = member.restore(licence_backups[which]["id"])
         tenant.check_licence_volume(restored, image, "the volume restored from the %s backup"
                                     % which)
 
@@ -89,12 +95,12 @@ TAMPERS = {"changed licence": _forge_licence,
            "deleted": None}
 
 
-def _restore_refused(cloud, backup_id, target, what):
+def _restore_refused(cloud, member, backup_id, target, what):
     """A restore of *backup_id* into the existing volume *target* ends
     refused: the volume in error_restoring, the backup available again, and
     a user message the tenant can list saying the restore failed."""
     before = {m["ID"] for m in tenant.user_messages(cloud)}
-    volume = tenant.restore(cloud, backup_id, target["id"])
+    volume = member.restore(backup_id, target["id"])
     assert volume["status"] == "error_restoring", (
         "%s: the restore was not refused: %s" % (what, volume))
     shown = volume.get("volume_image_metadata") or {}
@@ -102,10 +108,10 @@ def _restore_refused(cloud, backup_id, target, what):
     assert shown.get("image_id") == target["volume_image_metadata"]["image_id"], (what, shown)
     assert cloud.settle("volume backup", backup_id)["status"] == "available"
     messages = [m for m in tenant.user_messages(cloud)
-                if m["ID"] not in before and m["Resource ID"] == backup_id]
+                if m["ID"] not in before and m["Resource UUID"] == backup_id]
     assert messages, "%s: no user message about the refused restore" % what
     words = " ".join(m["User Message"] for m in messages)
-    assert "restore backup" in words and "failed" in words, (what, messages)
+    assert "restore backup" in words and "failed to restore" in words, (what, messages)
     # The operator puts the volume back in service (its data is checked
     # once, after every attack).
     cloud.openstack("admin", "volume", "set", "--state", "available", target["id"],
@@ -122,16 +128,17 @@ def _volume_digest(cloud, volume_id):
     image = tenant.image_active(cloud, image_id)
     assert image["status"] == "active", image
     cloud.openstack("member", "image", "delete", image_id, parse=False)
-    return image["os_hash_value"]
+    return image["properties"]["os_hash_value"]
 
 
-def test_tenant_edits_of_the_metadata_object_are_refused(cloud, licence_backups, tmp_path):
+def test_tenant_edits_of_the_metadata_object_are_refused(cloud, member, licence_backups,
+                                                        tmp_path):
     swift = tenant.TenantSwift(cloud)
     full = licence_backups["full"]
     container, name = swift.metadata_object(full)
     original = swift.get(container, name, tmp_path)
     others = json.loads(swift.get(*swift.metadata_object(licence_backups["other"]), tmp_path))
-    target = tenant.volume_from_image(cloud, cloud.env["images"]["public"])
+    target = member.volume_from_image(cloud.env["images"]["public"])
     digest = _volume_digest(cloud, target["id"])
     for what, tamper in TAMPERS.items():
         if tamper is None:
@@ -139,12 +146,12 @@ def test_tenant_edits_of_the_metadata_object_are_refused(cloud, licence_backups,
         else:
             swift.put(container, name, tamper(json.loads(original), others), tmp_path)
         try:
-            _restore_refused(cloud, full["id"], target, what)
+            _restore_refused(cloud, member, full["id"], target, what)
         finally:
             swift.put(container, name, original, tmp_path)
     assert _volume_digest(cloud, target["id"]) == digest, "the target's data changed"
     # The untouched object restores again.
-    restored = tenant.restore(cloud, full["id"], Cloud.name("scen-restored"))
+    restored = member.restore(full["id"])
     tenant.check_licence_volume(restored, licence_backups["image"], "after the attacks")
 
 
@@ -162,9 +169,9 @@ def _claims(volume_id):
 
 
 def test_backup_metadata_written_through_the_api_changes_nothing(
-        cloud, licence_backups, tmp_path):
+        cloud, member, licence_backups, tmp_path):
     image = licence_backups["image"]
-    made = tenant.backup(cloud, licence_backups["full"]["volume_id"])
+    made = member.backup(licence_backups["full"]["volume_id"])
     properties = []
     for key, value in _claims(made["volume_id"]).items():
         properties += ["--property", "%s=%s" % (key, value)]
@@ -175,7 +182,7 @@ def test_backup_metadata_written_through_the_api_changes_nothing(
     assert shown["metadata"].get(FORGED_KEYS[0]), shown   # the API took it
 
     # The claim alone changes nothing: the sealed metadata restores as it was.
-    restored = tenant.restore(cloud, made["id"], Cloud.name("scen-restored"))
+    restored = member.restore(made["id"])
     tenant.check_licence_volume(restored, image, "restored with forged backup metadata")
 
     # With it, the tenant's own licence in clear in the object is refused.
@@ -183,8 +190,9 @@ def test_backup_metadata_written_through_the_api_changes_nothing(
     container, name = swift.metadata_object(made)
     original = swift.get(container, name, tmp_path)
     swift.put(container, name, _forge_licence(json.loads(original), None), tmp_path)
-    target = tenant.volume_from_image(cloud, cloud.env["images"]["public"])
+    target = member.volume_from_image(cloud.env["images"]["public"])
     try:
-        _restore_refused(cloud, made["id"], target, "a changed licence with a legacy claim")
+        _restore_refused(cloud, member, made["id"], target,
+                         "a changed licence with a legacy claim")
     finally:
         swift.put(container, name, original, tmp_path)
