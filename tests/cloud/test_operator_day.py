@@ -1,0 +1,140 @@
+"""An operator's day with sealed backups, through the real clients: backup
+records exported and imported by the admin, restores through either backup
+host, a ``sealedmeta rekey`` while tenants back up and restore, and the
+admin's ``sealedmeta cinder audit`` after it.
+
+Which backup host serves a restore is chosen the operator's way: the other
+host is disabled (``openstack volume service set --disable``) for the time
+of the restore; a backup restored once through each host has crossed hosts
+whichever of the two made it.
+"""
+
+import json
+import subprocess
+import threading
+
+import pytest
+
+from tests.cloud import tenant
+from tests.cloud.helpers import CLI_TIMEOUT
+
+
+@pytest.fixture(scope="module")
+def member(cloud):
+    with tenant.Tenant(cloud) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def licence_volume(cloud, member):
+    return member.volume_from_image(cloud.env["images"]["licence"])
+
+
+def _backup_services(cloud):
+    rows = cloud.openstack("admin", "volume", "service", "list", "--service", "cinder-backup")
+    hosts = sorted(r["Host"] for r in rows)
+    assert len(hosts) == 2, rows
+    return hosts
+
+
+class _Only:
+    """The restores in this block go to *host*: every other backup host is
+    disabled, with a reason, and enabled again after."""
+
+    def __init__(self, cloud, host):
+        self.cloud, self.host = cloud, host
+        self.others = [h for h in _backup_services(cloud) if h != host]
+
+    def _set(self, *args):
+        for other in self.others:
+            self.cloud.openstack("admin", "volume", "service", "set", *args, other,
+                                 "cinder-backup", parse=False)
+
+    def __enter__(self):
+        self._set("--disable", "--disable-reason", "restores through %s" % self.host)
+
+    def __exit__(self, *exc):
+        self._set("--enable")
+
+
+def _audit(cloud):
+    audit = cloud.sealedmeta("cinder", "audit", "-f", "json")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    return {r["backup_id"]: r for r in json.loads(audit.stdout)}
+
+
+def test_a_backup_restores_through_either_host(cloud, member, licence_volume):
+    made = member.backup(licence_volume["id"])
+    for host in _backup_services(cloud):
+        with _Only(cloud, host):
+            restored = member.restore(made["id"])
+        tenant.check_licence_volume(restored, cloud.env["images"]["licence"],
+                                    "restored through %s" % host)
+
+
+def _reupload(swift, container, objects, directory):
+    for name, data in objects.items():
+        swift.put(container, name, data, directory)
+
+
+def test_exported_record_imports_and_restores(cloud, member, licence_volume, tmp_path):
+    """The database lost the row, the store kept the objects: the admin
+    imports the record exported before, and the backup restores."""
+    made = member.backup(licence_volume["id"])
+    record = cloud.openstack("admin", "volume", "backup", "record", "export", made["id"])
+    swift = tenant.TenantSwift(cloud)
+    container = made["container"]
+    names = [n for n in swift.run("list", container).split() if made["id"] in n]
+    kept = {n: swift.get(container, n, tmp_path) for n in names}
+    cloud.openstack("admin", "volume", "backup", "delete", made["id"], parse=False)
+    tenant.gone(cloud, "volume backup", made["id"])
+    _reupload(swift, container, kept, tmp_path)
+    imported = cloud.openstack("admin", "volume", "backup", "record", "import",
+                               record["backup_service"], record["backup_url"])
+    assert imported["id"] == made["id"], imported
+    back = cloud.settle("volume backup", made["id"], "admin")
+    assert back["status"] == "available", back.get("fail_reason") or back
+    assert _audit(cloud)[made["id"]]["class"] == "sealed-valid"
+    restored = member.restore(made["id"], cloud_name="admin")
+    tenant.check_licence_volume(restored, cloud.env["images"]["licence"],
+                                "restored from the imported record")
+
+
+def test_rekey_while_tenants_back_up_and_restore_across_hosts(cloud, member, licence_volume):
+    image = cloud.env["images"]["licence"]
+    hosts = _backup_services(cloud)
+    backups, failures = [], []
+    rekey = {}
+
+    def rotate():
+        rekey["proc"] = cloud._run([cloud.env["bin"]["sealedmeta"], "--config-file",
+                                    cloud.env["confs"]["sealedmeta"], "rekey",
+                                    cloud.env["keyring"], "-f", "json"])
+
+    before = member.backup(licence_volume["id"])
+    backups.append(before["id"])
+    rotation = threading.Thread(target=rotate)
+    rotation.start()
+    try:
+        for round_ in range(3):
+            backup = member.backup(licence_volume["id"])
+            backups.append(backup["id"])
+            for backup_id in (before["id"], backup["id"]):
+                with _Only(cloud, hosts[round_ % 2]):
+                    restored = member.restore(backup_id)
+                try:
+                    tenant.check_licence_volume(restored, image, "round %d" % round_)
+                except AssertionError as exc:
+                    failures.append(str(exc))
+    finally:
+        rotation.join(CLI_TIMEOUT)
+    proc = rekey.get("proc")
+    assert isinstance(proc, subprocess.CompletedProcess), "rekey did not end"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rotated = json.loads(proc.stdout)
+    assert failures == []
+    rows = _audit(cloud)
+    classes = {b: rows[b]["class"] for b in backups}
+    assert set(classes.values()) == {"sealed-valid"}, classes
+    versions = {rows[b]["key_version"] for b in backups}
+    assert rotated["previous_version"] in versions, (rotated, versions)
