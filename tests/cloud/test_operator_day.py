@@ -94,7 +94,7 @@ def test_exported_record_imports_and_restores(cloud, member, licence_volume, tmp
     assert imported["id"] == made["id"], imported
     back = cloud.settle("volume backup", made["id"], "admin")
     assert back["status"] == "available", back.get("fail_reason") or back
-    assert _audit(cloud)[made["id"]]["class"] == "sealed-valid"
+    assert _audit(cloud)[made["id"]]["class"] == "valid"
     restored = member.restore(made["id"], cloud_name="admin")
     tenant.check_licence_volume(restored, cloud.env["images"]["licence"],
                                 "restored from the imported record")
@@ -135,6 +135,6 @@ def test_rekey_while_tenants_back_up_and_restore_across_hosts(cloud, member, lic
     assert failures == []
     rows = _audit(cloud)
     classes = {b: rows[b]["class"] for b in backups}
-    assert set(classes.values()) == {"sealed-valid"}, classes
+    assert set(classes.values()) == {"valid"}, classes
     versions = {rows[b]["key_version"] for b in backups}
     assert rotated["previous_version"] in versions, (rotated, versions)
