@@ -58,7 +58,7 @@ def tree(tmp_path, store, ring):
     flipped[-40] ^= 1
     (root / "invalid.env").write_bytes(bytes(flipped))
     (root / "truncated.env").write_bytes(raw[:40])
-    (root / "bad-armour.txt").write_text("sealedmeta:!!!\n")
+    (root / "bad-armour.txt").write_text("sealedmeta:U01FVE!!!\n")
     foreign_store = FileKeyStore(str(tmp_path / "other-keys"))
     foreign_store.create_keyring(RING)
     (root / "unknown-key.env").write_bytes(
