@@ -229,7 +229,7 @@ def test_carrier_claims_every_metadata_object_by_name():
         assert carrier.sniff("/b/x_metadata", head)
         assert not raw.sniff("/b/x_metadata", head)
         assert raw.sniff("/b/x.env", head) is head.startswith(
-            (b"sealedmeta:", envelope.MAGIC))
+            (raw._ARMOURED_MAGIC, envelope.MAGIC))
 
 
 VOLUME = "11111111-1111-4111-8111-111111111111"
