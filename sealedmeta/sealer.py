@@ -13,7 +13,8 @@ with suite 2 and signs each envelope with the version's Ed25519 private key
 version with a public key, open, verify and rewrap require suite 2 and a
 valid signature as well as the MAC: a leaked symmetric key alone then cannot
 make an envelope a key holder accepts, and a key holder and an auditor with
-only the public keys (``sealedmeta verify --public-keys``) give one answer.
+only the public keys (``sealedmeta verify --public-keys``) give one answer:
+:func:`sealedmeta.verdict.judge` decides for both.
 Envelopes of versions without a key pair (a keyring made before it became a
 signing keyring with ``rekey --signing``) are authenticated by the MAC alone,
 as they always were.

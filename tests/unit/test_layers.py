@@ -1,5 +1,6 @@
-"""The layers import one way: the keyring model and the key stores take
-keyring names and bounds from names.py, never from the envelope format."""
+"""The layers import one way: the keyring model, the verdict and the key
+stores take keyring names and bounds from names.py and suites from
+suites.py, never from the envelope format."""
 
 import ast
 import pathlib
@@ -9,7 +10,8 @@ import pytest
 import sealedmeta
 
 ROOT = pathlib.Path(sealedmeta.__file__).parent
-MODULES = sorted([ROOT / "keyring.py", ROOT / "names.py"]
+MODULES = sorted([ROOT / "keyring.py", ROOT / "names.py", ROOT / "suites.py",
+                  ROOT / "verdict.py"]
                  + list((ROOT / "keystores").rglob("*.py")))
 
 
