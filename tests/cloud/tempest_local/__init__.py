@@ -1,7 +1,7 @@
 """The Tempest tests run against tools/dev-cloud, for stestr (tools/dev-tempest
 runs it with this directory as its test path): all of ``tempest.api.volume``,
-three backup modules of cinder-tempest-plugin and the subclasses of
-``no_network``. Imported only inside the Tempest venv.
+three backup modules of cinder-tempest-plugin, and the subclasses of
+``no_network`` and ``sealed_records``. Imported only inside the Tempest venv.
 """
 
 import os
@@ -21,6 +21,7 @@ def load_tests(loader, tests, pattern):
     base = os.path.dirname(os.path.dirname(os.path.abspath(tempest.__file__)))
     suite = loader.discover(os.path.join(base, "tempest", "api", "volume"),
                             pattern=pattern or "test*.py", top_level_dir=base)
-    for name in PLUGIN_MODULES + (__name__ + ".no_network",):
+    local = (__name__ + ".no_network", __name__ + ".sealed_records")
+    for name in PLUGIN_MODULES + local:
         suite.addTests(loader.loadTestsFromName(name))
     return suite
