@@ -51,6 +51,7 @@ USAGE = {
                "--expect key 'a' given twice"),
     "cinder reseal": (["--all"], "needs Cinder's configuration"),
     "cinder audit": ([], "needs Cinder's configuration"),
+    "cinder mark-legacy": (["{tmp}/record.json"], "needs Cinder's configuration"),
     "cinder audit-merge": (["{tmp}/missing.json"],
                            "needs the cinder package" if NO_CINDER
                            else "cannot read report {tmp}/missing.json"),
