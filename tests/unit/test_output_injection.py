@@ -86,7 +86,7 @@ def test_rewrap_shell_output_names_hostile_files_as_text(tmp_path, repo, store, 
     tree.mkdir()
     names = [v for v in _payloads(flag).values() if "/" not in v]
     for name in names:
-        (tree / name).write_bytes(b"sealedmeta:AAAA")  # malformed: a failure
+        (tree / name).write_bytes(b"sealedmeta:U01FVE!!!")  # malformed armour: a failure
     code, out, err = run(tmp_path, repo, "rewrap", str(tree), "-f", "shell")
     assert code == 1, err
     shell_vars = evaluated(out, tmp_path)
