@@ -365,12 +365,12 @@ def test_audit_and_rewrap_of_a_random_tree(world, kinds, salt):
             elif kind == "junk":
                 data, status = os.urandom(1 + (salt + i) % 50), "skipped"
             else:  # armour-junk
-                data, status = b"sealedmeta:!!" + os.urandom(5).hex().encode(), \
+                data, status = b"sealedmeta:U01FVE!!" + os.urandom(5).hex().encode(), \
                     audit.MALFORMED
             path = os.path.join(tmp, "f%02d" % i)
             with open(path, "wb") as handle:
                 handle.write(data)
-            if data[:5] != envelope.MAGIC and not data.startswith(b"sealedmeta:"):
+            if data[:5] != envelope.MAGIC and not data.startswith(b"sealedmeta:U01FVE"):
                 status = "skipped"
             elif status is None:
                 outcomes = allowed_outcomes(world, data)

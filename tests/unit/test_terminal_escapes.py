@@ -36,7 +36,7 @@ def tree(tmp_path, store, ring):
     root = tmp_path / "t"
     root.mkdir()
     (root / NASTY).write_bytes(sealer.seal({"n": 1}, {"backup_id": "b1"}))
-    (root / "bad-\x1b[8m").write_bytes(b"sealedmeta:AAAA")  # malformed
+    (root / "bad-\x1b[8m").write_bytes(b"sealedmeta:U01FVE!!!")  # malformed
     with open(os.path.join(os.fsencode(root), RAW_NAME), "wb") as handle:
         handle.write(sealer.seal({"n": 2}, CONTEXT))
     store.rotate(RING)
