@@ -202,7 +202,7 @@ for line in sys.stdin:
             res = {"version": store.inner.set_state(
                 keyring, req["version"], req["state"]).as_dict()}
         elif op == "token":
-            sess = getattr(store.inner, "_session", None)
+            sess = getattr(getattr(store.inner, "session", None), "ks_session", None)
             res = {"token": sess.get_token() if sess is not None and
                    getattr(sess, "auth", None) is not None and
                    hasattr(sess.auth, "get_access") else None}
