@@ -92,6 +92,18 @@ class ServerLog:
             time.sleep(0.2)
 
 
+def one_bounded_get(gets, limit):
+    """Asserts *gets* (``(status, bytes sent)`` of each GET a server logged)
+    is one ranged answer that sent at most *limit* and one byte. The reader
+    closes the stream once the size tells it to refuse, so the server may
+    log fewer bytes than it would have sent, even none; how many depends on
+    timing and is never part of the verdict."""
+    assert len(gets) == 1, gets
+    status, sent = gets[0]
+    assert status == 206, gets
+    assert 0 <= sent <= limit + 1, gets
+
+
 def swift_gets(log, container, name):
     """(status, bytes sent) of each GET of *container*/*name* Swift's object
     server logged."""
