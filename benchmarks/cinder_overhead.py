@@ -235,7 +235,7 @@ def audit_vs_plain(harness, sealed_cls, service, getter, backups, workers, round
     (each thread its own client). Who goes first alternates by round."""
     from cinder import objects
     from sealedmeta.cinder import audit
-    from sealedmeta.cinder import reseal
+    from sealedmeta.cinder import drivers
 
     src = harness.volume_file(harness.volume_id + "-small", os.urandom(64 * 1024))
     start = time.perf_counter()
@@ -247,7 +247,7 @@ def audit_vs_plain(harness, sealed_cls, service, getter, backups, workers, round
     made_s = time.perf_counter() - start
 
     def run_audit():
-        rows = list(audit.audit(workers=workers, drivers=reseal.project_drivers()))
+        rows = list(audit.audit(workers=workers, drivers=drivers.project_drivers()))
         classes = {row.klass for row in rows}
         assert len(rows) == backups and classes == {audit.VALID}, classes
 

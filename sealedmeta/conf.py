@@ -16,6 +16,9 @@ GROUP = "sealedmeta"
 #: objects).
 DEFAULT_MAX_METADATA_OBJECT_SIZE = 8 * 1024 * 1024
 COORDINATION_GROUP = "coordination"
+# Each key store's options, by its options module's list_opts(): this
+# module imports no key store.
+KEYSTORE_OPTS_NAMESPACE = "sealedmeta.keystore_opts"
 
 sealedmeta_opts = [
     cfg.StrOpt("keystore", default="file",
@@ -127,9 +130,13 @@ def register_opts(conf):
 
 
 def list_opts():
-    """Options for oslo-config-generator (namespace ``sealedmeta``)."""
-    # Imported here: the Barbican store pulls in castellan and its clients.
-    from sealedmeta.keystores import barbican
+    """Options for oslo-config-generator (namespace ``sealedmeta``), with
+    those of every key store that has some (``sealedmeta.keystore_opts``
+    entry points, in name order)."""
+    # Loaded here: the Barbican store's options pull in castellan.
+    from stevedore import extension
+    stores = extension.ExtensionManager(KEYSTORE_OPTS_NAMESPACE)
     return [(GROUP, sealedmeta_opts),
             (COORDINATION_GROUP, coordination_opts)] + events.list_opts() \
-        + barbican.list_opts()
+        + [item for ext in sorted(stores, key=lambda e: e.name)
+           for item in ext.plugin()]

@@ -2,7 +2,7 @@
 
 Each backup's metadata object is read through the configured driver class
 (acting in the backup's project where the store keeps backups per project:
-:func:`sealedmeta.cinder.reseal.project_drivers`) and judged by the very
+:func:`sealedmeta.cinder.drivers.project_drivers`) and judged by the very
 function a restore uses (:meth:`SealedMetadataMixin.judge`). Never writes
 to the store or the database.
 
@@ -33,10 +33,10 @@ from sealedmeta import carriers
 from sealedmeta import envelope
 from sealedmeta import exceptions
 from sealedmeta.cinder import carrier as cinder_carrier
+from sealedmeta.cinder import drivers as sm_drivers
 from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import options
-from sealedmeta.cinder import reseal
 from sealedmeta.cinder import volume_meta as vm
 from sealedmeta.verdict import CONTEXT_MISMATCH
 from sealedmeta.verdict import INVALID
@@ -226,7 +226,7 @@ class CinderSource:
     def __init__(self, max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
                  drivers=None):
         self.max_envelope_size = max_envelope_size
-        self.drivers = drivers or reseal.project_drivers()
+        self.drivers = drivers or sm_drivers.project_drivers()
         self.carrier = cinder_carrier.CinderMetadataCarrier(max_envelope_size)
 
     def __str__(self):
@@ -527,7 +527,7 @@ def audit(project=None, status=None, since=None, shard=None, workers=4,
     incremental backup takes the class of its first parent that a restore
     would refuse (:class:`ChainJudge`).
     """
-    drivers = drivers or reseal.project_drivers()
+    drivers = drivers or sm_drivers.project_drivers()
     ctxt = cinder_context.get_admin_context()
     judge = (judge_backup if public is None
              else lambda driver, backup: judge_backup_public(driver, backup, public))

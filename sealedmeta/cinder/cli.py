@@ -10,8 +10,8 @@ import time
 
 from cliff import lister
 
+from sealedmeta import cli_common as common
 from sealedmeta import exceptions
-from sealedmeta.cmd import common
 
 LOG = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class MarkLegacy(common.FindsProblems, lister.Lister):
 
     def take_action(self, parsed_args):
         load_cinder(self.app, "mark-legacy")
+        from sealedmeta.cinder import drivers as sm_drivers
         from sealedmeta.cinder import records
         from sealedmeta.cinder import reseal
         claims = []   # every record is read before anything is changed
@@ -143,7 +144,7 @@ class MarkLegacy(common.FindsProblems, lister.Lister):
             except ValueError as exc:
                 raise common.CommandError("record %s: %s" % (path, exc)) from None
         try:
-            drivers = reseal.project_drivers()
+            drivers = sm_drivers.project_drivers()
         except exceptions.SetupError as exc:
             raise common.CommandError(str(exc)) from None
         from cinder import context as cinder_context
@@ -235,7 +236,7 @@ class Audit(common.FindsProblems, lister.Lister):
                 raise common.CommandError(str(exc)) from None
         load_cinder(self.app, "audit")
         from sealedmeta.cinder import audit
-        from sealedmeta.cinder import reseal
+        from sealedmeta.cinder import drivers as sm_drivers
         from sealedmeta import audit as sm_audit
         from sealedmeta import public
         try:
@@ -245,7 +246,7 @@ class Audit(common.FindsProblems, lister.Lister):
                 auditor = sm_audit.PublicAuditor(
                     public.load(parsed_args.public_keys),
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size)
-            drivers = reseal.project_drivers()
+            drivers = sm_drivers.project_drivers()
             state = audit.State(parsed_args.state, {
                 "project": parsed_args.project, "status": parsed_args.status,
                 "since": since and since.isoformat(), "shard": shard,

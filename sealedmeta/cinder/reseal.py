@@ -44,8 +44,8 @@ from cinder.objects import fields
 from sealedmeta import atomic
 from sealedmeta import exceptions
 from sealedmeta import safefs
+from sealedmeta.cinder import drivers as sm_drivers
 from sealedmeta.cinder import mixin
-from sealedmeta.cinder import policy_check
 from sealedmeta.cinder import records
 from sealedmeta.cinder import volume_meta as vm
 
@@ -82,45 +82,6 @@ class Result:
 
 
 COLUMNS = ("backup_id", "volume_id", "result", "glance", "reason", "versions_removed")
-
-
-def driver_class():
-    """The configured ``backup_driver``, which must be a sealed driver class
-    (it writes what it will read)."""
-    from cinder.backup import manager  # noqa: F401 - registers backup_driver
-    from oslo_utils import importutils
-    name = CONF.backup_driver
-    try:
-        cls = importutils.import_class(name)
-    except Exception as exc:  # ImportError, AttributeError, a driver's own
-        raise exceptions.SetupError("cannot import backup_driver %s: %s" % (name, exc)) from None
-    if not (isinstance(cls, type) and issubclass(cls, mixin.SealedMetadataMixin)):
-        raise exceptions.SetupError(
-            "backup_driver %s is not a sealed driver class; set backup_driver to"
-            " one of sealedmeta.cinder's (e.g. sealedmeta.cinder.posix."
-            "SealedPosixBackupDriver) in the configuration given: reseal writes"
-            " metadata only that driver can read" % name)
-    try:
-        policy_check.check(CONF)
-    except policy_check.PermissivePolicy as exc:
-        raise exceptions.SetupError(str(exc)) from None
-    return cls
-
-
-def load_driver(ctxt=None):
-    """An instance of the configured sealed ``backup_driver``."""
-    cls = driver_class()
-    name = CONF.backup_driver
-    ctxt = ctxt or cinder_context.get_admin_context()
-    try:
-        driver = cls(ctxt)
-        # Swift connects only for a request context with a user; reseal runs
-        # with the service's own credentials (backup_swift_auth = single_user).
-        if hasattr(driver, "initialize") and not hasattr(driver, "conn"):
-            driver.initialize()
-    except Exception as exc:
-        raise exceptions.SetupError("cannot set up backup_driver %s: %s" % (name, exc)) from None
-    return driver
 
 
 def source_volume(ctxt, volume_id):
@@ -372,26 +333,9 @@ def select_backups(ctxt, backup_ids=None, all_backups=False):
     return backups, missing
 
 
-def project_drivers():
-    """A function ``project_id -> driver`` for tools that read every tenant's
-    backups: the configured driver acting in each backup's project where the
-    store keeps backups per project (Swift ``per_user``), else one driver.
-    Raises :class:`~sealedmeta.exceptions.SetupError` up front when that
-    cannot be set up."""
-    cls = driver_class()
-    try:
-        per_project = getattr(cls, "project_drivers", lambda: None)()
-    except exceptions.ConfigurationError as exc:
-        raise exceptions.SetupError(str(exc)) from None
-    if per_project is not None:
-        return per_project
-    driver = load_driver()
-    return lambda project_id: driver
-
-
 def reseal(backup_ids=None, all_backups=False, dry_run=False, driver=None):
     """Reseal the backups asked for; returns a list of :class:`Result`."""
-    drivers = (lambda project_id: driver) if driver else project_drivers()
+    drivers = (lambda project_id: driver) if driver else sm_drivers.project_drivers()
     ctxt = driver.context if driver else cinder_context.get_admin_context()
     backups, results = select_backups(ctxt, backup_ids, all_backups)
     for backup in backups:

@@ -12,13 +12,13 @@ from cliff import show
 
 from sealedmeta import admin
 from sealedmeta import carriers as sm_carriers
+from sealedmeta import cli_common as common
 from sealedmeta import coordination
 from sealedmeta import events
-from sealedmeta import exceptions
 from sealedmeta import names
 from sealedmeta import keyring as kr
 from sealedmeta import conf as sm_conf
-from sealedmeta.cmd import common
+from sealedmeta import sources as sm_sources
 from sealedmeta.cmd import keyring as keyring_cmd
 from sealedmeta.cmd import scan as scan_cmd
 
@@ -47,27 +47,6 @@ def version_fields(name, version):
     return (("keyring", "version", "key_id", "state", "created"),
             (name, version.number, version.key_id.hex(), version.state.value,
              keyring_cmd.iso(version.created)))
-
-
-def cinder_scan(app, cinder_conf):
-    """``--scan-cinder CINDER_CONF``: ``(sources, settle window of the
-    agents)``: every backup of that Cinder database, read through its
-    configured driver, as an audit source, and the window of cinder.conf's
-    ``[sealedmeta]`` (the agents'); ``([], None)`` without."""
-    if not cinder_conf:
-        return [], None
-    from sealedmeta.cinder import cli as cinder_cli  # imports no Cinder
-    try:
-        from sealedmeta.cinder import audit as cinder_audit
-    except ImportError:
-        raise common.CommandError(
-            cinder_cli.no_cinder("--scan-cinder")) from None
-    agents = admin.settle_window(cinder_cli.load_cinder_conf([cinder_conf]))
-    try:
-        return [cinder_audit.CinderSource(
-            app.conf.sealedmeta.max_envelope_size)], agents
-    except exceptions.SetupError as exc:
-        raise common.CommandError(str(exc)) from None
 
 
 class Rekey(common.FindsProblems, show.ShowOne):
@@ -163,18 +142,31 @@ class _SetState(show.ShowOne):
         return version_fields(parsed_args.name, updated)
 
 
+# The sources the key commands scan besides --scan PATHs
+# (sealedmeta.sources plug-ins).
+SCAN_SOURCES = ("ceph-pool", "cinder-database")
+
+
 def add_scan_options(parser, what):
-    """--scan, --ceph-pool..., --scan-cinder: the backup stores to audit
-    before *what*."""
+    """--scan and the options of the scan sources: the backup stores to
+    audit before *what*; returns the sources' plug-ins."""
     parser.add_argument("--scan", metavar="PATH", nargs="+", action="extend",
                         default=[],
                         help="Files / directories holding the envelopes"
                              " (backup stores) to audit before %s." % what)
-    scan_cmd.add_ceph_options(parser)
-    parser.add_argument("--scan-cinder", metavar="CINDER_CONF",
-                        help="Also scan every backup of the Cinder database"
-                             " this cinder.conf names, each read through"
-                             " its configured backup driver.")
+    plugins = sm_sources.load(SCAN_SOURCES)
+    for plugin in plugins:
+        plugin.add_arguments(parser)
+    return plugins
+
+
+def _scan_options(plugins, metavars, last):
+    """The scan options in one phrase: ``--scan, --ceph-pool and
+    --scan-cinder`` (*last* "and"), with their metavars if *metavars*."""
+    words = ["--scan PATH ..." if metavars else "--scan"] + [
+        "%s %s" % (p.option, p.metavar) if metavars else p.option
+        for p in plugins]
+    return "%s %s %s" % (", ".join(words[:-1]), last, words[-1])
 
 
 def settle(app, agents):
@@ -212,20 +204,19 @@ class KeyRetire(show.ShowOne):
         parser.add_argument("--unused", action="store_true",
                             help="Retire every decrypt-only version no"
                                  " scanned backup uses.")
-        add_scan_options(parser, "retiring (with --unused)")
+        self.sources = add_scan_options(parser, "retiring (with --unused)")
         return parser
 
     def take_action(self, parsed_args):
-        scans = (parsed_args.scan or parsed_args.ceph_pool
-                 or parsed_args.scan_cinder)
+        scans = parsed_args.scan or sm_sources.given(self.sources, parsed_args)
         if parsed_args.unused == (parsed_args.version is not None):
             raise common.CommandError(
                 "give either VERSION or --unused (with the backup stores to"
                 " scan)")
         if not parsed_args.unused:
             if scans:
-                raise common.CommandError(
-                    "--scan, --ceph-pool and --scan-cinder go with --unused")
+                raise common.CommandError("%s go with --unused" % _scan_options(
+                    self.sources, False, "and"))
             version = parse_version(parsed_args.version)
             with coordinator(self.app) as coord:
                 updated = admin.retire(
@@ -235,9 +226,10 @@ class KeyRetire(show.ShowOne):
             return version_fields(parsed_args.name, updated)
         if not scans:
             raise common.CommandError(
-                "--unused needs the backup stores to scan: --scan PATH ...,"
-                " --ceph-pool POOL or --scan-cinder CINDER_CONF")
-        sources, agents = cinder_scan(self.app, parsed_args.scan_cinder)
+                "--unused needs the backup stores to scan: %s"
+                % _scan_options(self.sources, True, "or"))
+        sources, agents = sm_sources.build(self.sources, parsed_args,
+                                           self.app.conf)
         try:
             with coordinator(self.app) as coord:
                 result = admin.retire_unused(
@@ -245,10 +237,10 @@ class KeyRetire(show.ShowOne):
                     scan=parsed_args.scan,
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
                     carriers=scan_cmd.carriers_of(self.app),
-                    sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
+                    sources=sources,
                     settle=settle(self.app, agents),
                     events=events.get(self.app.conf))
-        except scan_cmd.ceph_pool_errors() as exc:
+        except sm_sources.errors(self.sources) as exc:
             raise common.CommandError(str(exc)) from None
         fields = ("keyring", "retired", "in_use", "settling")
         values = (parsed_args.name, _numbers(result.retired),
@@ -279,7 +271,7 @@ class KeyDestroy(show.ShowOne):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME", help="Keyring.")
         parser.add_argument("version", metavar="VERSION", help="Key version number.")
-        add_scan_options(parser, "destroying")
+        self.sources = add_scan_options(parser, "destroying")
         parser.add_argument("--force", action="store_true",
                             help="Destroy even without --scan, or although the"
                                  " scan found envelopes under the version.")
@@ -287,7 +279,8 @@ class KeyDestroy(show.ShowOne):
 
     def take_action(self, parsed_args):
         version = parse_version(parsed_args.version)
-        sources, agents = cinder_scan(self.app, parsed_args.scan_cinder)
+        sources, agents = sm_sources.build(self.sources, parsed_args,
+                                           self.app.conf)
         try:
             with coordinator(self.app) as coord:
                 result = admin.destroy(
@@ -295,10 +288,10 @@ class KeyDestroy(show.ShowOne):
                     scan=parsed_args.scan, force=parsed_args.force,
                     max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
                     carriers=scan_cmd.carriers_of(self.app),
-                    sources=scan_cmd.ceph_sources(self.app, parsed_args) + sources,
+                    sources=sources,
                     settle=settle(self.app, agents),
                     events=events.get(self.app.conf))
-        except scan_cmd.ceph_pool_errors() as exc:
+        except sm_sources.errors(self.sources) as exc:
             # a pool that cannot be read is a scan that cannot run: exit 2
             raise common.CommandError(str(exc)) from None
         except admin.DestroyRefused:

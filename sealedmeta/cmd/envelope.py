@@ -5,8 +5,8 @@ from cliff import command
 from cliff import show
 
 import sealedmeta
+from sealedmeta import cli_common as common
 from sealedmeta import envelope as sm_envelope
-from sealedmeta.cmd import common
 from sealedmeta.cmd import keyring as keyring_cmd
 
 

@@ -8,11 +8,11 @@ from cliff import lister
 from cliff import show
 
 from sealedmeta import admin
+from sealedmeta import cli_common as common
 from sealedmeta import conf as sm_conf
 from sealedmeta import coordination
 from sealedmeta import exceptions
 from sealedmeta import public
-from sealedmeta.cmd import common
 
 LOG = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from cliff import commandmanager
 from cliff import display
 from oslo_config import cfg
 
+from sealedmeta import cli_common as common
 from sealedmeta import conf as sm_conf
 from sealedmeta import exceptions
 from sealedmeta import keystores
 from sealedmeta import sealer as sm_sealer
-from sealedmeta.cmd import common
 from sealedmeta.cmd import formatters
 from sealedmeta.cmd import logs
 

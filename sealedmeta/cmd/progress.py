@@ -2,7 +2,7 @@
 
 import time
 
-from sealedmeta.cmd import common
+from sealedmeta import cli_common as common
 
 
 class ProgressBar:

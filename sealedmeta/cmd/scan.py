@@ -12,8 +12,9 @@ from sealedmeta import carriers as sm_carriers
 from sealedmeta import exceptions
 from sealedmeta import keyring as kr
 from sealedmeta import public
+from sealedmeta import cli_common as common
 from sealedmeta import rewrap as sm_rewrap
-from sealedmeta.cmd import common
+from sealedmeta import sources as sm_sources
 from sealedmeta.cmd import progress
 
 LOG = logging.getLogger(__name__)
@@ -177,37 +178,8 @@ class Rewrap(common.FindsProblems, show.ShowOne):
         return summary_fields(summary)
 
 
-def add_ceph_options(parser):
-    """--ceph-pool/--ceph-conf/--ceph-user: also scan Ceph backup pools."""
-    parser.add_argument("--ceph-pool", metavar="POOL", action="append",
-                        default=[],
-                        help="Also scan the backup.<id>.meta objects of this"
-                             " Ceph backup pool, through librados"
-                             " (repeatable).")
-    parser.add_argument("--ceph-conf", metavar="FILE", default=None,
-                        help="Ceph configuration file for --ceph-pool"
-                             " (default: librados' own search).")
-    parser.add_argument("--ceph-user", metavar="ID", default=None,
-                        help="Ceph client id for --ceph-pool, e.g."
-                             " cinder-backup (default: admin); its keyring is"
-                             " found through the configuration file.")
-
-
-def ceph_sources(app, parsed_args):
-    """The CephPool of every --ceph-pool."""
-    if not parsed_args.ceph_pool:
-        return []
-    from sealedmeta.cinder import ceph_pool
-    return [ceph_pool.CephPool(pool, parsed_args.ceph_conf, parsed_args.ceph_user,
-                               app.conf.sealedmeta.max_envelope_size,
-                               app.conf.sealedmeta.max_metadata_object_size)
-            for pool in parsed_args.ceph_pool]
-
-
-def ceph_pool_errors():
-    """The error a CephPool raises when its pool cannot be listed."""
-    from sealedmeta.cinder import ceph_pool
-    return ceph_pool.CephPoolError
+# The sources verify offers besides PATHs (sealedmeta.sources plug-ins).
+VERIFY_SOURCES = ("ceph-pool",)
 
 
 class Findings(_Report):
@@ -268,10 +240,13 @@ class Verify(common.FindsProblems, show.ShowOne):
                             help="Verify signatures with the public keys in"
                                  " FILE (keyring export-public), without any"
                                  " key store access.")
-        add_ceph_options(parser)
+        self.sources = sm_sources.load(VERIFY_SOURCES)
+        for source in self.sources:
+            source.add_arguments(parser)
         parser.add_argument("paths", metavar="PATH", nargs="*",
                             help="Envelope file or directory of them (at"
-                                 " least one PATH or --ceph-pool).")
+                                 " least one PATH or %s)."
+                                 % " or ".join(s.option for s in self.sources))
         return parser
 
     def _auditor(self, parsed_args, expect, bar):
@@ -291,18 +266,21 @@ class Verify(common.FindsProblems, show.ShowOne):
         bar = progress.for_stream(self.app.stderr, "verify")
         try:
             expect = common.parse_pairs(parsed_args.expect, option="--expect")
-            if not parsed_args.paths and not parsed_args.ceph_pool:
-                raise common.CommandError("no PATH and no --ceph-pool given")
+            if not parsed_args.paths and not sm_sources.given(
+                    self.sources, parsed_args):
+                raise common.CommandError("no PATH and no %s given" % " and no ".join(
+                    s.option for s in self.sources))
             auditor = self._auditor(parsed_args, expect, bar)
-            report = auditor.run(parsed_args.paths,
-                                 ceph_sources(self.app, parsed_args))
+            sources, _ = sm_sources.build(self.sources, parsed_args,
+                                          self.app.conf)
+            report = auditor.run(parsed_args.paths, sources)
         except (common.CommandError, exceptions.InvalidMetadata,
                 sm_carriers.PathError, exceptions.KeyStoreError,
-                public.PublicKeysError, ceph_pool_errors()) as exc:
+                public.PublicKeysError, *sm_sources.errors(self.sources)) as exc:
             raise common.CommandError("verify cannot run: %s" % exc) from None
         finally:
             bar.close()
-        self.problems = self._judge(parsed_args, report)
+        self.problems = self._judge(parsed_args, report, sources)
         data = report.as_dict()
         kinds = {"envelopes": Findings, "versions": Versions,
                  "summary": Summary, "skipped": Entries}
@@ -310,12 +288,12 @@ class Verify(common.FindsProblems, show.ShowOne):
         return names, tuple(kinds.get(n, _sorted)(data[n]) for n in names)
 
     @staticmethod
-    def _judge(parsed_args, report):
-        """Log what is wrong with *report*; whether anything is."""
+    def _judge(parsed_args, report, sources):
+        """Log what is wrong with *report* (of *sources* and the PATHs);
+        whether anything is."""
         if not report.findings:
             LOG.error("no envelope found under %s", ", ".join(
-                parsed_args.paths + ["Ceph pool " + pool
-                                     for pool in parsed_args.ceph_pool]))
+                parsed_args.paths + [str(source) for source in sources]))
             return True
         if not report.all_valid:
             counts = report.counts

@@ -7,8 +7,11 @@ from cliff import lister
 from sealedmeta import admin
 from sealedmeta import audit
 from sealedmeta import keyring_status
-from sealedmeta.cmd import admin as admin_cmd
+from sealedmeta import sources as sm_sources
 from sealedmeta.cmd import keyring as keyring_cmd
+
+# The sources whose backups the status counts (sealedmeta.sources plug-ins).
+STATUS_SOURCES = ("cinder-database",)
 
 
 class Blank(columns.FormattableColumn):
@@ -38,16 +41,18 @@ class KeyringStatus(lister.Lister):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="KEYRING", help="Keyring.")
-        parser.add_argument("--scan-cinder", metavar="CINDER_CONF",
-                            help="Count the backups of the Cinder database"
-                                 " this cinder.conf names under each version.")
+        self.sources = sm_sources.load(STATUS_SOURCES)
+        for source in self.sources:
+            source.add_arguments(
+                parser, help="Count the backups of the Cinder database"
+                             " this cinder.conf names under each version.")
         return parser
 
     def take_action(self, parsed_args):
         store = self.app.store
         ring = store.get_keyring(parsed_args.name)
         report = None
-        sources, _ = admin_cmd.cinder_scan(self.app, parsed_args.scan_cinder)
+        sources, _ = sm_sources.build(self.sources, parsed_args, self.app.conf)
         if sources:
             report = audit.Auditor(
                 store, self.app.conf.sealedmeta.max_envelope_size).run(

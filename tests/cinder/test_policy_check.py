@@ -18,8 +18,8 @@ from cinder import exception
 from cinder import objects
 from cinder import policy as cinder_policy
 from sealedmeta import exceptions
+from sealedmeta.cinder import drivers
 from sealedmeta.cinder import policy_check
-from sealedmeta.cinder import reseal
 
 from tests.cinder import helpers
 from tests.cinder import test_records
@@ -137,7 +137,7 @@ def test_refuse_permissive_policy_stops_the_driver_and_reseal(cloud, refuse):
     with pytest.raises(exception.BackupDriverException, match=IMAGE_SET):
         cloud.driver().check_for_setup_error()
     with pytest.raises(exceptions.SetupError, match=UPDATE):
-        reseal.load_driver(cloud.ctxt)
+        drivers.load_driver(cloud.ctxt)
 
 
 def test_restricted_policy_file_passes_and_stops_the_member(
@@ -146,7 +146,7 @@ def test_restricted_policy_file_passes_and_stops_the_member(
     with caplog.at_level(logging.ERROR):
         assert policy_check.check(CONF) == []
         cloud.driver().check_for_setup_error()
-        assert isinstance(reseal.load_driver(cloud.ctxt), helpers.sealed_class())
+        assert isinstance(drivers.load_driver(cloud.ctxt), helpers.sealed_class())
     assert _errors(caplog) == []
 
     src = cloud.volume(glance=helpers.GLANCE)

@@ -1,4 +1,9 @@
-"""Helpers shared by the commands: arguments, bounded input, safe output."""
+"""Helpers shared by the commands: arguments, bounded input, safe output.
+
+Every command uses them: those of :mod:`sealedmeta.cmd` and Cinder's
+(:mod:`sealedmeta.cinder.cli`), which is why they live below both (the
+command line and the Cinder adapter import nothing of each other).
+"""
 
 import json
 import logging
