@@ -1,2 +1,2 @@
 """The ``sealedmeta`` command line (cliff). Commands only parse, call the
-library's public API and print."""
+layers below them and print (docs/source/architecture.rst)."""

@@ -46,28 +46,10 @@ the project.
 One keystoneauth session (and so one token) per store object: castellan's own
 client would authenticate again for every call.
 
-Where each part lives: one object per module, each handed the parts it
-works with when the store is built (``store.py``), none reaching into
-another's state:
-
-* ``options.py``: the ``[barbican_store]`` options, ``list_opts()``;
-* ``session.py``: ``Session``, the keystoneauth session, the clients over
-  it, every HTTP call's error handling and retries;
-* ``acl.py``: ``Access`` (session): private objects and the
-  ``creator_id`` checks;
-* ``layout.py``: ``Layout`` (session, access): names, the keyring's
-  container and its entries;
-* ``secret_meta.py``: ``SecretMetadata`` (session): a version secret's
-  metadata (state, kept fields);
-* ``reading.py``: ``Reader`` (session, access, layout, metadata): loading
-  a keyring, fetching keys;
-* ``cleanup.py``: ``Cleanup`` (the above and the reader): destroys and
-  tombstones, leftovers of interrupted changes;
-* ``rotation.py``: ``Rotation`` (the above and cleanup): creating keyrings,
-  rotations and their claim window, state changes;
-* ``importing.py``: ``Importer``: copying a keyring in;
-* ``store.py``: :class:`BarbicanKeyStore`, which builds them and hands
-  each KeyStore method to its part.
+The parts are one object per module, each handed the parts it works with
+when the store is built (``store.py``), none reaching into another's
+state; the architecture page (docs/source/architecture.rst, "key stores")
+lists them, the one list of them.
 """
 
 from sealedmeta.keystores.barbican.options import GROUP
