@@ -6,9 +6,11 @@ Imports nothing from Cinder, nor the rados bindings: a pool and a
 database are read only when a command names one.
 """
 
+from sealedmeta import admin
 from sealedmeta import cli_common
 from sealedmeta import exceptions
 from sealedmeta import sources
+from sealedmeta.cinder import cli as cinder_cli
 
 
 class CephPoolSource(sources.Source):
@@ -75,8 +77,6 @@ class CinderDatabaseSource(sources.Source):
         self.settle = None
         if not parsed_args.scan_cinder:
             return []
-        from sealedmeta import admin
-        from sealedmeta.cinder import cli as cinder_cli  # imports no Cinder
         try:
             from sealedmeta.cinder import audit as cinder_audit
         except ImportError:
