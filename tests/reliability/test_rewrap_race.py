@@ -22,9 +22,9 @@ import os
 import shutil
 import tempfile
 
-import sealedmeta
 from sealedmeta import FileKeyStore
 from sealedmeta import Sealer
+from sealedmeta.exceptions import SealedMetaError
 
 from tests import race
 from tests.reliability import figures
@@ -104,7 +104,7 @@ def _race(capsys, base, uid, gid):
         for run in range(RUNS):
             try:
                 store.rotate(RING)
-            except sealedmeta.SealedMetaError as exc:
+            except SealedMetaError as exc:
                 escapes.append("the key store broke before run %d: %s" % (run, exc))
                 break
             keys_before = race.snapshot(ring_dir)
