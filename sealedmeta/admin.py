@@ -544,6 +544,7 @@ def destroy_due(store, name, coordinator, scan=None, sources=(),
         else:
             free.append(version)
     destroyed, was_due = [], {v.number: v.destroy_after for v in due}
+    failed = None
     with coordinator.lock(name):
         for version in free:
             ring = store.get_keyring(name)        # fresh, under the lock
@@ -555,8 +556,11 @@ def destroy_due(store, name, coordinator, scan=None, sources=(),
                 updated = store.set_state(name, version.number,
                                           kr.KeyState.DESTROYED)
             except Exception as exc:
-                raise _destroy_failed(store, name, version.number,
-                                      exc) from exc
+                # Still under the lock (see _destroy_failed); raised once
+                # the versions destroyed before it are reported.
+                failed = _destroy_failed(store, name, version.number, exc)
+                failed.__cause__ = exc
+                break
             destroyed.append(updated)
     scanned = len(report.findings)
     for updated in destroyed:
@@ -571,6 +575,8 @@ def destroy_due(store, name, coordinator, scan=None, sources=(),
             " opened meanwhile): reinstate it ('sealedmeta key reinstate %s"
             " %d') and rewrap them", name, number,
             _count(len(under), "envelope"), _shown_paths(under), name, number)
+    if failed is not None:
+        raise failed
     return DestroyDueResult(
         name, tuple(v.number for v in destroyed),
         {n: len(u) for n, u in in_use.items()}, not_due, scanned)

@@ -951,3 +951,28 @@ def test_immediate_destroy_of_a_pending_version(env):
     assert (out["state"], out["envelopes_under_version"], out["forced"]) == (
         "destroyed", 0, False)
     assert _status(env)[1] == ("destroyed", None)
+
+
+def test_destroy_due_that_cannot_write_says_what_is_left(env):
+    """The disk refuses the key store's write as --due destroys: one line
+    saying the version is still pending destruction, exit 2, nothing
+    changed."""
+    assert env.run("rewrap", str(env.data))[0] == 0
+    assert env.run("key", "retire", RING, "1")[0] == 0
+    assert env.run("key", "destroy", RING, "1", "--after", "1d", "--scan",
+                   str(env.data))[0] == 0
+    _make_due(env, 1)
+    before = env.digest()
+    proc = sm_cli.start(["key", "destroy", RING, "--due", "--scan",
+                         str(env.data), "-f", "json"], env.tmp, env.repo,
+                        config=env.lab_config,
+                        preexec_fn=file_size_limit(64))
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out) == (2, b""), err
+    line = one_line(err.decode())
+    assert ("destroy of version 1 of keyring 'kr' failed (cannot destroy"
+            " version 1 of keyring 'kr' in key repository") in line, line
+    assert "File too large" in line and line.endswith(
+        "read again, the keyring shows version 1 still pending-destruction:"
+        " nothing changed"), line
+    assert env.digest() == before
