@@ -39,7 +39,8 @@ class DestroyRefused(exceptions.InvalidTransition):
 
 
 class ScanRequired(exceptions.InvalidTransition):
-    """``key retire --unused`` refused: no scan of the backup stores."""
+    """``key retire --unused``, ``key destroy --after`` or ``--due``
+    refused: no scan of the backup stores."""
 
 
 class NotSettled(exceptions.InvalidTransition):
@@ -342,7 +343,8 @@ def retire(store, name, version, coordinator, settle=DEFAULT_SETTLE, at=None,
 
 
 def reinstate(store, name, version, coordinator, events=None):
-    """retired -> decrypt-only."""
+    """retired or pending destruction -> decrypt-only (for a version
+    pending destruction: its destruction is cancelled)."""
     return _set_state(store, name, version, kr.KeyState.DECRYPT_ONLY,
                       coordinator, announce=events and events.key_reinstated)
 
@@ -351,7 +353,8 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
             max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
             carriers=None, sources=(), settle=DEFAULT_SETTLE, at=None,
             events=None):
-    """retired -> destroyed: the key material is removed for good.
+    """retired (or pending destruction, ahead of its time) -> destroyed:
+    the key material is removed for good.
 
     *scan* is a list of PATHs holding the backups' envelopes, *sources*
     more places that do (see :meth:`sealedmeta.audit.Auditor.run`, e.g. a
@@ -380,38 +383,15 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     # Fail fast on what the current state already forbids...
     target = kr.check_transition(ring, version, kr.KeyState.DESTROYED)
     _check_settled(ring, version, "destroy", settle, at)
-    scanned = in_use = None
-    if scan or sources:
-        # A retired version seals nothing and rewrap cannot open it, so no
-        # envelope under it appears while the scan runs: the scan can be
-        # made without holding the lock.
-        report = _audit(store, scan, sources, max_envelope_size, carriers)
-        scanned = len(report.findings)
-        under = report.under(name, target.key_id)
-        in_use = len(under)
-        if under and not force:
-            raise VersionInUse(
-                "refusing to destroy version %d of keyring %r: the scan found"
-                " %s under it: %s; rewrap them first"
-                % (version, name, _count(len(under), "envelope"),
-                   _shown_paths(under)), [f.path for f in under])
-        if not force:
-            _refuse_unreadable(report, "destroy version %d" % version, name,
-                               "it")
-    elif not force:
-        raise DestroyRefused(
-            "refusing to destroy version %d of keyring %r without a scan of"
-            " the backup stores that shows no envelope under it (give the"
-            " paths to scan, or force)" % (version, name))
+    scanned, in_use = _check_unused(
+        store, name, target, "destroy", scan, sources, force,
+        max_envelope_size, carriers)
     # ...and decide again on the state read under the lock.
     with coordinator.lock(name):
         ring = store.get_keyring(name)
         current = kr.check_transition(ring, version, kr.KeyState.DESTROYED)
         _check_settled(ring, version, "destroy", settle, at)
-        if current.key_id != target.key_id:
-            raise exceptions.InvalidTransition(
-                "version %d of keyring %r changed during the scan; run again"
-                % (version, name))
+        _check_unchanged(current, target, name)
         try:
             updated = store.set_state(name, version, kr.KeyState.DESTROYED)
         except Exception as exc:
@@ -424,6 +404,182 @@ def destroy(store, name, version, coordinator, scan=None, force=False,
     if events is not None:
         events.key_destroyed(name, updated, scanned, in_use or 0, force)
     return DestroyResult(name, updated, scanned, in_use or 0, bool(force))
+
+
+def _check_unused(store, name, target, action, scan, sources, force,
+                  max_envelope_size, carriers):
+    """Before *action* ("destroy", "schedule the destruction of") of
+    version *target* of keyring *name*: (envelopes scanned, of them under
+    it), both None without a scan. Refused (:class:`VersionInUse`) while
+    the scan of *scan* and *sources* finds envelopes under it or files it
+    cannot read, and (:class:`DestroyRefused`) without a scan, unless
+    *force*."""
+    version = target.number
+    if not (scan or sources):
+        if not force:
+            raise DestroyRefused(
+                "refusing to %s version %d of keyring %r without a scan of"
+                " the backup stores that shows no envelope under it (give"
+                " the paths to scan, or force)" % (action, version, name))
+        return None, None
+    # A version that is retired, or pending destruction, seals nothing and
+    # rewrap cannot open it, so no envelope under it appears while the scan
+    # runs: the scan can be made without holding the lock.
+    report = _audit(store, scan, sources, max_envelope_size, carriers)
+    under = report.under(name, target.key_id)
+    if under and not force:
+        raise VersionInUse(
+            "refusing to %s version %d of keyring %r: the scan found %s under"
+            " it: %s; rewrap them first"
+            % (action, version, name, _count(len(under), "envelope"),
+               _shown_paths(under)), [f.path for f in under])
+    if not force:
+        _refuse_unreadable(report, "%s version %d" % (action, version), name,
+                           "it")
+    return len(report.findings), len(under)
+
+
+def _check_unchanged(current, target, name):
+    if current.key_id != target.key_id:
+        raise exceptions.InvalidTransition(
+            "version %d of keyring %r changed during the scan; run again"
+            % (target.number, name))
+
+
+def schedule_destroy(store, name, version, coordinator, after, scan=None,
+                     sources=(),
+                     max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                     carriers=None, settle=DEFAULT_SETTLE, at=None,
+                     events=None):
+    """retired -> pending destruction, due *after* seconds from *at*
+    (epoch seconds, default now): from then on :func:`destroy_due`
+    destroys it, unless :func:`reinstate` cancels first. Like
+    :func:`retire`, it opens nothing meanwhile.
+
+    Checked as :func:`destroy` checks, at this moment: refused while the
+    scan of *scan* and *sources* finds envelopes under the version (or
+    files it cannot read), without a scan, and inside the settle window.
+    There is no forcing a schedule: forcing is for :func:`destroy`, at
+    once. Returns a :class:`DestroyResult` (the version pending, with its
+    ``destroy_after``)."""
+    names.check_keyring_name(name)
+    _number(version)
+    if type(after) is not int or after < 1:
+        raise exceptions.InvalidTransition(
+            "bad delay %r: expected a number of seconds, at least 1"
+            % (after,))
+    state = kr.KeyState.PENDING_DESTRUCTION
+    action = "schedule the destruction of"
+    if not (scan or sources):
+        raise ScanRequired(
+            "refusing to %s version %d of keyring %r without a scan of the"
+            " backup stores that shows no envelope under it (give the paths"
+            " to scan)" % (action, version, name))
+    ring = store.get_keyring(name)
+    target = kr.check_transition(ring, version, state)
+    _check_settled(ring, version, action, settle, at)
+    scanned, in_use = _check_unused(store, name, target, action, scan,
+                                    sources, False, max_envelope_size,
+                                    carriers)
+    with coordinator.lock(name):
+        ring = store.get_keyring(name)
+        current = kr.check_transition(ring, version, state)
+        _check_settled(ring, version, action, settle, at)
+        _check_unchanged(current, target, name)
+        # Counted from now, once the scan is done: the delay is the time
+        # left to take it back.
+        due = (kr.now() if at is None else at) + after
+        updated = store.set_state(name, version, state, destroy_after=due)
+    LOG.info("keyring %s: version %d is now pending destruction, due at %s"
+             " ('sealedmeta key reinstate %s %d' cancels)", name, version,
+             _utc(due), name, version)
+    if events is not None:
+        events.key_destroy_scheduled(name, updated, due)
+    return DestroyResult(name, updated, scanned, in_use, False)
+
+
+@dataclasses.dataclass(frozen=True)
+class DestroyDueResult:
+    keyring: str
+    destroyed: tuple      # version numbers destroyed by this call
+    in_use: dict          # version number -> envelopes under it (kept)
+    not_due: dict         # version number -> its destroy_after (kept)
+    scanned: int          # envelopes examined by the scan (None: no scan)
+
+
+def destroy_due(store, name, coordinator, scan=None, sources=(),
+                max_envelope_size=envelope.DEFAULT_MAX_ENVELOPE_SIZE,
+                carriers=None, at=None, events=None):
+    """Destroy every version of keyring *name* pending destruction whose
+    time has come at *at* (epoch seconds, default now), checking again,
+    now, that nothing uses it: a scan of *scan* and *sources* (as
+    :func:`destroy`) that finds envelopes under a due version leaves it
+    pending (``in_use``); one that cannot read a file destroys nothing
+    (:class:`VersionInUse`). Without a scan: :class:`ScanRequired`. With
+    no version due, nothing is scanned. Each destroy is decided under the
+    lock on the keyring read again (a version reinstated meanwhile is left
+    alone). Versions pending but not due yet are in ``not_due``."""
+    names.check_keyring_name(name)
+    if not (scan or sources):
+        raise ScanRequired(
+            "refusing to destroy the due versions of keyring %r without a"
+            " scan of the backup stores (give the paths to scan)" % name)
+    at = kr.now() if at is None else at
+    ring = store.get_keyring(name)
+    due = kr.due_for_destruction(ring, at)
+    not_due = {v.number: v.destroy_after for v in ring.versions
+               if v.state is kr.KeyState.PENDING_DESTRUCTION
+               and v.number not in {d.number for d in due}}
+    if not due:
+        LOG.info("keyring %s: no version is due to be destroyed", name)
+        return DestroyDueResult(name, (), {}, not_due, None)
+    report = _audit(store, scan, sources, max_envelope_size, carriers)
+    _refuse_unreadable(report, "destroy the due versions", name,
+                       "its versions due to be destroyed")
+    in_use, free = {}, []
+    for version in due:
+        under = report.under(name, version.key_id)
+        if under:
+            in_use[version.number] = under
+        else:
+            free.append(version)
+    destroyed, was_due = [], {v.number: v.destroy_after for v in due}
+    failed = None
+    with coordinator.lock(name):
+        for version in free:
+            ring = store.get_keyring(name)        # fresh, under the lock
+            current = ring.version(version.number)
+            if (current is None or current.key_id != version.key_id
+                    or current not in kr.due_for_destruction(ring, at)):
+                continue
+            try:
+                updated = store.set_state(name, version.number,
+                                          kr.KeyState.DESTROYED)
+            except Exception as exc:
+                # Still under the lock (see _destroy_failed); raised once
+                # the versions destroyed before it are reported.
+                failed = _destroy_failed(store, name, version.number, exc)
+                failed.__cause__ = exc
+                break
+            destroyed.append(updated)
+    scanned = len(report.findings)
+    for updated in destroyed:
+        LOG.info("destroyed version %d of keyring %s (due at %s)",
+                 updated.number, name, _utc(was_due[updated.number]))
+        if events is not None:
+            events.key_destroyed(name, updated, scanned, 0, False)
+    for number, under in sorted(in_use.items()):
+        LOG.warning(
+            "keyring %s: version %d is due to be destroyed but the scan found"
+            " %s under it: %s; kept pending destruction (they cannot be"
+            " opened meanwhile): reinstate it ('sealedmeta key reinstate %s"
+            " %d') and rewrap them", name, number,
+            _count(len(under), "envelope"), _shown_paths(under), name, number)
+    if failed is not None:
+        raise failed
+    return DestroyDueResult(
+        name, tuple(v.number for v in destroyed),
+        {n: len(u) for n, u in in_use.items()}, not_due, scanned)
 
 
 def _audit(store, scan, sources, max_envelope_size, carriers):

@@ -19,6 +19,9 @@ class KeyState(str, enum.Enum):
     ACTIVE = "active"              # seals and opens
     DECRYPT_ONLY = "decrypt-only"  # opens
     RETIRED = "retired"            # refused, kept (reversible)
+    # refused, kept, destroyed once its destroy_after time has come (by
+    # ``key destroy --due``) unless reinstated first
+    PENDING_DESTRUCTION = "pending-destruction"
     DESTROYED = "destroyed"        # material gone
 
     def __str__(self):
@@ -33,12 +36,21 @@ _ALLOWED = {
     (KeyState.DECRYPT_ONLY, KeyState.RETIRED),
     (KeyState.RETIRED, KeyState.DECRYPT_ONLY),
     (KeyState.RETIRED, KeyState.DESTROYED),
+    (KeyState.RETIRED, KeyState.PENDING_DESTRUCTION),
+    (KeyState.PENDING_DESTRUCTION, KeyState.DECRYPT_ONLY),
+    (KeyState.PENDING_DESTRUCTION, KeyState.DESTROYED),
 }
 
 # What to do instead, for the refusals an operator meets.
 _INSTEAD = {
     (KeyState.DECRYPT_ONLY, KeyState.DESTROYED):
         "; retire it first ('sealedmeta key retire')",
+    (KeyState.DECRYPT_ONLY, KeyState.PENDING_DESTRUCTION):
+        "; retire it first ('sealedmeta key retire')",
+    (KeyState.PENDING_DESTRUCTION, KeyState.RETIRED):
+        "; 'sealedmeta key reinstate' cancels its destruction",
+    (KeyState.DESTROYED, KeyState.PENDING_DESTRUCTION):
+        ": its key material is gone",
     (KeyState.DESTROYED, KeyState.DECRYPT_ONLY):
         ": its key material is gone",
     (KeyState.DESTROYED, KeyState.RETIRED):
@@ -59,6 +71,9 @@ class KeyVersion:
     # rotation that demoted it; None while active, and in keyrings written
     # before it was recorded (see inactive_since).
     deactivated: int = None
+    # When a version pending destruction is due to be destroyed (epoch
+    # seconds); None in every other state.
+    destroy_after: int = None
 
     @property
     def key_id_hex(self):
@@ -78,6 +93,8 @@ class KeyVersion:
             data["public_key"] = self.public_key.hex()
         if self.deactivated is not None:
             data["deactivated"] = self.deactivated
+        if self.destroy_after is not None:
+            data["destroy_after"] = self.destroy_after
         return data
 
 
@@ -132,6 +149,12 @@ def check_consistent(name, versions):
             raise exceptions.KeyStoreError(
                 "keyring %r: version %d has a malformed public key"
                 % (name, v.number))
+        if (v.state is KeyState.PENDING_DESTRUCTION) != (
+                v.destroy_after is not None):
+            raise exceptions.KeyStoreError(
+                "keyring %r: version %d is %s %s a destruction time"
+                % (name, v.number, v.state, "without"
+                   if v.destroy_after is None else "with"))
     active = sum(1 for v in versions if v.state is KeyState.ACTIVE)
     if active != 1:
         raise exceptions.KeyStoreError(
@@ -228,13 +251,35 @@ def check_transition(ring, number, state):
     return current
 
 
-def transitioned(ring, number, state):
-    """The ring with version *number* moved to *state*, if the rules allow it."""
+def transitioned(ring, number, state, destroy_after=None):
+    """The ring with version *number* moved to *state*, if the rules allow it.
+
+    *destroy_after* (epoch seconds) is required to go to pending
+    destruction, and refused for any other state; leaving that state
+    forgets it."""
     check_transition(ring, number, state)
     state = parse_state(state)
+    if (state is KeyState.PENDING_DESTRUCTION) != (destroy_after is not None):
+        raise exceptions.InvalidTransition(
+            "version %d of %r: a destruction time goes with %s, and only"
+            " with it" % (number, ring.name, KeyState.PENDING_DESTRUCTION))
+    if destroy_after is not None and (
+            type(destroy_after) is not int
+            or not 0 <= destroy_after <= names.MAX_TIME):
+        raise exceptions.InvalidTransition(
+            "bad destruction time %r" % (destroy_after,))
     return KeyRing(ring.name, tuple(
-        dataclasses.replace(v, state=state) if v.number == number else v
-        for v in ring.versions))
+        dataclasses.replace(v, state=state, destroy_after=destroy_after)
+        if v.number == number else v for v in ring.versions))
+
+
+def due_for_destruction(ring, at=None):
+    """The versions of *ring* pending destruction whose time has come at
+    *at* (epoch seconds, default now), oldest first."""
+    at = now() if at is None else at
+    return [v for v in ring.versions
+            if v.state is KeyState.PENDING_DESTRUCTION
+            and v.destroy_after <= at]
 
 
 def parse_state(state):
@@ -284,8 +329,8 @@ def _stored_public_key(version):
     return public_key
 
 
-def _stored_deactivated(version):
-    value = version.get("deactivated")
+def _stored_time(version, field):
+    value = version.get(field)
     if value is None:
         return None
     return _stored_int(value, 0, names.MAX_TIME)
@@ -303,7 +348,8 @@ def from_dict(data):
                        created=_stored_int(v["created"], 0,
                                            names.MAX_TIME),
                        public_key=_stored_public_key(v),
-                       deactivated=_stored_deactivated(v))
+                       deactivated=_stored_time(v, "deactivated"),
+                       destroy_after=_stored_time(v, "destroy_after"))
             for v in data["versions"])
         if any(len(v.key_id) != names.KEY_ID_SIZE for v in versions):
             raise ValueError("key id size")

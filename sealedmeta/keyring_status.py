@@ -54,8 +54,6 @@ def status(ring, settle, at=None, report=None):
             number=version.number, key_id=version.key_id.hex(),
             state=version.state.value, created=version.created,
             deactivated=since, settle_ends=ends, settle_left=left,
-            # No version can be pending destruction yet: the column is
-            # there for when that state exists.
-            pending_destruction=None,
+            pending_destruction=version.destroy_after,
             backups=backups))
     return rows

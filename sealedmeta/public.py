@@ -31,6 +31,12 @@ _RING_KEYS = frozenset(("name", "versions"))
 _VERSION_KEYS = frozenset(("version", "key_id", "state", "created",
                            "public_key", "public_key_id"))
 _HEX32 = re.compile(r"[0-9a-f]{32}\Z")
+# The states the file names. A version pending destruction is written as
+# retired: to a public auditor it is the same (refused, ``retired-key``),
+# and the file keeps to the states its readers know.
+_FILE_STATES = tuple(s.value for s in (
+    kr.KeyState.ACTIVE, kr.KeyState.DECRYPT_ONLY, kr.KeyState.RETIRED,
+    kr.KeyState.DESTROYED))
 _B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
 
 
@@ -67,7 +73,10 @@ def document(rings):
                 " next version with rekey --signing)" % ring.name)
         out.append({"name": ring.name, "versions": [
             {"version": v.number, "key_id": v.key_id.hex(),
-             "state": v.state.value, "created": v.created,
+             "state": (kr.KeyState.RETIRED.value
+                       if v.state is kr.KeyState.PENDING_DESTRUCTION
+                       else v.state.value),
+             "created": v.created,
              "public_key": b64url(v.public_key),
              "public_key_id": v.public_key_id.hex()}
             for v in ring.versions if v.public_key is not None]})
@@ -116,9 +125,9 @@ def _version(value, where):
     if type(key_id) is not str or not _HEX32.match(key_id):
         raise PublicKeysError("%s: key_id must be 32 lowercase hex digits" % where)
     state = value["state"]
-    if type(state) is not str or state not in {s.value for s in kr.KeyState}:
+    if type(state) is not str or state not in _FILE_STATES:
         raise PublicKeysError("%s: state must be one of %s" % (
-            where, ", ".join(s.value for s in kr.KeyState)))
+            where, ", ".join(_FILE_STATES)))
     created = _int(value["created"], 0, names.MAX_TIME,
                    "%s: created" % where)
     try:

@@ -42,7 +42,10 @@ MISSING = "missing"
 # The reason of an envelope a public-key auditor finds forged.
 SIGNATURE_FAILED = "envelope failed signature verification"
 
+# A version pending destruction is refused as a retired one is: its key is
+# kept, and 'key reinstate' makes it open again (the reason names the state).
 _REFUSED = {kr.KeyState.RETIRED: RETIRED_KEY,
+            kr.KeyState.PENDING_DESTRUCTION: RETIRED_KEY,
             kr.KeyState.DESTROYED: DESTROYED_KEY}
 
 
@@ -59,8 +62,8 @@ class Verdict(typing.NamedTuple):
         """The library's exception for this verdict (not VALID): the one
         authentication error for INVALID, UnsupportedFormat for MALFORMED,
         UnknownKey for UNKNOWN_KEY (*hint* appended to its message), and
-        KeyUnavailable naming what is *refused* for a retired or
-        destroyed version."""
+        KeyUnavailable naming what is *refused* for a retired, pending
+        destruction or destroyed version."""
         if self.status == INVALID:
             return exceptions.InvalidEnvelope(crypto.AUTH_FAILED)
         if self.status == MALFORMED:
@@ -81,8 +84,8 @@ def _state(name, version):
 
 def of_version(ring, number):
     """The verdict on version *number* of *ring*: VALID when it may open
-    envelopes (active or decrypt-only), else UNKNOWN_KEY, RETIRED_KEY or
-    DESTROYED_KEY."""
+    envelopes (active or decrypt-only), else UNKNOWN_KEY, RETIRED_KEY (also
+    for a version pending destruction) or DESTROYED_KEY."""
     version = ring.version(number)
     if version is None:
         return Verdict(UNKNOWN_KEY, "keyring %r has no version %r"

@@ -28,7 +28,10 @@ META = {"image_id": "contract-image"}
 ACTIVE = kr.KeyState.ACTIVE
 DECRYPT_ONLY = kr.KeyState.DECRYPT_ONLY
 RETIRED = kr.KeyState.RETIRED
+PENDING = kr.KeyState.PENDING_DESTRUCTION
 DESTROYED = kr.KeyState.DESTROYED
+# A destruction time (2033-05-18): any time will do, the store keeps it.
+DUE = 2000000000
 
 
 def states(ring):
@@ -149,6 +152,59 @@ class KeyStoreContract:
                 store.set_state(name, number, state)
         assert states(store.get_keyring(name)) == [(1, DESTROYED), (2, ACTIVE)]
 
+    def test_pending_destruction(self, store, name):
+        store.create_keyring(name)
+        sealer = Sealer(store, keyring=name)
+        old = sealer.seal(META, CTX)
+        store.rotate(name)
+        key = store.get_key(name, 1)
+        store.set_state(name, 1, "retired")
+        for state, due, why in (
+                ("pending-destruction", None, "destruction time"),
+                ("pending-destruction", "soon", "bad destruction time"),
+                ("decrypt-only", DUE, "destruction time")):
+            with pytest.raises(exceptions.InvalidTransition, match=why):
+                store.set_state(name, 1, state, destroy_after=due)
+        pending = store.set_state(name, 1, "pending-destruction",
+                                  destroy_after=DUE)
+        assert (pending.state, pending.destroy_after) == (PENDING, DUE)
+        ring = store.get_keyring(name)
+        assert ring.version(1) == pending
+        assert states(ring) == [(1, PENDING), (2, ACTIVE)]
+        # Refused as a retired version is, its key kept.
+        with pytest.raises(exceptions.KeyUnavailable,
+                           match="version 1 of keyring %r is"
+                           " pending-destruction" % name):
+            store.get_key(name, 1)
+        with pytest.raises(exceptions.KeyUnavailable,
+                           match="is pending-destruction; envelopes under it"
+                           " are refused"):
+            Sealer(store, keyring=name).open(old, CTX)
+        assert store.export_keyring(name)[1][1] == key
+        with pytest.raises(exceptions.InvalidTransition,
+                           match="cannot go from pending-destruction to"
+                           " retired"):
+            store.set_state(name, 1, "retired")
+        # Reinstated: the destruction is cancelled, its time forgotten.
+        back = store.set_state(name, 1, "decrypt-only")
+        assert (back.state, back.destroy_after) == (DECRYPT_ONLY, None)
+        assert store.get_keyring(name).version(1) == back
+        assert store.get_key(name, 1) == key
+        assert Sealer(store, keyring=name).open(old, CTX) == META
+        with pytest.raises(exceptions.InvalidTransition,
+                           match="retire it first"):
+            store.set_state(name, 1, "pending-destruction", destroy_after=DUE)
+        # And destroyed from pending destruction.
+        store.set_state(name, 1, "retired")
+        store.set_state(name, 1, "pending-destruction", destroy_after=DUE + 1)
+        assert store.get_keyring(name).version(1).destroy_after == DUE + 1
+        destroyed = store.set_state(name, 1, "destroyed")
+        assert (destroyed.state, destroyed.destroy_after) == (DESTROYED, None)
+        assert states(store.get_keyring(name)) == [(1, DESTROYED), (2, ACTIVE)]
+        assert sorted(store.export_keyring(name)[1]) == [2]
+        with pytest.raises(exceptions.KeyUnavailable, match="is destroyed"):
+            store.get_key(name, 1)
+
     def test_finish_destroy(self, store, name):
         store.create_keyring(name)
         store.rotate(name)
@@ -203,11 +259,16 @@ class KeyStoreContract:
         source.create_keyring(name, signing=True)
         source.rotate(name)
         source.rotate(name)
+        source.rotate(name)
         source.set_state(name, 1, "retired")
         source.set_state(name, 1, "destroyed")
         source.set_state(name, 2, "retired")
+        source.set_state(name, 3, "retired")
+        source.set_state(name, 3, "pending-destruction", destroy_after=DUE)
         ring, keys = source.export_keyring(name)
-        assert sorted(keys) == [2, 3]    # retired kept, destroyed has none
+        # Retired and pending destruction kept, destroyed has none.
+        assert sorted(keys) == [2, 3, 4]
+        assert ring.version(3).destroy_after == DUE
         seeds = source.export_signing_keys(ring)
         sealed = Sealer(source, keyring=name).seal(META, CTX)
 

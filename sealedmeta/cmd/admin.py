@@ -1,4 +1,5 @@
-"""``sealedmeta rekey`` and ``sealedmeta key retire|reinstate|destroy``.
+"""``sealedmeta rekey`` and ``sealedmeta key retire|reinstate|destroy``
+(``destroy`` at once, ``--after`` a delay, ``--due`` from a timer).
 
 Thin: parse, call :mod:`sealedmeta.admin` under the configured coordination
 backend, print.
@@ -252,45 +253,96 @@ class KeyRetire(show.ShowOne):
 
 
 class KeyReinstate(_SetState):
-    """Reinstate a retired version: it opens envelopes again (decrypt-only)."""
+    """Reinstate a retired version, or cancel the destruction of a version
+    pending destruction: it opens envelopes again (decrypt-only)."""
 
     action = staticmethod(admin.reinstate)
 
 
-class KeyDestroy(show.ShowOne):
-    """Destroy a retired version's key material, for good.
+class KeyDestroy(common.FindsProblems, show.ShowOne):
+    """Destroy a retired version's key material, at once or after a delay.
 
-    Refused while a scan of the backup stores (--scan PATH ..., --ceph-pool
-    POOL for a Ceph backup pool, --scan-cinder CINDER_CONF for every backup
-    of a Cinder database) finds envelopes under the version (or files it
-    cannot read), and refused without a scan, unless --force. The active
-    version is never destroyed.
+    At once: refused while a scan of the backup stores (--scan PATH ...,
+    --ceph-pool POOL for a Ceph backup pool, --scan-cinder CINDER_CONF for
+    every backup of a Cinder database) finds envelopes under the version
+    (or files it cannot read), and refused without a scan, unless --force.
+    The active version is never destroyed.
+
+    With --after DURATION (checked by the same scan, never forced): the
+    version becomes pending destruction (refused as a retired one is, key
+    kept) and is destroyed DURATION later by 'key destroy KEYRING --due';
+    'key reinstate' cancels it until then.
+
+    With --due instead of VERSION (from a timer): destroy every version
+    pending destruction whose time has come, scanning the backup stores
+    again first; a due version still in use is kept pending and named, and
+    the exit status is 1.
     """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument("name", metavar="NAME", help="Keyring.")
-        parser.add_argument("version", metavar="VERSION", help="Key version number.")
+        parser.add_argument("version", metavar="VERSION", nargs="?",
+                            help="Key version number (not with --due).")
         self.sources = add_scan_options(parser, "destroying")
         parser.add_argument("--force", action="store_true",
-                            help="Destroy even without --scan, or although the"
-                                 " scan found envelopes under the version.")
+                            help="Destroy at once even without --scan, or"
+                                 " although the scan found envelopes under"
+                                 " the version.")
+        parser.add_argument("--after", metavar="DURATION",
+                            help="Do not destroy now: put the version into"
+                                 " pending destruction, destroyed by"
+                                 " --due once DURATION (90d, 12h, 30m,"
+                                 " 45s) has passed.")
+        parser.add_argument("--due", action="store_true",
+                            help="Destroy the versions pending destruction"
+                                 " whose time has come.")
         return parser
 
     def take_action(self, parsed_args):
-        version = parse_version(parsed_args.version)
+        scans = parsed_args.scan or sm_sources.given(self.sources, parsed_args)
+        if parsed_args.due == (parsed_args.version is not None):
+            raise common.CommandError(
+                "give either VERSION or --due (with the backup stores to"
+                " scan)")
+        if parsed_args.force and (parsed_args.due or parsed_args.after):
+            raise common.CommandError(
+                "--force goes with an immediate destroy only: --after and"
+                " --due always check the backup stores")
+        if parsed_args.due and parsed_args.after is not None:
+            raise common.CommandError("give either --after or --due")
+        after = (None if parsed_args.after is None else
+                 common.parse_duration(parsed_args.after, "--after"))
+        if (parsed_args.due or after) and not scans:
+            raise common.CommandError(
+                "%s needs the backup stores to scan: %s"
+                % ("--due" if parsed_args.due else "--after",
+                   _scan_options(self.sources, True, "or")))
+        version = (None if parsed_args.due
+                   else parse_version(parsed_args.version))
         sources, agents = sm_sources.build(self.sources, parsed_args,
                                            self.app.conf)
+        common_args = dict(
+            scan=parsed_args.scan,
+            max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
+            carriers=scan_cmd.carriers_of(self.app),
+            sources=sources,
+            events=events.get(self.app.conf))
         try:
             with coordinator(self.app) as coord:
-                result = admin.destroy(
-                    self.app.store, parsed_args.name, version, coord,
-                    scan=parsed_args.scan, force=parsed_args.force,
-                    max_envelope_size=self.app.conf.sealedmeta.max_envelope_size,
-                    carriers=scan_cmd.carriers_of(self.app),
-                    sources=sources,
-                    settle=settle(self.app, agents),
-                    events=events.get(self.app.conf))
+                if parsed_args.due:
+                    return self._due(admin.destroy_due(
+                        self.app.store, parsed_args.name, coord,
+                        **common_args))
+                if after is not None:
+                    result = admin.schedule_destroy(
+                        self.app.store, parsed_args.name, version, coord,
+                        after, settle=settle(self.app, agents), **common_args)
+                else:
+                    result = admin.destroy(
+                        self.app.store, parsed_args.name, version, coord,
+                        force=parsed_args.force,
+                        settle=settle(self.app, agents), **common_args)
         except sm_sources.errors(self.sources) as exc:
             # a pool that cannot be read is a scan that cannot run: exit 2
             raise common.CommandError(str(exc)) from None
@@ -300,8 +352,25 @@ class KeyDestroy(show.ShowOne):
                 " PATH ... (the backup stores, audited first); --force destroys"
                 " it unchecked" % (version, parsed_args.name)) from None
         fields, values = version_fields(parsed_args.name, result.version)
+        if after is not None:
+            fields += ("destroy_after",)
+            values += (keyring_cmd.iso(result.version.destroy_after),)
         if result.scanned is not None:
             # No scan (forced, or finishing an earlier destroy): no figures.
             fields += ("scanned_envelopes", "envelopes_under_version")
             values += (result.scanned, result.in_use)
+        if after is not None:
+            return fields, values
         return fields + ("forced",), values + (result.forced,)
+
+    def _due(self, result):
+        # A due version still in use is a problem for someone to look at:
+        # its backups cannot be restored while it stays pending.
+        self.problems = bool(result.in_use)
+        fields = ("keyring", "destroyed", "in_use", "not_due")
+        values = (result.keyring, _numbers(result.destroyed),
+                  _numbers(result.in_use), _numbers(result.not_due))
+        if result.scanned is None:
+            # Nothing was due, so no scan was made: no figure.
+            return fields, values
+        return fields + ("scanned_envelopes",), values + (result.scanned,)

@@ -99,10 +99,15 @@ class KeyStore(KeyReader):
         """
 
     @abc.abstractmethod
-    def set_state(self, name, version, state):
-        """Move a version to *state* ('retired', 'decrypt-only', 'destroyed').
+    def set_state(self, name, version, state, destroy_after=None):
+        """Move a version to *state* ('retired', 'decrypt-only',
+        'pending-destruction', 'destroyed'): what
+        :func:`sealedmeta.keyring.transitioned` allows.
 
-        Returns the updated KeyVersion. Destroying removes the key material.
+        *destroy_after* (epoch seconds): when a version put into pending
+        destruction is due to be destroyed; required for that state, refused
+        for any other. Returns the updated KeyVersion. Destroying removes
+        the key material; pending destruction keeps it.
         """
 
     @abc.abstractmethod

@@ -458,12 +458,13 @@ class FileKeyStore(base.KeyStore):
 
     _VERBS = {kr.KeyState.RETIRED: "retire",
               kr.KeyState.DECRYPT_ONLY: "reinstate",
+              kr.KeyState.PENDING_DESTRUCTION: "schedule the destruction of",
               kr.KeyState.DESTROYED: "destroy"}
 
-    def set_state(self, name, version, state):
+    def set_state(self, name, version, state, destroy_after=None):
         with self._locked():
             ring = self.get_keyring(name)
-            new_ring = kr.transitioned(ring, version, state)
+            new_ring = kr.transitioned(ring, version, state, destroy_after)
             updated = new_ring.version(version)
             what = "%s version %d of keyring %r" % (
                 self._VERBS.get(updated.state, "change"), version, name)

@@ -99,6 +99,53 @@ def test_each_key_change_is_an_event_on_the_bus(tmp_path, bus, rabbitmq):
     assert_no_secret(seen, secrets)
 
 
+def test_a_destroy_taken_back_and_one_made_when_due(tmp_path, bus, rabbitmq):
+    """key destroy --after sends destroy_scheduled, key reinstate of the
+    pending version reinstated, key destroy --due destroyed; --due with
+    nothing due sends nothing."""
+    repo = str(tmp_path / "keys")
+    conf = write_conf(tmp_path, repo, transport_url=rabbitmq["transport_url"],
+                      topics=bus.topic)
+    empty = tmp_path / "backups"
+    empty.mkdir()
+    cli(tmp_path, repo, conf, "keyring", "create", NAME)
+    cli(tmp_path, repo, conf, "rekey", NAME)
+    cli(tmp_path, repo, conf, "key", "retire", NAME, "1")
+    cli(tmp_path, repo, conf, "key", "destroy", NAME, "1", "--after", "30d",
+        "--scan", str(empty))
+    store = FileKeyStore(repo)
+    first_due = store.get_keyring(NAME).version(1).destroy_after
+    cli(tmp_path, repo, conf, "key", "destroy", NAME, "--due", "--scan",
+        str(empty))
+    cli(tmp_path, repo, conf, "key", "reinstate", NAME, "1")
+    cli(tmp_path, repo, conf, "key", "retire", NAME, "1")
+    # Scheduled again, then its time made to have come (the delay passed).
+    store.set_state(NAME, 1, "pending-destruction",
+                    destroy_after=first_due - 31 * 86400)
+    secrets = secrets_of(store, NAME, rabbitmq["password"])
+    cli(tmp_path, repo, conf, "key", "destroy", NAME, "--due", "--scan",
+        str(empty))
+
+    scheduled, = bus.wait(events.KEY_DESTROY_SCHEDULED)
+    reinstated, = bus.wait(events.KEY_REINSTATED)
+    destroyed, = bus.wait(events.KEY_DESTROYED)
+    assert scheduled["payload"]["state"] == "pending-destruction"
+    assert scheduled["payload"]["destroy_after"] == events.iso(first_due)
+    assert reinstated["payload"]["state"] == "decrypt-only"
+    assert "destroy_after" not in reinstated["payload"]
+    assert destroyed["payload"]["state"] == "destroyed"
+    assert (destroyed["payload"]["version"],
+            destroyed["payload"]["scanned_envelopes"],
+            destroyed["payload"]["envelopes_under_version"],
+            destroyed["payload"]["forced"]) == (1, 0, 0, False)
+    seen = bus.drain()
+    assert sorted(m["event_type"] for m in seen) == sorted(
+        [events.KEY_ROTATED, events.KEY_RETIRED, events.KEY_RETIRED,
+         events.KEY_DESTROY_SCHEDULED, events.KEY_REINSTATED,
+         events.KEY_DESTROYED])
+    assert_no_secret(seen, secrets)
+
+
 def test_a_refused_change_sends_nothing(tmp_path, bus, rabbitmq):
     repo = str(tmp_path / "keys")
     conf = write_conf(tmp_path, repo, transport_url=rabbitmq["transport_url"],

@@ -43,7 +43,7 @@ def status(cli, conf, name, *more):
 
 
 def test_status_shows_states_times_and_the_settle_window(
-        store_conf, sealedmeta_cli, open_store, ring_name):
+        store_conf, sealedmeta_cli, open_store, ring_name, tmp_path):
     cli = sealedmeta_cli
     waiting = store_conf(100000, 5)
     cli.run("--config-file", waiting, "keyring", "create", ring_name)
@@ -88,6 +88,18 @@ def test_status_shows_states_times_and_the_settle_window(
     cli.run("--config-file", settled, "key", "retire", ring_name, "1")
     rows = json.loads(status(cli, settled, ring_name, "-f", "json"))
     assert [r["state"] for r in rows] == ["retired", "decrypt-only", "active"]
+
+    # Pending destruction: when it is due, as the store records it.
+    empty = tmp_path / "no-backups"
+    empty.mkdir()
+    cli.run("--config-file", settled, "key", "destroy", ring_name, "1",
+            "--after", "2d", "--scan", str(empty))
+    due = open_store(settled).get_keyring(ring_name).version(1).destroy_after
+    rows = json.loads(status(cli, settled, ring_name, "-f", "json"))
+    assert [(r["state"], r["pending_destruction"]) for r in rows] == [
+        ("pending-destruction", iso(due)), ("decrypt-only", None),
+        ("active", None)]
+    assert iso(due) in status(cli, settled, ring_name)
 
 
 def test_status_of_a_missing_keyring_fails_clearly(store_conf, sealedmeta_cli,

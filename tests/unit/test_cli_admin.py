@@ -12,6 +12,7 @@ from sealedmeta import FileKeyStore
 from sealedmeta import Sealer
 from sealedmeta import armor
 from sealedmeta import coordination
+from sealedmeta import exceptions
 from sealedmeta import inspect
 from sealedmeta import keyring as kr
 from sealedmeta.cmd import keyring as keyring_cmd
@@ -113,6 +114,32 @@ BAD = [
     (["key", "destroy", RING, "2", "--force"], 2, "is the active version"),
     (["key", "destroy", RING, "x", "--force"], 2, "bad VERSION 'x'"),
     (["keyring", "create", RING], 2, "keyring 'kr' already exists"),
+    (["key", "destroy", RING, "1", "--after", "30d"], 2,
+     "--after needs the backup stores to scan: --scan PATH ..., --ceph-pool"
+     " POOL or --scan-cinder CINDER_CONF"),
+    (["key", "destroy", RING, "--due"], 2,
+     "--due needs the backup stores to scan"),
+    (["key", "destroy", RING, "1", "--due", "--scan", "{junk}"], 2,
+     "give either VERSION or --due"),
+    (["key", "destroy", RING], 2, "give either VERSION or --due"),
+    (["key", "destroy", RING, "1", "--after", "30d", "--force"], 2,
+     "--force goes with an immediate destroy only: --after and --due always"
+     " check the backup stores"),
+    (["key", "destroy", RING, "--due", "--force", "--scan", "{junk}"], 2,
+     "--force goes with an immediate destroy only"),
+    (["key", "destroy", RING, "--due", "--after", "1d", "--scan", "{junk}"],
+     2, "give either --after or --due"),
+    (["key", "destroy", RING, "1", "--after", "30x", "--scan", "{junk}"], 2,
+     "bad --after '30x': expected a duration such as 90d, 12h, 30m or 45s"),
+    (["key", "destroy", RING, "1", "--after", "0d", "--scan", "{junk}"], 2,
+     "bad --after '0d'"),
+    (["key", "destroy", RING, "1", "--after", "30d", "--scan", "{junk}"], 2,
+     "cannot go from decrypt-only to pending-destruction; retire it first"
+     " ('sealedmeta key retire')"),
+    (["key", "destroy", RING, "2", "--after", "30d", "--scan", "{junk}"], 2,
+     "is the active version"),
+    (["key", "destroy", "nosuch", "--due", "--scan", "{junk}"], 2,
+     "no keyring 'nosuch'"),
 ]
 
 
@@ -744,3 +771,208 @@ def test_a_log_file_is_not_read_as_armour(env):
     code, out, err = env.run("rewrap", str(env.data))
     assert code == 0, err
     assert log.read_bytes() == before
+
+
+# -- key destroy --after / --due, key reinstate of a pending version ---------------
+
+def _json(env, *argv):
+    code, out, err = env.run(*argv, "-f", "json")
+    return code, (json.loads(out) if out else None), err
+
+
+def _status(env):
+    code, rows, err = _json(env, "keyring", "status", RING)
+    assert code == 0, err
+    return {r["version"]: (r["state"], r["pending_destruction"]) for r in rows}
+
+
+def _make_due(env, number):
+    """The destruction time of version *number* of kr has come: set a
+    second in the past in the file store (as if its delay had passed)."""
+    path = env.repo / RING / "keyring.json"
+    data = json.loads(path.read_text())
+    version = data["versions"][number - 1]
+    assert version["state"] == "pending-destruction"
+    version["destroy_after"] = kr.now() - 1
+    path.write_text(json.dumps(data))
+
+
+def test_destroy_after_then_reinstate(env):
+    assert env.run("rewrap", str(env.data))[0] == 0
+    assert env.run("key", "retire", RING, "1")[0] == 0
+    key = (env.repo / RING / "v1.key").read_bytes()
+    start = kr.now()
+    code, out, err = _json(env, "key", "destroy", RING, "1", "--after", "30d",
+                           "--scan", str(env.data))
+    end = kr.now()
+    assert code == 0, err
+    due = env.store.get_keyring(RING).version(1).destroy_after
+    assert start + 30 * DAY <= due <= end + 30 * DAY
+    assert out == {"keyring": RING, "version": 1, "state": "pending-destruction",
+                   "key_id": env.store.get_keyring(RING).version(1).key_id.hex(),
+                   "created": out["created"],
+                   "destroy_after": keyring_cmd.iso(due),
+                   "scanned_envelopes": 6, "envelopes_under_version": 0}
+    assert ("sealedmeta: keyring kr: version 1 is now pending destruction, due"
+            " at %s ('sealedmeta key reinstate kr 1' cancels)\n"
+            % keyring_cmd.iso(due)) == err
+    assert _status(env) == {1: ("pending-destruction", keyring_cmd.iso(due)),
+                            2: ("active", None)}
+    # The key is kept; nothing opens under it meanwhile.
+    assert (env.repo / RING / "v1.key").read_bytes() == key
+    with pytest.raises(exceptions.KeyUnavailable,
+                       match="version 1 of keyring 'kr' is"
+                       " pending-destruction"):
+        env.store.get_key(RING, 1)
+    # Its time has not come: --due destroys nothing and scans nothing.
+    before = env.digest()
+    code, out, err = _json(env, "key", "destroy", RING, "--due", "--scan",
+                           str(env.data))
+    assert (code, out) == (0, {"keyring": RING, "destroyed": "", "in_use": "",
+                               "not_due": "1"}), err
+    assert "no version is due to be destroyed" in err
+    assert env.digest() == before
+    # Scheduling again, or retiring it, is refused; reinstate cancels.
+    code, out, err = env.run("key", "destroy", RING, "1", "--after", "1d",
+                             "--scan", str(env.data))
+    assert code == 2 and "already pending-destruction" in one_line(err)
+    code, out, err = env.run("key", "retire", RING, "1")
+    assert code == 2 and ("cannot go from pending-destruction to retired;"
+                          " 'sealedmeta key reinstate' cancels its"
+                          " destruction") in one_line(err)
+    code, out, err = _json(env, "key", "reinstate", RING, "1")
+    assert (code, out["state"]) == (0, "decrypt-only"), err
+    assert _status(env) == {1: ("decrypt-only", None), 2: ("active", None)}
+    assert "destroy_after" not in (env.repo / RING / "keyring.json").read_text()
+    assert env.store.get_key(RING, 1) == key
+
+
+def test_destroy_after_refuses_a_version_in_use(env):
+    assert env.run("key", "retire", RING, "1")[0] == 0
+    before = env.digest()
+    code, out, err = env.run("key", "destroy", RING, "1", "--after", "30d",
+                             "--scan", str(env.data))
+    line = one_line(err)
+    assert (code, out) == (1, ""), err
+    assert ("refusing to schedule the destruction of version 1 of keyring"
+            " 'kr': the scan found 4 envelopes under it: ") in line, line
+    code, out, err = env.run("key", "destroy", RING, "1", "--after", "30d",
+                             "--scan", str(env.junk), "/proc/self/mem")
+    assert code == 1 and ("the scan could not read 1 file, which may hold"
+                          " envelopes under it: /proc/self/mem") in \
+        one_line(err)
+    assert env.digest() == before
+    assert env.store.get_keyring(RING).version(1).state is kr.KeyState.RETIRED
+
+
+def test_destroy_due_rechecks_and_keeps_a_version_in_use(env):
+    """--due scans again when the time has come: an envelope under the
+    version that appeared in the scanned stores since (here: a backup the
+    scan at --after time did not cover) keeps it pending, exit 1."""
+    late = env.tmp / "late"
+    late.mkdir()
+    old = (env.data / "e2").read_bytes()
+    assert inspect(old).key_version == 1
+    (late / "old.env").write_bytes(old)
+    assert env.run("rewrap", str(env.data))[0] == 0
+    assert env.run("key", "retire", RING, "1")[0] == 0
+    code, out, err = env.run("key", "destroy", RING, "1", "--after", "7d",
+                             "--scan", str(env.data))
+    assert code == 0, err
+    _make_due(env, 1)
+    due = env.store.get_keyring(RING).version(1).destroy_after
+    before = env.digest()
+    code, out, err = _json(env, "key", "destroy", RING, "--due", "--scan",
+                           str(env.data), str(late))
+    assert code == 1, err
+    assert out == {"keyring": RING, "destroyed": "", "in_use": "1",
+                   "not_due": "", "scanned_envelopes": 7}
+    assert ("sealedmeta: keyring kr: version 1 is due to be destroyed but the"
+            " scan found 1 envelope under it: %s; kept pending destruction"
+            " (they cannot be opened meanwhile): reinstate it ('sealedmeta key"
+            " reinstate kr 1') and rewrap them\n" % (late / "old.env")) == err
+    assert env.digest() == before
+    version = env.store.get_keyring(RING).version(1)
+    assert (version.state, version.destroy_after) == (
+        kr.KeyState.PENDING_DESTRUCTION, due)
+    # A file the scan cannot read destroys nothing either.
+    code, out, err = env.run("key", "destroy", RING, "--due", "--scan",
+                             str(env.data), "/proc/self/mem")
+    assert code == 1 and ("refusing to destroy the due versions of keyring"
+                          " 'kr': the scan could not read 1 file") in \
+        one_line(err)
+    assert env.digest() == before
+    # The late backup gone: destroyed.
+    (late / "old.env").unlink()
+    code, out, err = _json(env, "key", "destroy", RING, "--due", "--scan",
+                           str(env.data), str(late))
+    assert code == 0, err
+    assert out == {"keyring": RING, "destroyed": "1", "in_use": "",
+                   "not_due": "", "scanned_envelopes": 6}
+    assert err == ("sealedmeta: destroyed version 1 of keyring kr (due at"
+                   " %s)\n" % keyring_cmd.iso(due))
+    assert env.store.get_keyring(RING).version(1).state is kr.KeyState.DESTROYED
+    assert not (env.repo / RING / "v1.key").exists()
+    # Nothing left to do: exit 0, no scan.
+    code, out, err = _json(env, "key", "destroy", RING, "--due", "--scan",
+                           str(env.data))
+    assert (code, out) == (0, {"keyring": RING, "destroyed": "", "in_use": "",
+                               "not_due": ""}), err
+
+
+def test_destroy_due_leaves_what_is_not_due(env):
+    env.store.rotate(RING)       # versions 1, 2 decrypt-only, 3 active
+    assert env.run("rewrap", str(env.data))[0] == 0
+    for number, after in ((1, "1h"), (2, "30d")):
+        assert env.run("key", "retire", RING, str(number))[0] == 0
+        code, _, err = env.run("key", "destroy", RING, str(number), "--after",
+                               after, "--scan", str(env.data))
+        assert code == 0, err
+    _make_due(env, 1)
+    code, out, err = _json(env, "key", "destroy", RING, "--due", "--scan",
+                           str(env.data))
+    assert code == 0, err
+    assert out == {"keyring": RING, "destroyed": "1", "in_use": "",
+                   "not_due": "2", "scanned_envelopes": 6}
+    assert [v.state.value for v in env.store.get_keyring(RING).versions] == [
+        "destroyed", "pending-destruction", "active"]
+
+
+def test_immediate_destroy_of_a_pending_version(env):
+    """An emergency does not wait for the delay: the immediate destroy,
+    behind its scan, also takes a version pending destruction."""
+    assert env.run("rewrap", str(env.data))[0] == 0
+    assert env.run("key", "retire", RING, "1")[0] == 0
+    assert env.run("key", "destroy", RING, "1", "--after", "30d", "--scan",
+                   str(env.data))[0] == 0
+    code, out, err = _json(env, "key", "destroy", RING, "1", "--scan",
+                           str(env.data))
+    assert code == 0, err
+    assert (out["state"], out["envelopes_under_version"], out["forced"]) == (
+        "destroyed", 0, False)
+    assert _status(env)[1] == ("destroyed", None)
+
+
+def test_destroy_due_that_cannot_write_says_what_is_left(env):
+    """The disk refuses the key store's write as --due destroys: one line
+    saying the version is still pending destruction, exit 2, nothing
+    changed."""
+    assert env.run("rewrap", str(env.data))[0] == 0
+    assert env.run("key", "retire", RING, "1")[0] == 0
+    assert env.run("key", "destroy", RING, "1", "--after", "1d", "--scan",
+                   str(env.data))[0] == 0
+    _make_due(env, 1)
+    before = env.digest()
+    proc = sm_cli.start(["key", "destroy", RING, "--due", "--scan",
+                         str(env.data), "-f", "json"], env.tmp, env.repo,
+                        config=env.lab_config,
+                        preexec_fn=file_size_limit(64))
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out) == (2, b""), err
+    line = one_line(err.decode())
+    assert ("destroy of version 1 of keyring 'kr' failed (cannot destroy"
+            " version 1 of keyring 'kr' in key repository") in line, line
+    assert "File too large" in line and line.endswith(
+        "read again, the keyring shows version 1 still pending-destruction:"
+        " nothing changed"), line
+    assert env.digest() == before

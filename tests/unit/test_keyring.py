@@ -15,7 +15,16 @@ from sealedmeta import keyring as kr
 
 S = kr.KeyState
 ALLOWED = {(S.DECRYPT_ONLY, S.RETIRED), (S.RETIRED, S.DECRYPT_ONLY),
-           (S.RETIRED, S.DESTROYED)}
+           (S.RETIRED, S.DESTROYED), (S.RETIRED, S.PENDING_DESTRUCTION),
+           (S.PENDING_DESTRUCTION, S.DECRYPT_ONLY),
+           (S.PENDING_DESTRUCTION, S.DESTROYED)}
+DUE = 2000000000
+
+
+def due(state):
+    """The destroy_after a version in *state* has (and a transition to it
+    takes)."""
+    return DUE if kr.KeyState(state) is S.PENDING_DESTRUCTION else None
 
 
 def kid(n):
@@ -23,7 +32,7 @@ def kid(n):
 
 
 def version(n, state, created=100):
-    return kr.KeyVersion(n, kid(n), state, created)
+    return kr.KeyVersion(n, kid(n), state, created, destroy_after=due(state))
 
 
 def ring_with(state):
@@ -38,23 +47,66 @@ def ring_with(state):
 def test_transition_table(src, dst):
     ring = ring_with(src)
     if (src, dst) in ALLOWED:
-        new = kr.transitioned(ring, 1, dst)
+        new = kr.transitioned(ring, 1, dst, due(dst))
         assert new.version(1).state is dst
         assert new.version(1).key_id == ring.version(1).key_id
+        # Entering pending destruction sets the time, leaving it drops it.
+        assert new.version(1).destroy_after == due(dst)
         assert new.active == ring.active
         # by value as well as by enum
-        assert kr.transitioned(ring, 1, dst.value) == new
+        assert kr.transitioned(ring, 1, dst.value, due(dst)) == new
         assert kr.check_transition(ring, 1, dst) == ring.version(1)
     else:
         with pytest.raises(exceptions.InvalidTransition):
-            kr.transitioned(ring, 1, dst)
+            kr.transitioned(ring, 1, dst, due(dst))
         with pytest.raises(exceptions.InvalidTransition):
-            kr.transitioned(ring, 1, dst.value)
+            kr.transitioned(ring, 1, dst.value, due(dst))
+
+
+def test_the_refusals_say_what_to_do_instead():
+    for src, dst, instead in (
+            (S.DECRYPT_ONLY, S.PENDING_DESTRUCTION,
+             "cannot go from decrypt-only to pending-destruction; retire it"
+             " first ('sealedmeta key retire')"),
+            (S.PENDING_DESTRUCTION, S.RETIRED,
+             "cannot go from pending-destruction to retired; 'sealedmeta key"
+             " reinstate' cancels its destruction"),
+            (S.DESTROYED, S.PENDING_DESTRUCTION,
+             "cannot go from destroyed to pending-destruction: its key"
+             " material is gone")):
+        with pytest.raises(exceptions.InvalidTransition) as caught:
+            kr.transitioned(ring_with(src), 1, dst, due(dst))
+        assert str(caught.value) == "version 1 of 'r' %s" % instead
+
+
+@pytest.mark.parametrize("state,destroy_after", [
+    (S.PENDING_DESTRUCTION, None), (S.PENDING_DESTRUCTION, "2000000000"),
+    (S.PENDING_DESTRUCTION, -1), (S.PENDING_DESTRUCTION, True),
+    (S.PENDING_DESTRUCTION, 1.5), (S.PENDING_DESTRUCTION, 2**63),
+    (S.DESTROYED, DUE), (S.DECRYPT_ONLY, DUE)], ids=repr)
+def test_the_destruction_time_goes_with_pending_destruction_only(
+        state, destroy_after):
+    ring = ring_with(S.RETIRED)
+    with pytest.raises(exceptions.InvalidTransition,
+                       match="destruction time"):
+        kr.transitioned(ring, 1, state, destroy_after)
+
+
+def test_due_for_destruction():
+    ring = kr.KeyRing("r", (
+        kr.KeyVersion(1, kid(1), S.PENDING_DESTRUCTION, 1, destroy_after=50),
+        kr.KeyVersion(2, kid(2), S.RETIRED, 2),
+        kr.KeyVersion(3, kid(3), S.PENDING_DESTRUCTION, 3, destroy_after=60),
+        kr.KeyVersion(4, kid(4), S.ACTIVE, 4)))
+    assert kr.due_for_destruction(ring, 49) == []
+    assert kr.due_for_destruction(ring, 50) == [ring.version(1)]
+    assert kr.due_for_destruction(ring, 60) == [ring.version(1),
+                                                ring.version(3)]
 
 
 def test_table_covers_every_pair():
     refused = [(a, b) for a, b in itertools.product(S, S) if (a, b) not in ALLOWED]
-    assert len(refused) == 16 - 3
+    assert len(refused) == 25 - 6
     for src in S:
         assert (S.ACTIVE, src) in refused and (S.DESTROYED, src) in refused
         assert (src, src) in refused
@@ -100,7 +152,7 @@ def test_any_sequence_keeps_the_invariants(steps):
             ring, _ = kr.rotated(ring, os.urandom(16))
         else:
             try:
-                ring = kr.transitioned(ring, number, state)
+                ring = kr.transitioned(ring, number, state, due(state))
             except exceptions.InvalidTransition:
                 assert ring is before
                 current = ring.version(number)
@@ -184,6 +236,9 @@ MALFORMED = [
     (("versions", 0, "created"), DELETE), (("versions", 0, "created"), "x"),
     (("versions", 0, "created"), None), (("versions", 0, "created"), -1),
     (("versions", 0, "created"), 1.5), (("versions", 0, "created"), 2**63),
+    # A destruction time goes with pending destruction, and only with it.
+    (("versions", 0, "destroy_after"), DUE),
+    (("versions", 0, "state"), "pending-destruction"),
 ]
 
 
@@ -202,8 +257,17 @@ def test_from_dict_rejects_non_descriptions(data):
 
 def test_from_dict_round_trip():
     ring = kr.KeyRing("r", (version(1, S.DESTROYED), version(2, S.RETIRED),
-                            version(3, S.DECRYPT_ONLY), version(4, S.ACTIVE, 2**40)))
+                            version(3, S.DECRYPT_ONLY),
+                            version(4, S.PENDING_DESTRUCTION),
+                            version(5, S.ACTIVE, 2**40)))
     assert kr.from_dict(ring.as_dict()) == ring
+    assert ring.as_dict()["versions"][3]["destroy_after"] == DUE
+    assert "destroy_after" not in ring.as_dict()["versions"][2]
+    for bad in ("x", -1, True, 1.5, 2**63):
+        data = ring.as_dict()
+        data["versions"][3]["destroy_after"] = bad
+        with pytest.raises(exceptions.KeyStoreError):
+            kr.from_dict(data)
     assert kr.from_dict(good_dict()).active.number == 2
 
 

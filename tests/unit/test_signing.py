@@ -358,6 +358,15 @@ def test_rotation_rewrap_destroy_with_signing_keys(sstore, ssealer):
     # Retire, destroy: the private key goes with the symmetric key.
     sstore.set_state(RING, 1, "retired")
     assert public_check(rings_of(sstore, RING), old)[0] == "retired-key"
+    # Pending destruction: published as retired, refused the same way.
+    sstore.set_state(RING, 1, "pending-destruction", destroy_after=2**31)
+    assert public.document([sstore.get_keyring(RING)])["keyrings"][0][
+        "versions"][0]["state"] == "retired"
+    assert public_check(rings_of(sstore, RING), old)[0] == "retired-key"
+    with pytest.raises(exceptions.KeyUnavailable,
+                       match="is pending-destruction"):
+        Sealer(sstore, keyring=RING).open(old, CTX)
+    assert "v1.sign" in os.listdir(sdir)         # kept until destroyed
     sstore.set_state(RING, 1, "destroyed")
     assert not {"v1.key", "v1.sign"} & set(os.listdir(sdir))
     assert {"v2.key", "v2.sign"} <= set(os.listdir(sdir))

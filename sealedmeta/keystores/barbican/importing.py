@@ -40,5 +40,6 @@ class Importer:
                 signing_keys.get(version.number))
             self.meta.set_state(secret, name, version.number, version.key_id,
                                 version.created, version.state.value,
-                                deactivated=version.deactivated)
+                                deactivated=version.deactivated,
+                                destroy_after=version.destroy_after)
         return self.reader.get_keyring(name)

@@ -19,6 +19,19 @@ LOG = logging.getLogger(__name__)
 _SNAPSHOT_REUSE = 1.0
 
 
+def _time(text, what, name, number):
+    """Epoch seconds of a time field of version *number*'s metadata (None
+    when absent); KeyStoreError when malformed."""
+    if text is None:
+        return None
+    value = secret_meta.parse_time(text)
+    if value is None:
+        raise exceptions.KeyStoreError(
+            "keyring %r: version %d has a malformed %s time"
+            % (name, number, what))
+    return value
+
+
 class Reader:
     """Loading keyrings, fetching keys."""
 
@@ -36,6 +49,7 @@ class Reader:
         uuid, doc = self.layout.container(name)
         raw = []
         public_keys = {}
+        due = {}
         # Ascending version order matters: a rotation marks its new version
         # active before it demotes older ones, so a reader going up the
         # versions always meets at least one active version.
@@ -72,6 +86,9 @@ class Reader:
                 self.meta.kept[secret] = extra
             raw.append((number, key_id, created, secret, state))
             public_keys[(number, secret)] = extra
+            # The state's own field (a tombstone's version has none).
+            due[(number, secret)] = (None if meta.get("tombstone") == "1"
+                                     else meta.get("destroy_after"))
         versions = {}
         for number, key_id, created, secret, state in raw:
             if state == secret_meta.PENDING:
@@ -85,16 +102,13 @@ class Reader:
                 raise exceptions.KeyStoreError(
                     "keyring %r: version %d has a malformed public key"
                     % (name, number)) from None
-            deactivated = extra.get("deactivated")
-            if deactivated is not None:
-                deactivated = secret_meta.parse_time(deactivated)
-                if deactivated is None:
-                    raise exceptions.KeyStoreError(
-                        "keyring %r: version %d has a malformed deactivated"
-                        " time" % (name, number))
+            deactivated = _time(extra.get("deactivated"), "deactivated",
+                                name, number)
+            destroy_after = _time(due[(number, secret)], "destruction", name,
+                                  number)
             try:
                 version = kr.KeyVersion(number, key_id, kr.KeyState(state), created,
-                                        public_key, deactivated)
+                                        public_key, deactivated, destroy_after)
             except ValueError:
                 raise exceptions.KeyStoreError(
                     "keyring %r: version %d has unknown state %r"

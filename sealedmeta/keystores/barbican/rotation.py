@@ -222,9 +222,9 @@ class Rotation:
                 self.meta.set_state(secret, name, version.number, key_id, created,
                                     version.state.value, deactivated=kr.now())
 
-    def set_state(self, name, version, state):
+    def set_state(self, name, version, state, destroy_after=None):
         ring, raw, _ = self.reader.load(name)
-        new_ring = kr.transitioned(ring, version, state)
+        new_ring = kr.transitioned(ring, version, state, destroy_after)
         target = new_ring.version(version)
         current = ring.version(version)
         if target.state is kr.KeyState.DESTROYED:
@@ -232,6 +232,7 @@ class Rotation:
         else:
             self.meta.set_state(self.reader.secrets[(name, version)], name,
                                 version, current.key_id, current.created,
-                                target.state.value)
+                                target.state.value,
+                                destroy_after=target.destroy_after)
         return self.reader.get_keyring(name).version(version)
 

@@ -1,7 +1,8 @@
 """What a version secret's user metadata holds: the version's mutable
-state (``state``) with its facts (``keyring``, ``version``, ``key_id``,
-``created``), and the fields a state change keeps (``public_key``,
-``signing_key``, ``deactivated``)."""
+state (``state``, and ``destroy_after`` while it is pending destruction)
+with its facts (``keyring``, ``version``, ``key_id``, ``created``), and the
+fields a state change keeps (``public_key``, ``signing_key``,
+``deactivated``)."""
 
 from sealedmeta import names
 
@@ -46,7 +47,7 @@ class SecretMetadata:
         return self.kept.get(secret, {}).get("signing_key")
 
     def set_state(self, secret, name, number, key_id, created, state,
-                  deactivated=None):
+                  deactivated=None, destroy_after=None):
         # The metadata is replaced as a whole: keep the signing key's fields.
         extra = self.kept.get(secret)
         if extra is None:
@@ -55,6 +56,9 @@ class SecretMetadata:
                 k: meta[k] for k in KEPT_FIELDS if k in meta}
         meta = {"keyring": name, "version": str(number), "key_id": key_id.hex(),
                 "created": str(created), "state": state}
+        if destroy_after is not None:
+            # Goes with the state: every other state change drops it.
+            meta["destroy_after"] = str(destroy_after)
         if deactivated is not None:
             # When the version stopped being active (see keyring.py): kept
             # with the other fields by every later state change.

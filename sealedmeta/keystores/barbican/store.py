@@ -69,8 +69,8 @@ class BarbicanKeyStore(base.KeyStore):
     def rotate(self, name, signing=False):
         return self.rotation.rotate(name, signing)
 
-    def set_state(self, name, version, state):
-        return self.rotation.set_state(name, version, state)
+    def set_state(self, name, version, state, destroy_after=None):
+        return self.rotation.set_state(name, version, state, destroy_after)
 
     def export_keyring(self, name):
         return self.reader.export_keyring(name)
