@@ -18,7 +18,6 @@ error (unreadable, over the size limit, a broken carrier), so that
 """
 
 import abc
-import base64
 import dataclasses
 import errno
 import logging
