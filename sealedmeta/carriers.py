@@ -18,7 +18,6 @@ error (unreadable, over the size limit, a broken carrier), so that
 """
 
 import abc
-import base64
 import dataclasses
 import errno
 import logging
@@ -41,6 +40,9 @@ SNIFF_SIZE = 4096
 # Cinder's chunked-driver metadata objects: the cinder-metadata carrier
 # claims every file so named, and the raw carrier none.
 CINDER_METADATA_SUFFIX = "_metadata"
+# Raw envelope files: the name this documentation gives them (``seal -o
+# backup.env``). A file so named must be an envelope.
+ENVELOPE_SUFFIX = ".env"
 
 
 class PathError(exceptions.SealedMetaError):
@@ -157,22 +159,52 @@ class RawCarrier(Carrier):
 
     _MAGIC = envelope.MAGIC
     _ARMOUR = envelope.ARMOR_PREFIX.encode("ascii")
-    # Every armour goes on with the base64url of the magic (its whole
-    # characters: 6 for 5 bytes), so a text that merely starts with the
-    # prefix (this tool's own log lines, "sealedmeta: ...") is no envelope.
-    _ARMOURED_MAGIC = _ARMOUR + base64.urlsafe_b64encode(
-        envelope.MAGIC)[:len(envelope.MAGIC) * 4 // 3]
+
+    # What follows the magic in every format 1 envelope: the format byte,
+    # two bytes of header length (at most 16384, so the first is at most
+    # 0x40), then the header, a 9-element msgpack array whose first element
+    # is the format version.
+    _FORMAT = envelope.FORMAT_VERSION
+    _HEADER_START = bytes((0x99, envelope.FORMAT_VERSION))
+    _BASE64URL = (b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                  b"0123456789-_")
 
     def sniff(self, path, head):
         if os.path.basename(path).endswith(CINDER_METADATA_SUFFIX):
             return False
         return (head.startswith(self._MAGIC)
-                or head.startswith(self._ARMOURED_MAGIC))
+                or self._armoured(head)
+                or self._damaged(path, head) is not None)
+
+    def _armoured(self, head):
+        """The armour prefix directly followed by base64url: armour, if
+        perhaps damaged. The tool's own log lines go on with a space."""
+        after = head[len(self._ARMOUR):len(self._ARMOUR) + 1]
+        return (head.startswith(self._ARMOUR) and after != b""
+                and after in self._BASE64URL)
+
+    def _damaged(self, path, head):
+        """Why a file that does not start as an envelope must be one (its
+        first bytes damaged); None when nothing says so. See "Which files
+        are envelopes" in docs/source/audit.rst."""
+        name = os.path.basename(path)
+        if len(name) > len(ENVELOPE_SUFFIX) and name.endswith(ENVELOPE_SUFFIX):
+            return "yet named NAME%s" % ENVELOPE_SUFFIX
+        magic = len(self._MAGIC)
+        if (head[magic:magic + 1] == bytes((self._FORMAT,))
+                and head[magic + 1:magic + 2] <= b"\x40"
+                and head[magic + 3:magic + 5] == self._HEADER_START):
+            return "yet an envelope's bytes follow it"
+        return None
 
     def max_file_size(self):
         return max(self.max_envelope_size, armour_size(self.max_envelope_size) + 2)
 
     def extract(self, path, data):
+        if not data.startswith((self._MAGIC, self._ARMOUR)):
+            raise exceptions.MalformedEnvelope(
+                "malformed envelope: not a sealedmeta envelope (bad magic), %s"
+                % self._damaged(path, data[:SNIFF_SIZE]))
         if data.startswith(self._ARMOUR):
             body = data.rstrip(b"\r\n")
             suffix = data[len(body):]

@@ -44,7 +44,27 @@ def load_cinder_conf(files):
         cfg.CONF(args=[], project="cinder", default_config_files=list(files))
     except (cfg.Error, ValueError) as exc:
         raise common.CommandError("bad Cinder configuration: %s" % exc) from None
+    check_database(files)
     return cfg.CONF
+
+
+def check_database(files):
+    """One line, before anything else is done, when the database of
+    *files*' ``[database] connection`` has no backups table (``cinder-manage
+    db sync`` never ran, or it is another database): the failed query's
+    error is its SQL. The connection URL is not shown (it may hold a
+    password)."""
+    from oslo_db import exception as db_exception
+
+    from cinder import context as cinder_context
+    from cinder import objects
+    try:
+        objects.BackupList.get_all(cinder_context.get_admin_context(), limit=1)
+    except db_exception.DBNonExistentTable as exc:
+        raise common.CommandError(
+            "Cinder's database has no table %s: create Cinder's tables with"
+            " 'cinder-manage db sync', or set [database] connection in %s to"
+            " Cinder's database" % (exc.table, " or ".join(files))) from None
 
 
 def load_cinder(app, command):

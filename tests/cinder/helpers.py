@@ -69,9 +69,10 @@ class Cloud:
         return os.path.join(self.voldir, volume_id)
 
     def volume(self, glance=None, user_meta=None, data=None, name="vol",
-               status="available", encryption_key_id=None, volume_type_id=None):
+               status="available", encryption_key_id=None, volume_type_id=None,
+               volume_id=None):
         volume = db.volume_create(self.ctxt, {
-            "id": str(uuid.uuid4()),
+            "id": volume_id or str(uuid.uuid4()),
             "size": 1,
             "status": status,
             "host": "testhost@lvm#lvm",
@@ -127,18 +128,24 @@ class Cloud:
     def driver(self, cls=None):
         return (cls or sealed_class())(self.ctxt)
 
-    def backup(self, volume_id, parent=None, cls=None, service=None):
+    def backup(self, volume_id, parent=None, cls=None, service=None,
+               backup_id=None):
         """Back *volume_id* up with the real driver; returns the Backup."""
         cls = cls or sealed_class()
         if service is None:
             service = STOCK_POSIX if cls is stock_class() else SEALED_POSIX
-        backup = objects.Backup(
-            context=self.ctxt, volume_id=volume_id, user_id=self.user_id,
+        values = dict(
+            volume_id=volume_id, user_id=self.user_id,
             project_id=self.project_id, host="testhost", availability_zone="nova",
             display_name="backup of %s" % volume_id[:8], display_description="",
             status=fields.BackupStatus.CREATING, service=service, size=1,
-            parent_id=parent.id if parent is not None else None, metadata={})
-        backup.create()
+            parent_id=parent.id if parent is not None else None)
+        if backup_id is None:
+            backup = objects.Backup(context=self.ctxt, metadata={}, **values)
+            backup.create()
+        else:   # Backup.create() gives every backup an id of its own
+            backup = objects.Backup.get_by_id(self.ctxt, db.backup_create(
+                self.ctxt, dict(values, id=backup_id)).id)
         with open(self.path(volume_id), "rb") as handle:
             cls(self.ctxt).backup(backup, handle)
         backup.status = fields.BackupStatus.AVAILABLE

@@ -2,17 +2,22 @@
 through the real posix driver classes, with the real command line (cliff
 app, entry point ``cinder_audit``) in this process, where the database is."""
 
+import datetime
 import json
 import os
+import shlex
 
 import pytest
 from oslo_config import cfg
+from oslo_utils import timeutils
 
 from cinder import exception
 from cinder import objects
 from sealedmeta.cinder import audit
 
 from tests.cinder import helpers
+from tests.cinder import test_policy_check
+from tests.cinder.test_policy_check import policy_file  # noqa: F401 - fixture
 from tests.cinder.test_reseal import cinder_conf  # noqa: F401 - fixture
 from tests.sm_cli import run_in_process as run_cli
 
@@ -28,28 +33,40 @@ def audit_json(capsys, conf, *args):
 @pytest.fixture
 def fleet(cloud):
     """Backups of two projects, one of each class; ``{name: backup}``."""
+    return build_fleet(cloud)
+
+
+def build_fleet(cloud, ids=None):
+    """The backups of :func:`fleet`; *ids*: ``{name: (backup id, volume
+    id)}`` to give them (default: random)."""
     made = {}
     first = cloud.project_id
-    made["sealed"] = cloud.backup(cloud.volume(glance=helpers.GLANCE))
-    made["legacy"] = cloud.backup(cloud.volume(), cls=helpers.stock_class())
+
+    def backup(name, glance=None, **kwargs):
+        backup_id, volume_id = (ids or {}).get(name, (None, None))
+        return cloud.backup(cloud.volume(glance=glance, volume_id=volume_id),
+                            backup_id=backup_id, **kwargs)
+
+    made["sealed"] = backup("sealed", glance=helpers.GLANCE)
+    made["legacy"] = backup("legacy", cls=helpers.stock_class())
     cloud.project_id = "second-project"
-    made["sealed2"] = cloud.backup(cloud.volume())
-    made["tampered"] = cloud.backup(cloud.volume())
+    made["sealed2"] = backup("sealed2")
+    made["tampered"] = backup("tampered")
     obj = cloud.read_object(made["tampered"])
     value = obj["volume_meta"]
     middle = len(value) // 2
     obj["volume_meta"] = value[:middle] + ("A" if value[middle] != "A" else "B") \
         + value[middle + 1:]
     cloud.write_object(made["tampered"], obj)
-    made["copied"] = cloud.backup(cloud.volume())
+    made["copied"] = backup("copied")
     obj = cloud.read_object(made["copied"])
     obj["volume_meta"] = cloud.read_object(made["sealed2"])["volume_meta"]
     cloud.write_object(made["copied"], obj)
-    made["stripped"] = cloud.backup(cloud.volume())
+    made["stripped"] = backup("stripped")
     obj = cloud.read_object(made["stripped"])
     obj["volume_meta"] = json.dumps({"version": 2})
     cloud.write_object(made["stripped"], obj)
-    made["missing"] = cloud.backup(cloud.volume())
+    made["missing"] = backup("missing")
     os.unlink(cloud.metadata_path(made["missing"]))
     cloud.project_id = first
     return made
@@ -468,3 +485,56 @@ def test_key_destroy_scan_cinder_waits_the_agents_settle_window(
             " being active at ") in text
     assert "(cache_ttl + stale_grace, 600s from the next whole second)" in text
     assert keys.get_keyring("cinder-backup").version(1).state.value == "retired"
+
+
+# The audit page's transcript of a real run: the fleet above, with the ids
+# and the clock the page shows.
+PAGE = "docs/source/audit.rst"
+PAGE_BLOCK = "cinder-audit-transcript"
+PAGE_PROJECT = "1b6eaaca-60f8-40c1-9eb5-694f317a2c30"
+PAGE_IDS = {
+    "sealed": ("83a0b62d-2c1e-4f6b-9a3d-5e7f1b2c4d6e", "5e9c1a7b-0d2f-4a6c-8e1b-3d5f7a9c1e3b"),
+    "legacy": ("0ca7352e-8b4d-4e2f-a6c1-9d3e5f7b1a2c", "6f1d2b8c-1e3a-4b7d-9f2c-4e6a8b0d2f4a"),
+    "sealed2": ("09385980-4a6c-4d8e-b0f2-1a3c5e7d9f1b", "7a2e3c9d-2f4b-4c8e-a03d-5f7b9c1e3a5b"),
+    "tampered": ("feecf4ae-5b7d-4e9f-81a3-2b4d6f8e0a2c", "8b3f4dae-3a5c-4d9f-b14e-6a8c0d2f4b6c"),
+    "copied": ("6b07476e-6c8e-4fa0-92b4-3c5e7a9f1b3d", "9c4a5ebf-4b6d-4ea0-825f-7b9d1e3a5c7d"),
+    "stripped": ("7c06294f-7d9f-4ab1-a3c5-4d6f8b0a2c4e", "ad5b6fc0-5c7e-4fb1-9360-8cae2f4b6d8e"),
+    "missing": ("f9e7849d-8eaf-4bc2-b4d6-5e7a9c1b3d5f", "be6c70d1-6d8f-4ac2-a471-9dbf3a5c7e9f"),
+}
+PAGE_TIME = datetime.datetime(2026, 3, 14, 9, 26, 53)
+
+
+def page_transcript():
+    """(command argv after ``sealedmeta``, the lines it shows, the exit
+    status shown) of the page's block named PAGE_BLOCK."""
+    from tests import doc_blocks
+    blocks = [body for _, _, options, body in doc_blocks._RST.code_blocks(
+        doc_blocks.read(PAGE)) if options.get("name") == PAGE_BLOCK]
+    assert len(blocks) == 1, "%s has no block named %s" % (PAGE, PAGE_BLOCK)
+    lines = blocks[0].splitlines()
+    command = lines.pop(0)
+    while command.endswith("\\"):
+        command = command[:-1] + lines.pop(0).strip()
+    assert command.startswith("$ sealedmeta "), command
+    assert lines[-2:-1] == ["$ echo $?"], lines[-2:]
+    return shlex.split(command[len("$ sealedmeta "):]), lines[:-2], int(lines[-1])
+
+
+def test_the_audit_pages_transcript_is_a_real_run(cloud, capsys, cinder_conf,  # noqa: F811
+                                                  policy_file):  # noqa: F811
+    argv, shown, status = page_transcript()
+    # As the page says: Cinder's policy file closes the rules its defaults
+    # leave open (else each is named on standard error).
+    policy_file("".join('"%s": "rule:admin_api"\n' % rule for rule in (
+        test_policy_check.IMAGE_SET, test_policy_check.IMAGE_REMOVE,
+        test_policy_check.UPDATE, test_policy_check.BACKUP_UPDATE)))
+    cloud.project_id = PAGE_PROJECT
+    timeutils.set_time_override(PAGE_TIME)
+    try:
+        build_fleet(cloud, PAGE_IDS)
+    finally:
+        timeutils.clear_time_override()
+    argv = [cinder_conf if a == "cinder.conf" else a for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert (out + err).rstrip("\n").splitlines() == shown
+    assert code == status

@@ -224,12 +224,17 @@ def test_carrier_claims_every_metadata_object_by_name():
     assert not carrier.sniff("/b/volume_x_backup_y-00001", head)
     # Whatever the content: spelled otherwise, plain, or a bare envelope;
     # and the raw carrier never takes one.
-    for head in (b"hello", b'{"backup\\u005fid": "y"}', b"sealedmeta:AAAA",
-                 envelope.MAGIC + b"\0" * 8):
+    # Elsewhere the raw carrier takes what starts as an envelope or as
+    # armour (the prefix and base64url, if perhaps damaged), and any x.env.
+    for head, envelope_like in ((b"hello", False),
+                                (b'{"backup\\u005fid": "y"}', False),
+                                (b"sealedmeta:AAAA", True),
+                                (b"sealedmeta: a log line", False),
+                                (envelope.MAGIC + b"\0" * 8, True)):
         assert carrier.sniff("/b/x_metadata", head)
         assert not raw.sniff("/b/x_metadata", head)
-        assert raw.sniff("/b/x.env", head) is head.startswith(
-            (raw._ARMOURED_MAGIC, envelope.MAGIC))
+        assert raw.sniff("/b/x", head) is envelope_like
+        assert raw.sniff("/b/x.env", head)
 
 
 VOLUME = "11111111-1111-4111-8111-111111111111"

@@ -110,6 +110,51 @@ def test_every_status(tree, store):
     assert "no keyring 'elsewhere'" in reasons["unknown-ring.env"]
 
 
+def test_damaged_envelopes_are_findings_not_skips(tmp_path, store, ring,
+                                                 capsys):
+    # Which files are envelopes (docs/source/audit.rst): one named NAME.env,
+    # or whose bytes after the magic are an envelope's, must be one. Its
+    # first bytes damaged, it is malformed -- exit 1, named in the table --
+    # while a file that looks like neither is skipped, listed and counted.
+    sealer = Sealer(store, keyring=RING)
+    root = tmp_path / "store"
+    root.mkdir()
+    raw = sealer.seal({"image_id": "1b6a2f4e"}, {"backup_id": "b1"})
+    damaged = bytes([raw[0] ^ 1]) + raw[1:]
+    (root / "b1.env").write_bytes(raw)
+    (root / "b2.env").write_bytes(damaged)
+    (root / "b3.env").write_text("hello\n")           # named as an envelope
+    (root / "b4").write_bytes(damaged)                 # unnamed, damaged magic
+    (root / "b5.txt").write_text(armor(raw)[:11] + "V" + armor(raw)[12:] + "\n")
+    (root / "notes.txt").write_text("not an envelope\n")
+    (root / "sealedmeta.log").write_text("sealedmeta: 1 of 1 envelopes\n")
+    (root / ".env").write_text("DEBUG=1\n")            # a dotenv file
+    code, out, err = sm_cli.run_in_process(
+        capsys, "--key-repository", str(tmp_path / "keys"), "verify",
+        str(root), "-f", "json")
+    report = json.loads(out)
+    status = {os.path.basename(e["path"]): (e["status"], e["reason"])
+              for e in report["envelopes"]}
+    magic = "malformed envelope: not a sealedmeta envelope (bad magic)"
+    assert status == {
+        "b1.env": ("valid", None),
+        "b2.env": ("malformed", magic + ", yet named NAME.env"),
+        "b3.env": ("malformed", magic + ", yet named NAME.env"),
+        "b4": ("malformed", magic + ", yet an envelope's bytes follow it"),
+        "b5.txt": ("malformed", magic),
+    }
+    assert sorted(os.path.basename(s["path"]) for s in report["skipped"]) == [
+        ".env", "notes.txt", "sealedmeta.log"]
+    assert report["summary"]["skipped"] == 3
+    assert code == 1
+    assert err == ("sealedmeta: 4 of 5 envelopes are not valid (malformed 4)\n")
+    code, out, err = sm_cli.run_in_process(
+        capsys, "--key-repository", str(tmp_path / "keys"), "verify",
+        str(root / "b2.env"))
+    assert code == 1
+    assert "b2.env: malformed: " + magic in out
+
+
 def test_json_report_schema(tree, store):
     report = audit.Auditor(store, expect={"backup_id": "v"}).run([str(tree)])
     data = json.loads(json.dumps(report.as_dict(), sort_keys=True))
