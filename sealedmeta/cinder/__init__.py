@@ -19,9 +19,13 @@ Modules:
 ``sealedmeta.cinder.ceph``
     the sealed ``CephBackupDriver`` (RBD): the same mixin, reading and writing
     the RADOS object ``backup.<id>.meta`` instead of a ``_metadata`` object.
-``sealedmeta.cinder.options``
+``sealedmeta.cinder.port``
+    the store port: how restore, export, the audit and reseal read, write
+    and list a backup's metadata object, implemented for the chunked
+    drivers there and overridden in each store's module.
+``sealedmeta.cinder.options`` / ``swift_options``
     the ``[sealedmeta]`` options in Cinder's configuration and the per-process
-    Sealer. No Cinder import.
+    Sealer; the Swift service user's options. No Cinder import.
 ``sealedmeta.cinder.volume_meta``
     sealing and opening one ``volume_meta`` string. No Cinder import.
 ``sealedmeta.cinder.carrier``

@@ -22,9 +22,8 @@ GROUP = "sealedmeta_swift_service_user"
 #: What the service user needs at least (keystoneauth's password plugin).
 SERVICE_OPTS = ("auth_type", "auth_url", "username", "password", "project_name")
 
-_DEPRECATED = ("Use the group [%s] (keystoneauth's options: auth_type ="
-               " password, auth_url, username, password, user_domain_name,"
-               " project_name, project_domain_name)." % GROUP)
+_DEPRECATED = ("Give the service user with keystoneauth's options in [%s]"
+               " (auth_type = password)." % GROUP)
 
 deprecated_opts = [
     cfg.StrOpt("swift_service_auth_url", deprecated_for_removal=True,
