@@ -73,19 +73,36 @@ def _unset(what):
         " account can be reached" % what)
 
 
+def _load_auth(conf):
+    """keystoneauth's ``load_auth_from_conf_options``, but for one thing:
+    the plugin's options are registered as optional. Registered as
+    required (keystoneauth's way), they would make every later parse of a
+    configuration without them fail (a reloaded cinder.conf, a second
+    command in one process); the plugin itself still refuses to load
+    without them (``MissingRequiredOptions``)."""
+    from keystoneauth1 import exceptions as ks_exc
+    section = conf[GROUP].auth_section or GROUP
+    name = conf[section].auth_type
+    try:
+        loader = ks_loading.get_plugin_loader(name)
+        opts = []
+        for opt in ks_loading.get_auth_plugin_conf_options(loader):
+            opt.required = False
+            opts.append(opt)
+        conf.register_opts(opts, group=section)
+        return loader.load_from_options_getter(lambda opt: conf[section][opt.dest])
+    except ks_exc.ClientException as exc:
+        raise exceptions.ConfigurationError("[%s]: %s" % (section, exc)) from None
+
+
 def service_session(conf, insecure=False):
     """A keystoneauth session of the service user; *insecure*: Cinder's
     ``backup_swift_auth_insecure``. Raises
     :class:`~sealedmeta.exceptions.ConfigurationError` when the user is
     not configured."""
-    from keystoneauth1 import exceptions as ks_exc
     group = conf[GROUP]
     if group.auth_type or group.auth_section:
-        try:
-            auth = ks_loading.load_auth_from_conf_options(conf, GROUP)
-        except ks_exc.ClientException as exc:
-            raise exceptions.ConfigurationError(
-                "[%s]: %s" % (GROUP, exc)) from None
+        auth = _load_auth(conf)
         return ks_loading.load_session_from_conf_options(
             conf, GROUP, auth=auth, **({"insecure": True} if insecure else {}))
     old = conf[sm_conf.GROUP]
