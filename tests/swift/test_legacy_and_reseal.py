@@ -126,11 +126,16 @@ def test_per_user_reseal_refuses_up_front_without_a_service_user(
     assert cloud.raw_object(backup) == before
 
 
+@pytest.mark.parametrize("write_conf", [write_cinder_conf, write_group_conf],
+                         ids=["deprecated-swift_service-options", "keystoneauth-group"])
 def test_per_user_reseal_acts_in_the_tenants_account(cloud, legacy, capsys, tmp_path, keys,
-                                                     stores, tenant):
+                                                     stores, tenant, write_conf):
+    """As the service user of the deprecated [sealedmeta] swift_service_*
+    options, and as the one of [sealedmeta_swift_service_user], loaded by
+    keystoneauth."""
     src, backup = legacy
     _forge(cloud, backup)
-    conf = write_cinder_conf(tmp_path, keys, stores)
+    conf = write_conf(tmp_path, keys, stores)
 
     code, rows, err = reseal(capsys, conf, "--all")
 
@@ -145,27 +150,6 @@ def test_per_user_reseal_acts_in_the_tenants_account(cloud, legacy, capsys, tmp_
     cloud.restore(backup, target)
     assert cloud.glance(target) == helpers.GLANCE     # from the database, not "FREE"
     assert cloud.bootable(target) is True
-
-
-def test_per_user_reseal_as_the_keystoneauth_group_user(cloud, legacy, capsys, tmp_path,
-                                                       keys, stores, tenant):
-    """The service user of [sealedmeta_swift_service_user], loaded by
-    keystoneauth, acts in the tenant's account as the deprecated
-    [sealedmeta] swift_service_* one did."""
-    src, backup = legacy
-    _forge(cloud, backup)
-    conf = write_group_conf(tmp_path, keys, stores)
-
-    code, rows, err = reseal(capsys, conf, "--all")
-
-    assert code == 0, err
-    assert rows[backup.id]["result"] == "resealed", rows
-    obj = json.loads(tenant.conn().get_object(*cloud.location(backup))[1])
-    assert obj["volume_meta"].startswith("sealedmeta:")
-    assert stores["ks"]["reseller_user"]["password"] not in err + json.dumps(rows)
-    target = cloud.new_target()
-    cloud.restore(backup, target)
-    assert cloud.glance(target) == helpers.GLANCE
 
 
 def test_an_incomplete_keystoneauth_group_is_refused_up_front(
