@@ -130,7 +130,7 @@ def _read(driver, backup, row):
     """The backup's metadata object through its driver; None (with *row*'s
     class and reason set) when it is missing or cannot be read."""
     try:
-        return driver._metadata_object(backup)
+        return driver.read_metadata_object(backup)
     except exception.InvalidBackup as exc:
         cause = exc.__context__
         if cause is not None and metadata_object.missing(cause):

@@ -38,25 +38,39 @@ from cinder.volume.drivers import rbd as rbd_driver
 from sealedmeta.cinder import ceph_pool
 from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
+from sealedmeta.cinder import port
 
 CONF = cfg.CONF
 
 
-class _CephMetadataObject:
-    """How the sealed Ceph class reads and writes ``backup.<id>.meta``."""
+class CephMetadataPort(port.MetadataPort):
+    """The store port (:mod:`sealedmeta.cinder.port`) of Ceph: the RADOS
+    object ``backup.<id>.meta`` in the backup's pool, which holds just what
+    the chunked drivers keep in ``volume_meta`` (no identity, no chunk
+    list)."""
 
     def _meta_pool(self, backup):
         return backup["container"] or self._ceph_backup_pool
 
-    def meta_object_name(self, backup):
-        return _stock.VolumeMetadataBackup(None, backup["id"]).name
+    def read_metadata_object(self, backup):
+        # A backup made by a sealed class has one: its absence is reported
+        # as a missing object. The stock driver's backups may lack it (no
+        # metadata to restore), as Cinder allows.
+        return {"volume_meta": self._read_text(
+            backup, required=not self.is_legacy_service(backup["service"]))}
 
-    def read_meta_text(self, backup, required=False):
+    def write_metadata_object(self, backup, metadata):
+        self._write_text(backup, metadata["volume_meta"], replace=True)  # one write_full
+
+    def list_backup_objects(self, backup):
+        return None
+
+    def _read_text(self, backup, required):
         """The object's text; when there is no such object, None, or with
         *required* an ``InvalidBackup`` saying it is missing. Read by the one
         bounded reader: refused unread over ``[sealedmeta]
         max_metadata_object_size``."""
-        name = self.meta_object_name(backup)
+        name = _stock.VolumeMetadataBackup(None, backup["id"]).name
         pool = self._meta_pool(backup)
         with utils.tpool_wrap(rbd_driver.RADOSClient(self, pool)) as client:
             try:
@@ -79,7 +93,7 @@ class _CephMetadataObject:
                 reason="the metadata object %s of backup %s is not text"
                 % (name, backup["id"])) from None
 
-    def write_meta_text(self, backup, text, replace=False):
+    def _write_text(self, backup, text, replace=False):
         """Write the object (create it, or with *replace* overwrite it whole)."""
         pool = self._meta_pool(backup)
         with utils.tpool_wrap(rbd_driver.RADOSClient(self, pool)) as client:
@@ -89,20 +103,12 @@ class _CephMetadataObject:
             else:
                 meta.set(text)     # refuses to replace an existing object
 
-    # -- the mixin's driver-specific steps ------------------------------------
-
-    def _metadata_object(self, backup):
-        # The object holds just what the chunked drivers keep in volume_meta.
-        # A backup made by a sealed class has one: its absence is reported
-        # as a missing object. The stock driver's backups may lack it (no
-        # metadata to restore), as Cinder allows.
-        return {"volume_meta": self.read_meta_text(
-            backup, required=not self.is_legacy_service(backup["service"]))}
+    # -- the Ceph driver's own steps ------------------------------------------
 
     def _backup_metadata(self, backup):
         text = self.get_metadata(backup["volume_id"]) or None
         try:
-            self.write_meta_text(backup, self._seal(backup, text))
+            self._write_text(backup, self._seal(backup, text))
         except exception.VolumeMetadataBackupExists as exc:
             raise exception.BackupOperationError(
                 "Failed to backup volume metadata - %s" % exc)
@@ -143,7 +149,7 @@ class _BackupPool:
                 base_rbd.close()
 
 
-class SealedCephBackupDriver(_CephMetadataObject, _BackupPool, mixin.SealedMetadataMixin,
+class SealedCephBackupDriver(CephMetadataPort, _BackupPool, mixin.SealedMetadataMixin,
                              _stock.CephBackupDriver):
     """CephBackupDriver whose backups' metadata object is sealed."""
 

@@ -47,10 +47,7 @@ def load_driver(ctxt=None, cls=None):
     ctxt = ctxt or cinder_context.get_admin_context()
     try:
         driver = cls(ctxt)
-        # Swift connects only for a request context with a user; reseal runs
-        # with the service's own credentials (backup_swift_auth = single_user).
-        if hasattr(driver, "initialize") and not hasattr(driver, "conn"):
-            driver.initialize()
+        driver.connect_as_service()
     except Exception as exc:
         raise exceptions.SetupError("cannot set up backup_driver %s: %s" % (name, exc)) from None
     return driver
@@ -64,7 +61,7 @@ def project_drivers():
     cannot be set up."""
     cls = driver_class()
     try:
-        per_project = getattr(cls, "project_drivers", lambda: None)()
+        per_project = cls.project_drivers()
     except exceptions.ConfigurationError as exc:
         raise exceptions.SetupError(str(exc)) from None
     if per_project is not None:

@@ -40,6 +40,7 @@ from sealedmeta.cinder import encrypted
 from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import options
 from sealedmeta.cinder import policy_check
+from sealedmeta.cinder import port
 from sealedmeta.cinder import records
 from sealedmeta.cinder import volume_meta as vm
 
@@ -145,8 +146,12 @@ def _error_name(cause):
     return None
 
 
-class SealedMetadataMixin:
-    """Seals ``volume_meta`` of a ``ChunkedBackupDriver`` (put it first)."""
+class SealedMetadataMixin(port.ChunkedObjectPort):
+    """Seals ``volume_meta`` of a ``ChunkedBackupDriver`` (put it first).
+
+    Reaches the metadata object through the store port
+    (:mod:`sealedmeta.cinder.port`) only; a chunked driver's is inherited.
+    """
 
     #: ``backup.service`` values of backups made by the stock parent class
     #: before the switch: those may be unsealed (``legacy_backups`` policy).
@@ -178,38 +183,6 @@ class SealedMetadataMixin:
             policy_check.check(CONF)
         except policy_check.PermissivePolicy as exc:
             raise exception.BackupDriverException(reason=str(exc))
-
-    def read_metadata_object(self, backup):
-        """*backup*'s metadata object as the one bounded reader of
-        :mod:`~sealedmeta.cinder.metadata_object` parses it (any JSON
-        value). Raises ``InvalidBackup`` naming the object when it is
-        missing, too large or not JSON."""
-        filename = self._metadata_filename(backup)
-        limit = CONF.sealedmeta.max_metadata_object_size
-        try:
-            data = self.read_object_bounded(backup["container"], filename, limit)
-            return metadata_object.loads(data, limit)
-        except metadata_object.ObjectError as exc:
-            raise exception.InvalidBackup(
-                reason="metadata object %s of backup %s: %s"
-                % (filename, backup["id"], exc))
-        except Exception as exc:
-            if metadata_object.missing(exc):
-                raise exception.InvalidBackup(
-                    reason="metadata object %s of backup %s is missing from"
-                    " %s of the backup store"
-                    % (filename, backup["id"], backup["container"]))
-            raise
-
-    def read_object_bounded(self, container, name, limit):
-        """The bytes of object *name* of *container* by
-        :func:`metadata_object.read`: at most *limit*, or ``ObjectTooLarge``
-        -- unread when the store reports the size first. Here through the
-        driver's own reader, a file (posix, NFS: ``fstat``, then a bounded
-        read); the classes of stores whose readers return a whole object
-        (Swift, S3, GCS) override it."""
-        with self._get_object_reader(container, name) as reader:
-            return metadata_object.read(reader, limit, metadata_object.file_size(reader))
 
     # -- backup -------------------------------------------------------------
 
@@ -247,7 +220,7 @@ class SealedMetadataMixin:
             % (backup["id"], reason))
 
     @staticmethod
-    def _plain_problem(value):
+    def plain_problem(value):
         """Why an unsealed volume_meta cannot be handed to Cinder, or None."""
         if value is None:
             return None
@@ -264,22 +237,11 @@ class SealedMetadataMixin:
             return "volume_meta has an unsupported version %r" % (meta.get("version"),)
         return None
 
-    def _metadata_object(self, backup):
-        """*backup*'s stored metadata as a dict whose ``volume_meta`` is
-        judged. The one driver-specific step of :meth:`judge`: here the
-        chunked drivers' ``_metadata`` JSON object; the Ceph driver reads
-        its RADOS object instead (:mod:`sealedmeta.cinder.ceph`)."""
-        metadata = self.read_metadata_object(backup)
-        if not isinstance(metadata, dict):
-            raise exception.InvalidBackup(
-                reason="the metadata object of backup %s is not a JSON object" % backup["id"])
-        return metadata
-
     def judge(self, backup, metadata=None):
         """``(metadata, verdict, reason)`` of *backup*'s metadata object.
 
         *metadata*, when given, is that object already read with
-        :meth:`_metadata_object` (the audit keeps the sealed original).
+        :meth:`read_metadata_object` (the audit keeps the sealed original).
 
         *metadata* is the object with ``volume_meta`` replaced by what
         ``put_metadata`` may apply: the authenticated original string, the
@@ -300,7 +262,7 @@ class SealedMetadataMixin:
                 " legacy_backups = reject. Seal it with 'sealedmeta cinder"
                 " reseal --backup-id %s'" % (backup_id, service, backup_id))
         if metadata is None:
-            metadata = self._metadata_object(backup)
+            metadata = self.read_metadata_object(backup)
         value = metadata.get("volume_meta")
         if vm.is_sealed(value):
             try:
@@ -323,7 +285,7 @@ class SealedMetadataMixin:
                 backup, metadata,
                 "the backup was made by %s, which seals its metadata, but its"
                 " volume_meta is not sealed" % service)
-        problem = self._plain_problem(value)
+        problem = self.plain_problem(value)
         if problem is not None:
             return self._invalid(backup, metadata, problem)
         if policy == options.DROP_GLANCE:
@@ -454,13 +416,6 @@ class SealedMetadataMixin:
         super().put_metadata(volume_id, json_metadata)
 
     # -- export / import (sealedmeta.cinder.records) -------------------------
-
-    def stored_metadata(self, backup):
-        """The backup's stored metadata as :meth:`judge` reads it (bounded,
-        unjudged): a dict whose ``volume_meta`` is the stored value. Not
-        Cinder's ``_read_metadata``, which reads a whole object of any size
-        (and which Cinder's Ceph driver does not have)."""
-        return self._metadata_object(backup)
 
     def export_record(self, backup):
         return records.export_info(self, backup, super().export_record(backup))

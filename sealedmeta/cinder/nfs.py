@@ -15,10 +15,13 @@ restorable, deletable and exportable (see
 from cinder.backup.drivers import nfs as _stock
 
 from sealedmeta.cinder import mixin
+from sealedmeta.cinder import posix
 
 
-class SealedNFSBackupDriver(mixin.SealedMetadataMixin, _stock.NFSBackupDriver):
-    """NFSBackupDriver whose backups' ``volume_meta`` is sealed."""
+class SealedNFSBackupDriver(posix.PosixMetadataPort, mixin.SealedMetadataMixin,
+                            _stock.NFSBackupDriver):
+    """NFSBackupDriver whose backups' ``volume_meta`` is sealed (its
+    metadata object replaced atomically, as posix's)."""
 
     LEGACY_SERVICES = (
         "cinder.backup.drivers.nfs.NFSBackupDriver",

@@ -1,5 +1,9 @@
 """The ``[sealedmeta]`` options in Cinder's configuration, and the per-process
-Sealer of the sealed backup drivers. Imports nothing from Cinder."""
+Sealer of the sealed backup drivers. Imports nothing from Cinder.
+
+The options of one store live in that store's options module
+(:mod:`sealedmeta.cinder.swift_options`); :func:`register_opts` and
+:func:`list_opts` gather them."""
 
 import threading
 
@@ -8,6 +12,7 @@ from oslo_config import cfg
 from sealedmeta import conf as sm_conf
 from sealedmeta import events
 from sealedmeta import sealer as sm_sealer
+from sealedmeta.cinder import swift_options
 
 GROUP = sm_conf.GROUP
 
@@ -53,34 +58,10 @@ cinder_opts = [
                      " at start."),
 ]
 
-# Who reads every tenant's backups (``sealedmeta cinder reseal``) when Cinder
-# keeps them in the tenants' own Swift accounts (backup_swift_auth =
-# per_user): a Keystone service user holding Swift's reseller admin role.
-swift_service_opts = [
-    cfg.StrOpt("swift_service_auth_url",
-               help="Keystone v3 URL of the service user that acts in each"
-                    " backup's project when backup_swift_auth = per_user."
-                    " That user must hold the role Swift's keystoneauth"
-                    " names reseller_admin_role (e.g. ResellerAdmin), which"
-                    " may act in every account. Each project's storage URL"
-                    " is built as Cinder builds it: backup_swift_url + the"
-                    " backup's project id."),
-    cfg.StrOpt("swift_service_username",
-               help="User name of that service user."),
-    cfg.StrOpt("swift_service_password", secret=True,
-               help="Password of that service user."),
-    cfg.StrOpt("swift_service_user_domain_name", default="Default",
-               help="Domain of that service user."),
-    cfg.StrOpt("swift_service_project_name",
-               help="Project the service user's token is scoped to (its"
-                    " own project, e.g. service)."),
-    cfg.StrOpt("swift_service_project_domain_name", default="Default",
-               help="Domain of that project."),
-]
-
 
 def register_opts(conf):
-    """Register the ``[sealedmeta]`` options on *conf* (Cinder's CONF).
+    """Register the ``[sealedmeta]`` options on *conf* (Cinder's CONF), and
+    each store's (``[sealedmeta_swift_service_user]``).
 
     Only the ``[sealedmeta]`` group of :mod:`sealedmeta.conf` is registered:
     its ``[coordination] backend_url`` collides with Cinder's own option of
@@ -89,14 +70,15 @@ def register_opts(conf):
     """
     conf.register_opts(sm_conf.sealedmeta_opts, group=GROUP)
     conf.register_opts(cinder_opts, group=GROUP)
-    conf.register_opts(swift_service_opts, group=GROUP)
+    swift_options.register_opts(conf)
     events.register_opts(conf)
 
 
 def list_opts():
-    """For oslo-config-generator, namespace ``sealedmeta.cinder``."""
-    return [(GROUP, sm_conf.sealedmeta_opts + cinder_opts + swift_service_opts)] \
-        + events.list_opts()
+    """For oslo-config-generator, namespace ``sealedmeta.cinder``: the
+    options the drivers read beyond those of the namespace ``sealedmeta``
+    (:func:`sealedmeta.conf.list_opts`), each store's from its own module."""
+    return [(GROUP, cinder_opts)] + swift_options.list_opts()
 
 
 _lock = threading.Lock()

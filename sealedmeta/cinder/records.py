@@ -144,7 +144,7 @@ def export_info(driver, backup, info):
         backup.metadata = metadata   # not saved: only the record changes
     if not driver.is_legacy_service(backup.service):
         return info
-    value = driver.stored_metadata(backup).get("volume_meta")
+    value = driver.read_metadata_object(backup).get("volume_meta")
     if vm.is_sealed(value):
         return info  # judged as sealed wherever it is imported
     if value is not None and not isinstance(value, str):
@@ -253,7 +253,7 @@ def mark_legacy(driver, backup, claim):
     if backup.status != fields.BackupStatus.AVAILABLE:
         return FAILED, "status %s: only available backups are marked" % backup.status
     try:
-        value = driver._metadata_object(backup).get("volume_meta")
+        value = driver.read_metadata_object(backup).get("volume_meta")
     except exception.InvalidBackup as exc:
         return FAILED, exc.msg
     except Exception as exc:  # the store's own errors: I/O, permissions, auth

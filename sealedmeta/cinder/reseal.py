@@ -30,11 +30,9 @@ metadata object are removed, or each one that could not be is reported
 
 import dataclasses
 import json
-import stat
 
 from oslo_config import cfg
 
-from cinder.backup.drivers import posix as stock_posix
 from cinder import context as cinder_context
 from cinder.db import api as db
 from cinder.db import models
@@ -43,9 +41,9 @@ from cinder import objects
 from cinder.objects import fields
 from sealedmeta import atomic
 from sealedmeta import exceptions
-from sealedmeta import safefs
 from sealedmeta.cinder import drivers as sm_drivers
 from sealedmeta.cinder import mixin
+from sealedmeta.cinder import port
 from sealedmeta.cinder import records
 from sealedmeta.cinder import volume_meta as vm
 
@@ -138,8 +136,11 @@ def true_volume_meta(ctxt, backup, plain):
 
 
 def _check_object(driver, backup, obj):
-    if not isinstance(obj, dict):
-        raise CannotReseal("the metadata object is not a JSON object")
+    """The object names this backup and volume, and its chunk list the
+    objects stored under the backup's prefix (where the store keeps both)."""
+    stored = driver.list_backup_objects(backup)
+    if stored is None:   # Ceph: the object is volume_meta alone
+        return
     if obj.get("backup_id") != backup.id or obj.get("volume_id") != backup.volume_id:
         raise CannotReseal(
             "the metadata object names backup %r and volume %r, not this backup:"
@@ -150,58 +151,13 @@ def _check_object(driver, backup, obj):
             listed.extend(entry.keys())
     except (KeyError, TypeError, AttributeError):
         raise CannotReseal("the metadata object has no valid chunk list") from None
-    prune = {driver._metadata_filename(backup), driver._sha256_filename(backup)}
-    stored = [name for name in driver._generate_object_names(backup) if name not in prune]
     if sorted(stored) != sorted(listed):
         raise CannotReseal("the chunk list of the metadata object does not match"
                            " the objects stored under the backup's prefix")
 
 
-def _replace_posix(base, container, name, data):
-    """Atomic, durable replacement of *name* in *container* (below the
-    driver's *base* directory) keeping the old file's owner and mode,
-    through directory handles (:func:`sealedmeta.safefs.replace`: a
-    directory swapped for a symbolic link cannot steer the write out of
-    *base*; root writes another user's file as that user)."""
-    tree = safefs.Tree(base)
-    try:
-        where = safefs.Location(tree, safefs.split_relative(container), name)
-        with where.directory() as dir_fd:
-            st = where.lstat(dir_fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise CannotReseal("the metadata object is not a regular file")
-            safefs.replace(dir_fd, name, data, st,
-                           timeout=CONF.sealedmeta.user_write_timeout)
-    except safefs.FileChanged:
-        raise CannotReseal("the metadata object changed while being resealed;"
-                           " left alone (run again)") from None
-    except safefs.NotOwner as exc:
-        raise CannotReseal("the metadata object is %s; run reseal as the backup"
-                           " service's user or root" % exc) from None
-    except safefs.WriteAbandoned as exc:
-        raise CannotReseal("the metadata object was not resealed: %s" % exc) from None
-    finally:
-        tree.close()
-
-
-def write_object(driver, backup, data):
-    if isinstance(driver, stock_posix.PosixBackupDriver):  # posix, NFS, GlusterFS
-        _replace_posix(driver.backup_path, backup.container,
-                       driver._metadata_filename(backup), data)
-    else:  # one PUT replaces an object whole on Swift, S3 and GCS
-        with driver._get_object_writer(backup.container,
-                                       driver._metadata_filename(backup)) as writer:
-            writer.write(data)
-
-
 def read_object(driver, backup):
     """The backup's metadata object, checked, as a dict with ``volume_meta``."""
-    if hasattr(driver, "read_meta_text"):
-        # Ceph: the object (named after the backup) is volume_meta itself.
-        try:
-            return {"volume_meta": driver.read_meta_text(backup)}
-        except Exception as exc:
-            raise CannotReseal("cannot read the metadata object: %s" % exc) from None
     try:
         obj = driver.read_metadata_object(backup)
     except exception.InvalidBackup as exc:
@@ -213,11 +169,12 @@ def read_object(driver, backup):
 
 
 def _write(driver, backup, obj):
-    if hasattr(driver, "write_meta_text"):  # Ceph: one write_full
-        driver.write_meta_text(backup, obj["volume_meta"], replace=True)
-    else:
-        write_object(driver, backup,
-                     json.dumps(obj, sort_keys=True, indent=2).encode("utf-8"))
+    try:
+        driver.write_metadata_object(backup, obj)
+    except port.WriteRefused as exc:
+        raise CannotReseal(str(exc)) from None
+    except Exception as exc:
+        raise CannotReseal("cannot write the metadata object: %s" % exc) from None
 
 
 def _mark_sealed(backup, dry_run):
@@ -240,11 +197,8 @@ def _remove_plaintext_versions(driver, backup, result):
     containers and object versions, S3's noncurrent versions): delete the
     older versions of the metadata object that are not sealed, and report
     each one that stays (result ``resealed-plaintext-left``, exit 1)."""
-    remove = getattr(driver, "remove_superseded_versions", None)
-    if remove is None:  # posix, NFS: the rename replaced the file
-        return
     try:
-        removed, left = remove(backup, driver._metadata_filename(backup))
+        removed, left = driver.remove_superseded_metadata(backup)
     except Exception as exc:  # the store's own errors: listing refused, ...
         removed, left = [], ["cannot list the versions of the metadata object: %s" % exc]
     result.versions_removed = len(removed)
@@ -284,7 +238,7 @@ def reseal_backup(driver, backup, dry_run=False):
             if not dry_run:  # an earlier rewrite may have left some
                 _remove_plaintext_versions(driver, backup, result)
             return result
-        problem = driver._plain_problem(current)
+        problem = driver.plain_problem(current)
         if problem is not None:
             raise CannotReseal(problem)
         text, result.glance = true_volume_meta(ctxt, backup, current)
@@ -295,12 +249,7 @@ def reseal_backup(driver, backup, dry_run=False):
         if dry_run:
             result.result = WOULD_RESEAL
             return result
-        try:
-            _write(driver, backup, obj)
-        except CannotReseal:
-            raise
-        except Exception as exc:
-            raise CannotReseal("cannot write the metadata object: %s" % exc) from None
+        _write(driver, backup, obj)
         # Judged as the sealed driver's from now on (legacy_backups =
         # reject refuses the legacy service whatever its object holds).
         probe = backup.obj_clone()

@@ -45,8 +45,9 @@ def _invalid_range(exc):
             and cause.response.get("Error", {}).get("Code") == "InvalidRange")
 
 
-class _S3Objects:
-    """How the sealed S3 class reads and replaces its metadata object."""
+class S3MetadataPort:
+    """The store port (:mod:`sealedmeta.cinder.port`) of S3: a bounded
+    ranged read, and the noncurrent versions of a versioned bucket."""
 
     def read_object_bounded(self, bucket, name, limit):
         """One ranged GET (``Range: bytes=0-<limit>``), streamed: an object
@@ -73,13 +74,14 @@ class _S3Objects:
         finally:
             body.close()
 
-    def remove_superseded_versions(self, backup, name):
-        """After *name* was rewritten: remove its older versions in the
-        backup's bucket when it is versioned, which would keep the old
-        contents readable by version id. Returns ``(removed, left)``:
-        version ids, and ``"<version id> (<why>)"`` for each version that
-        could not be removed."""
+    def remove_superseded_metadata(self, backup):
+        """After the metadata object was rewritten: remove its older
+        versions in the backup's bucket when it is versioned, which would
+        keep the old contents readable by version id. Returns ``(removed,
+        left)``: version ids, and ``"<version id> (<why>)"`` for each
+        version that could not be removed."""
         bucket = backup["container"]
+        name = self._metadata_filename(backup)
         removed, left = [], []
         paginator = self.conn.get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=bucket, Prefix=name):
@@ -98,7 +100,7 @@ class _S3Objects:
         return removed, left
 
 
-class SealedS3BackupDriver(_S3Objects, mixin.SealedMetadataMixin,
+class SealedS3BackupDriver(S3MetadataPort, mixin.SealedMetadataMixin,
                            _stock.S3BackupDriver):
     """S3BackupDriver whose backups' ``volume_meta`` is sealed."""
 

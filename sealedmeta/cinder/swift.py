@@ -16,8 +16,9 @@ With ``backup_swift_auth = per_user`` (Cinder's default) each backup lives in
 its project's own account, which only a request in that project reaches:
 :meth:`SealedSwiftBackupDriver.project_drivers` gives the tools that read
 every tenant's backups (``sealedmeta cinder reseal``) a driver acting in a
-backup's project as the ``[sealedmeta] swift_service_*`` user, who holds
-Swift's reseller admin role.
+backup's project as the service user of ``[sealedmeta_swift_service_user]``
+(:mod:`sealedmeta.cinder.swift_options`), who holds Swift's reseller admin
+role.
 """
 
 from oslo_config import cfg
@@ -29,6 +30,7 @@ from sealedmeta import exceptions
 from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import swift_names
+from sealedmeta.cinder import swift_options
 from sealedmeta.cinder import volume_meta as vm
 
 try:
@@ -38,8 +40,7 @@ except ImportError:  # the stock driver refuses to start without it too
 
 CONF = cfg.CONF
 
-SERVICE_OPTS = ("swift_service_auth_url", "swift_service_username",
-                "swift_service_password", "swift_service_project_name")
+SERVICE_OPTS = swift_options.SERVICE_OPTS
 # Bytes asked of the HTTP body at a time.
 READ_CHUNK = 64 * 1024
 # Archive entries refused by name that a reseal names one by one; the rest
@@ -86,38 +87,22 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
     def project_drivers(cls):
         """``None`` when one driver reaches every backup (``single_user``);
         otherwise a function ``project_id -> driver`` acting in that project
-        with the token of the ``[sealedmeta] swift_service_*`` user.
+        with the token of the service user of
+        :mod:`~sealedmeta.cinder.swift_options`.
 
-        Raises :class:`~sealedmeta.exceptions.ConfigurationError` when those
-        options are not set.
+        Raises :class:`~sealedmeta.exceptions.ConfigurationError` when that
+        user is not configured.
         """
         if CONF.backup_swift_auth != "per_user":
             return None
-        group = CONF.sealedmeta
-        unset = [name for name in SERVICE_OPTS if not group[name]]
-        if unset:
-            raise exceptions.ConfigurationError(
-                "backup_swift_auth = per_user keeps each backup in its project's"
-                " own Swift account: set %s in [sealedmeta] (a Keystone service"
-                " user holding Swift's reseller admin role, e.g. ResellerAdmin)"
-                " so that each project's account can be reached"
-                % ", ".join(unset))
+        session = swift_options.service_session(
+            CONF, insecure=CONF.backup_swift_auth_insecure)
         if not CONF.backup_swift_url:
             raise exceptions.ConfigurationError(
                 "backup_swift_auth = per_user: set backup_swift_url (the storage"
                 " URL without the project id, e.g. http://swift:8080/v1/AUTH_)"
                 " so that each project's account URL can be built as Cinder"
                 " builds it")
-        from keystoneauth1.identity import v3
-        from keystoneauth1 import session as ks_session
-        session = ks_session.Session(auth=v3.Password(
-            auth_url=group.swift_service_auth_url,
-            username=group.swift_service_username,
-            password=group.swift_service_password,
-            user_domain_name=group.swift_service_user_domain_name,
-            project_name=group.swift_service_project_name,
-            project_domain_name=group.swift_service_project_domain_name),
-            verify=not CONF.backup_swift_auth_insecure)
 
         def driver(project_id):
             # get_token() renews the token when it nears expiry: a driver per
@@ -127,6 +112,12 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
                 auth_token=session.get_token(), is_admin=True)
             return cls(ctxt)
         return driver
+
+    def connect_as_service(self):
+        # Cinder's driver connects only for a request context with a user;
+        # the tools run with the service's own credentials (single_user).
+        if not hasattr(self, "conn"):
+            self.initialize()
 
     # -- request paths: checked names only ------------------------------------
 
@@ -173,10 +164,11 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
 
     # -- versions a rewrite supersedes ----------------------------------------
 
-    def remove_superseded_versions(self, backup, name, superseded=is_plaintext):
-        """Delete the older versions of object *name* in the backup's
+    def remove_superseded_metadata(self, backup, superseded=is_plaintext):
+        """Delete the older versions of the backup's metadata object in its
         container whose bytes *superseded* says must go (by default: those
-        not sealed), after a rewrite of the object.
+        not sealed), after a rewrite of the object: the store port's
+        (:mod:`sealedmeta.cinder.port`).
 
         Swift keeps them when the container has ``X-Versions-Location`` or
         ``X-History-Location`` (an archive container, objects named
@@ -191,6 +183,7 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
         with the reason.
         """
         container = backup["container"]
+        name = self._metadata_filename(backup)
         _checked(container, name)
         limit = CONF.sealedmeta.max_metadata_object_size
         headers = self.conn.head_container(container, headers=self._headers())

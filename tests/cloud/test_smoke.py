@@ -67,7 +67,7 @@ def test_sealed_swift_backup_and_restore_through_the_api(cloud, tmp_path):
     assert header["context"] == {"backup_id": backup["id"], "volume_id": volume["id"]}, header
 
     # The admin's audit (Cinder's database, every project's account through
-    # the page's swift_service_* user) opens it with the key.
+    # the page's [sealedmeta_swift_service_user]) opens it with the key.
     audit = cloud.sealedmeta("cinder", "audit", "-f", "json")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     rows = {r["backup_id"]: r for r in json.loads(audit.stdout)}

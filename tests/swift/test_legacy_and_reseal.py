@@ -13,6 +13,7 @@ from swiftclient import exceptions as swift_exc
 from cinder import exception
 from cinder import objects
 from sealedmeta.cinder import swift as sealed_swift
+from sealedmeta.cinder import swift_options
 
 from tests.cinder import test_reseal as cinder_reseal
 from tests.swift import helpers
@@ -84,6 +85,23 @@ def write_cinder_conf(tmp_path, keys, stores, service_user=True):
     return str(path)
 
 
+def write_group_conf(tmp_path, keys, stores, **drop):
+    """The same cinder.conf with the service user given with keystoneauth's
+    options in [sealedmeta_swift_service_user], not the deprecated
+    [sealedmeta] swift_service_* ones; *drop*: options left out."""
+    cred = stores["ks"]["reseller_user"]
+    group = {"auth_type": "password", "auth_url": cred["auth_url"],
+             "username": cred["username"], "password": cred["password"],
+             "user_domain_name": "Default", "project_name": cred["project_name"],
+             "project_domain_name": "Default"}
+    path = write_cinder_conf(tmp_path, keys, stores, service_user=False)
+    with open(path, "a") as handle:
+        handle.write("[%s]\n" % swift_options.GROUP)
+        handle.writelines("%s = %s\n" % (name, value) for name, value in group.items()
+                          if name not in drop)
+    return path
+
+
 def reseal(capsys, conf, *args):
     return cinder_reseal.reseal_json(capsys, conf, *args)
 
@@ -108,11 +126,16 @@ def test_per_user_reseal_refuses_up_front_without_a_service_user(
     assert cloud.raw_object(backup) == before
 
 
+@pytest.mark.parametrize("write_conf", [write_cinder_conf, write_group_conf],
+                         ids=["deprecated-swift_service-options", "keystoneauth-group"])
 def test_per_user_reseal_acts_in_the_tenants_account(cloud, legacy, capsys, tmp_path, keys,
-                                                     stores, tenant):
+                                                     stores, tenant, write_conf):
+    """As the service user of the deprecated [sealedmeta] swift_service_*
+    options, and as the one of [sealedmeta_swift_service_user], loaded by
+    keystoneauth."""
     src, backup = legacy
     _forge(cloud, backup)
-    conf = write_cinder_conf(tmp_path, keys, stores)
+    conf = write_conf(tmp_path, keys, stores)
 
     code, rows, err = reseal(capsys, conf, "--all")
 
@@ -127,6 +150,22 @@ def test_per_user_reseal_acts_in_the_tenants_account(cloud, legacy, capsys, tmp_
     cloud.restore(backup, target)
     assert cloud.glance(target) == helpers.GLANCE     # from the database, not "FREE"
     assert cloud.bootable(target) is True
+
+
+def test_an_incomplete_keystoneauth_group_is_refused_up_front(
+        cloud, legacy, capsys, tmp_path, keys, stores):
+    """auth_type set without auth_url: keystoneauth's own refusal, named
+    with the group, before any backup is read."""
+    src, backup = legacy
+    before = cloud.raw_object(backup)
+    conf = write_group_conf(tmp_path, keys, stores, auth_url=None)
+    code, out, err = cinder_reseal.run_cli(capsys, "--config-file", conf, "cinder", "reseal",
+                                           "--all")
+    assert code == 2, out + err
+    assert "[%s]" % swift_options.GROUP in err
+    assert "auth-url" in err or "auth_url" in err
+    assert stores["ks"]["reseller_user"]["password"] not in out + err
+    assert cloud.raw_object(backup) == before
 
 
 def test_service_user_without_the_reseller_role_cannot_reseal(

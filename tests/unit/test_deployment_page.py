@@ -30,8 +30,8 @@ RESELLER_PW = "pw-of-reseller"
 FILLED = {
     ("DEFAULT", "backup_swift_url"): SWIFT_PREFIX,
     ("DEFAULT", "backup_ceph_conf"): CEPH_CONF,
-    ("sealedmeta", "swift_service_auth_url"): KEYSTONE + "/v3",
-    ("sealedmeta", "swift_service_password"): RESELLER_PW,
+    ("sealedmeta_swift_service_user", "auth_url"): KEYSTONE + "/v3",
+    ("sealedmeta_swift_service_user", "password"): RESELLER_PW,
     ("key_manager", "auth_url"): KEYSTONE + "/v3",
     ("key_manager", "password"): SEALEDMETA_PW,
     ("coordination", "backend_url"): REDIS,
