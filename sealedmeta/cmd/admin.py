@@ -187,6 +187,17 @@ def _numbers(found):
     return ", ".join("%d" % n for n in sorted(found))
 
 
+def _versions_row(keyring, scanned, **numbers):
+    """The row of a run over a keyring's versions (``key retire --unused``,
+    ``key destroy --due``); ``scanned_envelopes`` only when a scan was made
+    (none is when nothing was to be done)."""
+    fields = ("keyring",) + tuple(numbers)
+    values = (keyring,) + tuple(_numbers(v) for v in numbers.values())
+    if scanned is None:
+        return fields, values
+    return fields + ("scanned_envelopes",), values + (scanned,)
+
+
 class KeyRetire(show.ShowOne):
     """Retire a decrypt-only version: envelopes under it are refused (reversible).
 
@@ -243,13 +254,9 @@ class KeyRetire(show.ShowOne):
                     events=events.get(self.app.conf))
         except sm_sources.errors(self.sources) as exc:
             raise common.CommandError(str(exc)) from None
-        fields = ("keyring", "retired", "in_use", "settling")
-        values = (parsed_args.name, _numbers(result.retired),
-                  _numbers(result.in_use), _numbers(result.settling))
-        if result.scanned is None:
-            # Nothing to retire, so no scan was made: no figure.
-            return fields, values
-        return fields + ("scanned_envelopes",), values + (result.scanned,)
+        return _versions_row(parsed_args.name, result.scanned,
+                             retired=result.retired, in_use=result.in_use,
+                             settling=result.settling)
 
 
 class KeyReinstate(_SetState):
@@ -367,10 +374,6 @@ class KeyDestroy(common.FindsProblems, show.ShowOne):
         # A due version still in use is a problem for someone to look at:
         # its backups cannot be restored while it stays pending.
         self.problems = bool(result.in_use)
-        fields = ("keyring", "destroyed", "in_use", "not_due")
-        values = (result.keyring, _numbers(result.destroyed),
-                  _numbers(result.in_use), _numbers(result.not_due))
-        if result.scanned is None:
-            # Nothing was due, so no scan was made: no figure.
-            return fields, values
-        return fields + ("scanned_envelopes",), values + (result.scanned,)
+        return _versions_row(result.keyring, result.scanned,
+                             destroyed=result.destroyed, in_use=result.in_use,
+                             not_due=result.not_due)
