@@ -22,7 +22,8 @@ all interleaved round by round, medians reported):
                       dict (a common "just encrypt it" baseline)
   seal_open_vs_floor, seal_open_vs_fernet_msgpack   the ratios, and the
                       regression guard printed with them: seal + open at
-                      most 2x the floor and at most 1.5x Fernet + msgpack
+                      most 2x the floor (the Fernet ratio is printed, not
+                      guarded: docs/source/performance.rst says why)
   floor_lean_us       the fewest primitive calls a format like this needs,
                       each the cheapest way (reused packers, two packs, the
                       header unpacked with no limits, the payload straight
@@ -758,7 +759,7 @@ SUMMARY_KEYS = (
     "volume_backup_sealed_vs_stock", "volume_restore_sealed_vs_stock")
 
 # The regression guard of seal + open (printed, never asserted in tests).
-GUARD = (("seal_open_vs_floor", 2.0), ("seal_open_vs_fernet_msgpack", 1.5))
+GUARD = (("seal_open_vs_floor", 2.0),)
 
 
 def main(argv=None):
