@@ -8,10 +8,14 @@ import subprocess
 import time
 import uuid
 
+from tests.dev_servers import TOP, run_tool
+
 # Hang guards only, generous: a machine three times slower still ends well
 # inside them. No test's verdict depends on how long anything took.
 CLI_TIMEOUT = 300
 SETTLE_TIMEOUT = 900
+# A restart of a cloud's part by its tool (it waits for the part itself).
+TOOL_TIMEOUT = 1800
 POLL = 2.0
 
 # Statuses a volume or backup leaves on its own; anything else is settled.
@@ -62,6 +66,16 @@ class Cloud:
         (``"sealedmeta"``); returns the completed process."""
         conf = self.env["confs"][config]
         return self._run([self.env["bin"]["sealedmeta"], "--config-file", conf] + list(args))
+
+    def tool(self, name, *args):
+        """``tools/NAME ARGS`` (``dev-cloud``, ``dev-openstack``): its
+        output; a failure raises with it."""
+        status, output = run_tool(os.path.join(TOP, "tools", name), *args,
+                                  timeout=TOOL_TIMEOUT)
+        if status:
+            raise CommandFailed("tools/%s %s failed (exit %s):\n%s" % (
+                name, " ".join(args), status, output))
+        return output
 
     # -- waiting ---------------------------------------------------------------
 
