@@ -92,6 +92,19 @@ class Cloud:
                                      % (kind, ident, shown.get("status"), SETTLE_TIMEOUT))
             time.sleep(POLL)
 
+    def wait_for(self, what, probe):
+        """Poll *probe* until it returns a true value, which is returned;
+        the deadline only guards a hang."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            found = probe()
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError("%s: not so after the hang guard of %d s"
+                                     % (what, SETTLE_TIMEOUT))
+            time.sleep(POLL)
+
     # -- facts of the cloud -----------------------------------------------------
 
     def project_id(self, cloud):
