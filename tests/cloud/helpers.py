@@ -39,10 +39,11 @@ class Cloud:
 
     # -- the clients ---------------------------------------------------------
 
-    def _run(self, argv):
+    def _run(self, argv, settings=None):
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=self.env["clouds_yaml"])
         for name in ("OS_CLOUD", "OS_AUTH_URL", "OS_TOKEN", "OS_PASSWORD"):
             env.pop(name, None)
+        env.update(settings or {})
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, text=True, env=env,
                               timeout=CLI_TIMEOUT)
@@ -59,6 +60,21 @@ class Cloud:
             raise CommandFailed("openstack --os-cloud %s %s failed (exit %d):\n%s%s" % (
                 cloud, " ".join(args), proc.returncode, proc.stdout, proc.stderr))
         return json.loads(proc.stdout) if parse else proc.stdout
+
+    def cinder(self, cloud, *args):
+        """Cinder's own client, ``cinder ARGS``, as *cloud*'s user (it
+        reads no clouds.yaml: the OS_* variables); returns its output, a
+        failure raises with it."""
+        creds = self.env["clouds"][cloud]
+        settings = {"OS_AUTH_URL": creds["auth_url"], "OS_USERNAME": creds["username"],
+                    "OS_PASSWORD": creds["password"], "OS_PROJECT_NAME": creds["project_name"],
+                    "OS_USER_DOMAIN_NAME": creds["user_domain_name"],
+                    "OS_PROJECT_DOMAIN_NAME": creds["project_domain_name"]}
+        proc = self._run([self.env["bin"]["cinder"]] + list(args), settings)
+        if proc.returncode:
+            raise CommandFailed("cinder %s failed (exit %d):\n%s%s" % (
+                " ".join(args), proc.returncode, proc.stdout, proc.stderr))
+        return proc.stdout
 
     def sealedmeta(self, *args, config="cinder"):
         """The ``sealedmeta`` command line of Cinder's environment, with
