@@ -9,6 +9,11 @@ checked: no process of the cloud left, none of its ports listening, the
 
 ``SEALEDMETA_CLOUD_DIR`` names a directory to keep the cloud in between runs
 (started when down, left running, not checked).
+
+``SEALEDMETA_CLOUD_DRIVER`` (``sealed``, the default, or ``stock``) is the
+``--driver`` of that start: with ``stock`` Cinder runs its own Swift backup
+driver (a cloud before the switch) and the tests of what sealing protects
+must fail; that is how they are shown to be able to fail.
 """
 
 import os
@@ -27,6 +32,15 @@ DEV_CLOUD = os.path.join(TOP, "tools", "dev-cloud")
 SERVICES_TIMEOUT = 1200
 START_TIMEOUT = 3600
 STOP_TIMEOUT = 600
+DRIVERS = ("sealed", "stock")
+
+
+def _driver():
+    driver = os.environ.get("SEALEDMETA_CLOUD_DRIVER", "sealed")
+    if driver not in DRIVERS:
+        pytest.fail("SEALEDMETA_CLOUD_DRIVER is %r, not one of %s" % (driver, ", ".join(DRIVERS)),
+                    pytrace=False)
+    return driver
 
 
 def _listening(port):
@@ -61,10 +75,11 @@ def _check_stopped(directory, env):
 
 @pytest.fixture(scope="session")
 def cloud():
+    driver = _driver()
     keep = os.environ.get("SEALEDMETA_CLOUD_DIR")
     directory = os.path.abspath(keep) if keep else tempfile.mkdtemp(prefix="sm-cloud-")
     status, output = run_tool(DEV_CLOUD, "start", "--dir", directory, "--backup", "swift",
-                              "--driver", "sealed", "--timeout", str(SERVICES_TIMEOUT),
+                              "--driver", driver, "--timeout", str(SERVICES_TIMEOUT),
                               timeout=START_TIMEOUT)
     if status != 0:
         # start stopped what it had started

@@ -8,10 +8,14 @@ import subprocess
 import time
 import uuid
 
+from tests.dev_servers import TOP, run_tool
+
 # Hang guards only, generous: a machine three times slower still ends well
 # inside them. No test's verdict depends on how long anything took.
 CLI_TIMEOUT = 300
 SETTLE_TIMEOUT = 900
+# A restart of a cloud's part by its tool (it waits for the part itself).
+TOOL_TIMEOUT = 1800
 POLL = 2.0
 
 # Statuses a volume or backup leaves on its own; anything else is settled.
@@ -35,10 +39,11 @@ class Cloud:
 
     # -- the clients ---------------------------------------------------------
 
-    def _run(self, argv):
+    def _run(self, argv, settings=None):
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=self.env["clouds_yaml"])
         for name in ("OS_CLOUD", "OS_AUTH_URL", "OS_TOKEN", "OS_PASSWORD"):
             env.pop(name, None)
+        env.update(settings or {})
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, text=True, env=env,
                               timeout=CLI_TIMEOUT)
@@ -56,12 +61,37 @@ class Cloud:
                 cloud, " ".join(args), proc.returncode, proc.stdout, proc.stderr))
         return json.loads(proc.stdout) if parse else proc.stdout
 
+    def cinder(self, cloud, *args):
+        """Cinder's own client, ``cinder ARGS``, as *cloud*'s user (it
+        reads no clouds.yaml: the OS_* variables); returns its output, a
+        failure raises with it."""
+        creds = self.env["clouds"][cloud]
+        settings = {"OS_AUTH_URL": creds["auth_url"], "OS_USERNAME": creds["username"],
+                    "OS_PASSWORD": creds["password"], "OS_PROJECT_NAME": creds["project_name"],
+                    "OS_USER_DOMAIN_NAME": creds["user_domain_name"],
+                    "OS_PROJECT_DOMAIN_NAME": creds["project_domain_name"]}
+        proc = self._run([self.env["bin"]["cinder"]] + list(args), settings)
+        if proc.returncode:
+            raise CommandFailed("cinder %s failed (exit %d):\n%s%s" % (
+                " ".join(args), proc.returncode, proc.stdout, proc.stderr))
+        return proc.stdout
+
     def sealedmeta(self, *args, config="cinder"):
         """The ``sealedmeta`` command line of Cinder's environment, with
         cinder.conf (``config="cinder"``) or the admin's sealedmeta.conf
         (``"sealedmeta"``); returns the completed process."""
         conf = self.env["confs"][config]
         return self._run([self.env["bin"]["sealedmeta"], "--config-file", conf] + list(args))
+
+    def tool(self, name, *args):
+        """``tools/NAME ARGS`` (``dev-cloud``, ``dev-openstack``): its
+        output; a failure raises with it."""
+        status, output = run_tool(os.path.join(TOP, "tools", name), *args,
+                                  timeout=TOOL_TIMEOUT)
+        if status:
+            raise CommandFailed("tools/%s %s failed (exit %s):\n%s" % (
+                name, " ".join(args), status, output))
+        return output
 
     # -- waiting ---------------------------------------------------------------
 
@@ -76,6 +106,19 @@ class Cloud:
             if time.monotonic() > deadline:
                 raise AssertionError("%s %s still %s after the hang guard of %d s"
                                      % (kind, ident, shown.get("status"), SETTLE_TIMEOUT))
+            time.sleep(POLL)
+
+    def wait_for(self, what, probe):
+        """Poll *probe* until it returns a true value, which is returned;
+        the deadline only guards a hang."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            found = probe()
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError("%s: not so after the hang guard of %d s"
+                                     % (what, SETTLE_TIMEOUT))
             time.sleep(POLL)
 
     # -- facts of the cloud -----------------------------------------------------
