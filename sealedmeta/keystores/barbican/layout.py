@@ -46,6 +46,11 @@ def entries(doc):
     return sorted(found)
 
 
+# How often a keyring's container may vanish between its listing and its
+# check before the read gives up.
+_VANISHED_ATTEMPTS = 5
+
+
 class Layout:
     """The names of a keyring's secrets and container, and its container."""
 
@@ -113,18 +118,30 @@ class Layout:
                 if not session.is_not_found(exc):
                     raise
                 self.containers.pop(name, None)
-        found = self.find_containers(name)
-        if not found:
-            if required:
-                raise exceptions.NoSuchKeyring(
-                    "no keyring %r in Barbican at %s" % (name, session.where()))
-            return None, None
-        doc = found[0]
-        uuid = uuid_of(doc["container_ref"])
-        self.access.check_owned("containers", uuid,
-                                "the container of keyring %r" % name, doc)
-        self.containers[name] = uuid
-        return uuid, doc
+        for _ in range(_VANISHED_ATTEMPTS):
+            found = self.find_containers(name)
+            if not found:
+                if required:
+                    raise exceptions.NoSuchKeyring(
+                        "no keyring %r in Barbican at %s" % (name, session.where()))
+                return None, None
+            doc = found[0]
+            uuid = uuid_of(doc["container_ref"])
+            try:
+                self.access.check_owned("containers", uuid,
+                                        "the container of keyring %r" % name, doc)
+            except Exception as exc:
+                if not session.is_not_found(exc):
+                    raise
+                # Removed since it was listed (a racing create withdrawing
+                # its duplicate): list again.
+                continue
+            self.containers[name] = uuid
+            return uuid, doc
+        raise exceptions.KeyStoreError(
+            "the container of keyring %r in Barbican at %s was removed each"
+            " time it was listed (%d times): creates of that keyring are"
+            " racing; try again" % (name, session.where(), _VANISHED_ATTEMPTS))
 
     def new_container(self, name):
         """Create keyring *name*'s (empty, private) container; its uuid."""

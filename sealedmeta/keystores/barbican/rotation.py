@@ -49,7 +49,12 @@ class Rotation:
         Racing creates are settled like racing rotations: a create goes on
         only if, once its container exists, it sees no other container of
         that name; otherwise it removes its own and looks again after a
-        random delay (then finding the winner's, or none).
+        random delay (then finding the winner's, or none). A container
+        with a version is a keyring that exists. One without any may be
+        another create's, about to withdraw (so that none of the racers
+        won yet) or to list its version 1: it is looked at again after a
+        delay, and only a container still without a version at the last
+        attempt is taken for an existing keyring.
         """
         names.check_keyring_name(name)
         session = self.session
@@ -57,11 +62,14 @@ class Rotation:
             if attempt:
                 time.sleep(random.uniform(0.02, 0.05 * 2 ** min(attempt, 5)))
             self.layout.containers.pop(name, None)
-            uuid, _ = self.layout.container(name, required=False)
-            if uuid is not None:
+            found = self.layout.find_containers(name)
+            if found and (attempt == _ROTATE_ATTEMPTS - 1 or any(
+                    layout.entries(doc) for doc in found)):
                 raise exceptions.KeyringExists(
                     "keyring %r already exists in Barbican at %s"
                     % (name, session.where()))
+            if found:
+                continue
             mine = self.layout.new_container(name)
             if all(uuid_of(c["container_ref"]) == mine
                    for c in self.layout.find_containers(name)):
