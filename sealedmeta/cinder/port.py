@@ -40,6 +40,7 @@ Swift, S3 and GCS); each store's module (``posix``/``nfs``, ``swift``,
 private driver methods are called here and in those modules only.
 """
 
+import abc
 import json
 
 from oslo_config import cfg
@@ -55,17 +56,22 @@ class WriteRefused(exceptions.SealedMetaError):
     """The store refused to replace a metadata object: the message says why."""
 
 
-class MetadataPort:
-    """What a sealed driver class implements for its store (see the module)."""
+class MetadataPort(abc.ABC):
+    """What a sealed driver class implements for its store (see the module).
+    Abstract (Cinder's drivers are ABCs too): a class that misses a method
+    of the port cannot be made."""
 
+    @abc.abstractmethod
     def read_metadata_object(self, backup):
-        raise NotImplementedError
+        """The stored metadata, bounded and unjudged."""
 
+    @abc.abstractmethod
     def write_metadata_object(self, backup, metadata):
-        raise NotImplementedError
+        """Replace the object whole with *metadata*."""
 
+    @abc.abstractmethod
     def list_backup_objects(self, backup):
-        raise NotImplementedError
+        """The data objects under the backup's prefix (None: not kept)."""
 
     def remove_superseded_metadata(self, backup):
         # Unversioned stores (posix, NFS: a rename replaced the file).
@@ -75,8 +81,9 @@ class MetadataPort:
     def project_drivers(cls):
         return None
 
-    def connect_as_service(self):
-        pass   # the store's driver connected when it was made
+    def connect_as_service(self):  # noqa: B027 - a default, not a gap
+        """Nothing by default: the store's driver connected when it was
+        made (Swift overrides it)."""
 
 
 class ChunkedObjectPort(MetadataPort):
