@@ -66,6 +66,14 @@ class ClockAhead(exceptions.InvalidTransition):
     window cannot be counted from it."""
 
 
+def _require_scan(scan, sources, action, shows=""):
+    """ScanRequired unless the backup stores are to be scanned (*scan*
+    paths or *sources*) before *action*."""
+    if not (scan or sources):
+        raise ScanRequired(
+            "refusing to %s without a scan of the backup stores%s (give the"
+            " paths to scan)" % (action, shows))
+
 def settle_window(conf):
     """Seconds a running process may keep sealing under a version after it
     stopped being active: it reads the keyring again after ``cache_ttl``,
@@ -470,11 +478,8 @@ def schedule_destroy(store, name, version, coordinator, after, scan=None,
             % (after,))
     state = kr.KeyState.PENDING_DESTRUCTION
     action = "schedule the destruction of"
-    if not (scan or sources):
-        raise ScanRequired(
-            "refusing to %s version %d of keyring %r without a scan of the"
-            " backup stores that shows no envelope under it (give the paths"
-            " to scan)" % (action, version, name))
+    _require_scan(scan, sources, "%s version %d of keyring %r"
+                  % (action, version, name), " that shows no envelope under it")
     ring = store.get_keyring(name)
     target = kr.check_transition(ring, version, state)
     _check_settled(ring, version, action, settle, at)
@@ -520,10 +525,7 @@ def destroy_due(store, name, coordinator, scan=None, sources=(),
     lock on the keyring read again (a version reinstated meanwhile is left
     alone). Versions pending but not due yet are in ``not_due``."""
     names.check_keyring_name(name)
-    if not (scan or sources):
-        raise ScanRequired(
-            "refusing to destroy the due versions of keyring %r without a"
-            " scan of the backup stores (give the paths to scan)" % name)
+    _require_scan(scan, sources, "destroy the due versions of keyring %r" % name)
     at = kr.now() if at is None else at
     ring = store.get_keyring(name)
     due = kr.due_for_destruction(ring, at)
@@ -631,10 +633,7 @@ def retire_unused(store, name, coordinator, scan=None, sources=(),
     Each retire is decided under the lock on the keyring read again (a
     version reinstated, rotated or changed meanwhile is left alone)."""
     names.check_keyring_name(name)
-    if not (scan or sources):
-        raise ScanRequired(
-            "refusing to retire unused versions of keyring %r without a scan"
-            " of the backup stores (give the paths to scan)" % name)
+    _require_scan(scan, sources, "retire unused versions of keyring %r" % name)
     started = kr.now() if at is None else at
     ring = store.get_keyring(name)
     candidates = [v for v in ring.versions
