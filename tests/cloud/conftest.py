@@ -23,6 +23,7 @@ import tempfile
 
 import pytest
 
+from tests.cloud import tenant
 from tests.cloud.helpers import Cloud
 from tests.dev_servers import TOP, load_tool, run_tool
 
@@ -118,3 +119,11 @@ def _start_figures(cloud):
         "%s %s" % (k[:-2], v) for k, v in timings.items()
         if k.endswith("_s") and not k.endswith("_ready_at_s")
         and k not in ("services_s", "total_s")))
+
+
+@pytest.fixture(scope="module")
+def member(cloud):
+    """A member of a new tenant project, for one test module; its volumes
+    and backups are deleted after it."""
+    with tenant.Tenant(cloud) as made:
+        yield made

@@ -17,20 +17,12 @@ admin's audit finds every backup made valid.
 
 import json
 
-import pytest
-
 from tests.cloud import tenant
 from tests.cloud.helpers import Cloud
 
 ARMOUR = "sealedmeta:"
 OUTAGE_BACKUPS = 2
 AFTER_BACKUPS = 2
-
-
-@pytest.fixture(scope="module")
-def member(cloud):
-    with tenant.Tenant(cloud) as made:
-        yield made
 
 
 def _backup_ends(cloud, member, volume_id):

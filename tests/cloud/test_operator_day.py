@@ -20,12 +20,6 @@ from tests.cloud.helpers import CLI_TIMEOUT
 
 
 @pytest.fixture(scope="module")
-def member(cloud):
-    with tenant.Tenant(cloud) as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
 def licence_volume(cloud, member):
     return member.volume_from_image(cloud.env["images"]["licence"])
 

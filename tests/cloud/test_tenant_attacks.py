@@ -25,12 +25,6 @@ FORGED_KEYS = ("sealedmeta-legacy-claim",)
 
 
 @pytest.fixture(scope="module")
-def member(cloud):
-    with tenant.Tenant(cloud) as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
 def licence_backups(cloud, member):
     """Two volumes of the licence image, a full and an incremental backup
     of the first, a full backup of the second."""
