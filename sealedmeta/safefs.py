@@ -87,16 +87,24 @@ class _OpenHow(ctypes.Structure):
 
 def _check_parts(parts):
     for part in parts:
-        if part in ("", ".", "..") or "/" in part or "\0" in part:
-            raise OSError(errno.EINVAL, "not a plain directory name: %r" % part)
+        if part in ("", ".", ".."):
+            why = "an empty component" if not part else "a %r component" % part
+        elif "/" in part or "\0" in part:
+            why = "a '/' or NUL in a name"
+        else:
+            continue
+        # What is wrong, not the name: a caller may quote it once.
+        raise OSError(errno.EINVAL, "not a plain directory name: %s" % why)
 
 
 def split_relative(path):
     """The components of the relative *path* (e.g. a Cinder container);
-    OSError for an absolute path or one with ``..``."""
-    parts = tuple(p for p in path.split("/") if p not in ("", "."))
+    OSError for an absolute path, a NUL, or an empty, ``.`` or ``..``
+    component (a doubled or trailing ``/`` included): nothing is dropped or
+    normalised, so one directory has one name."""
     if path.startswith("/"):
-        raise OSError(errno.EINVAL, "not a relative path: %r" % path)
+        raise OSError(errno.EINVAL, "not a relative path")
+    parts = tuple(path.split("/"))
     _check_parts(parts)
     return parts
 
@@ -180,6 +188,32 @@ def open_beneath(dir_fd, parts):
             sub = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
             os.close(fd)
             fd = sub
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def make_beneath(dir_fd, parts, mode):
+    """A descriptor of the directory *parts* below *dir_fd*, creating what
+    is missing of it (``mkdirat``, then entered with ``O_NOFOLLOW``: a
+    symbolic link is never followed, made or not by us); a directory this
+    call created last is given *mode*. OSError otherwise."""
+    _check_parts(parts)
+    fd = os.open(".", _DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        for n, part in enumerate(parts):
+            created = False
+            try:
+                os.mkdir(part, 0o777, dir_fd=fd)
+                created = True
+            except FileExistsError:  # made meanwhile, or there before
+                pass
+            sub = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+            if created and n == len(parts) - 1:
+                os.fchmod(fd, mode)
     except BaseException:
         os.close(fd)
         raise
@@ -338,10 +372,10 @@ def _cannot_list(exc):
     return "cannot list directory: %s" % (exc.strerror or exc)
 
 
-def open_regular(dir_fd, name):
-    """``(fd, fstat)``: *name* in *dir_fd* opened for reading when it is a
-    regular file (never a link, device node or FIFO: those are not even
-    opened for reading); OSError otherwise."""
+def open_regular(dir_fd, name, flags=os.O_RDONLY):
+    """``(fd, fstat)``: *name* in *dir_fd* opened with *flags* (for reading
+    by default) when it is a regular file (never a link, device node or
+    FIFO: those are not even opened); OSError otherwise."""
     path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         st = os.fstat(path_fd)
@@ -349,9 +383,9 @@ def open_regular(dir_fd, name):
             raise OSError(errno.EINVAL, "not a regular file")
         try:
             # The very inode the O_PATH descriptor holds.
-            fd = os.open("/proc/self/fd/%d" % path_fd, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open("/proc/self/fd/%d" % path_fd, flags | os.O_CLOEXEC)
         except FileNotFoundError:  # no /proc: by name, and compare
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK
                          | os.O_CLOEXEC, dir_fd=dir_fd)
     finally:
         os.close(path_fd)
@@ -360,6 +394,24 @@ def open_regular(dir_fd, name):
         os.close(fd)
         raise OSError(errno.EAGAIN, "replaced while being opened")
     return fd, got
+
+
+def write_regular(dir_fd, name, mode):
+    """A descriptor open for writing of *name* in *dir_fd*: a new file
+    (``O_EXCL | O_NOFOLLOW``) or, when the name is taken, the regular file
+    it holds, emptied (as :func:`open_regular` opens it: never a link,
+    device node or FIFO); given *mode* either way."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    except FileExistsError:
+        fd, _ = open_regular(dir_fd, name, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def check_same(dir_fd, name, expect, content=True):

@@ -18,10 +18,11 @@ from sealedmeta.cinder import mixin
 from sealedmeta.cinder import posix
 
 
-class SealedNFSBackupDriver(posix.PosixMetadataPort, mixin.SealedMetadataMixin,
-                            _stock.NFSBackupDriver):
+class SealedNFSBackupDriver(posix.PosixTree, posix.PosixMetadataPort,
+                            mixin.SealedMetadataMixin, _stock.NFSBackupDriver):
     """NFSBackupDriver whose backups' ``volume_meta`` is sealed (its
-    metadata object replaced atomically, as posix's)."""
+    metadata object replaced atomically, its files reached under checked
+    names through directory handles, as posix's)."""
 
     LEGACY_SERVICES = (
         "cinder.backup.drivers.nfs.NFSBackupDriver",
