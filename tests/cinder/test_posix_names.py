@@ -12,6 +12,7 @@ and nothing outside the tree is read, written or removed.
 """
 
 import os
+import re
 
 import pytest
 from oslo_config import cfg
@@ -135,6 +136,21 @@ def test_a_tenants_container_cannot_lead_out_of_the_backup_tree(
     assert backup.container == container     # as the tenant asked
     assert [type(exc) for exc in backup.failures] == [exception.InvalidBackup]
     assert cloud.volume_row(src).status == "available"
+
+
+def test_a_symbolic_link_in_the_tree_does_not_lead_out_of_it(cloud, api, tmp_path):
+    """Whoever can write the tree (an NFS export other hosts mount) swaps a
+    shared container for a link out of it: directory handles do not
+    follow it."""
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", os.path.join(CONF.backup_posix_path, "shared"))
+    src = cloud.volume(glance=helpers.GLANCE)
+    backup = api(src, "shared")
+    assert os.listdir(tmp_path / "outside") == []
+    assert backup.status == fields.BackupStatus.ERROR
+    # ELOOP through openat2, ENOTDIR through openat per component.
+    assert re.search("Too many levels of symbolic links|Not a directory",
+                     backup.fail_reason), backup.fail_reason
 
 
 @pytest.mark.parametrize("below", ["", "/sub", "upper"])

@@ -155,3 +155,48 @@ def test_a_changed_file_is_left_alone(tmp_path):
     finally:
         os.close(fd)
     assert path.read_bytes() == b"other"
+
+
+@pytest.mark.parametrize("path, why", [
+    ("a//b", "an empty component"), ("a/", "an empty component"),
+    ("./a", "a '.' component"), ("a/../b", "a '..' component"),
+    ("/a", "not a relative path"), ("a\0b", "a '/' or NUL in a name")])
+def test_split_relative_refuses_rather_than_normalises(path, why):
+    with pytest.raises(OSError, match=why):
+        safefs.split_relative(path)
+
+
+def test_make_beneath_makes_what_is_missing_and_follows_no_link(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", tmp_path / "t" / "link")
+    tree = safefs.Tree(str(tmp_path / "t"))
+    try:
+        os.close(safefs.make_beneath(tree.fd, ("a", "b"), 0o750))
+        assert (tmp_path / "t" / "a" / "b").stat().st_mode & 0o777 == 0o750
+        with pytest.raises(OSError) as caught:
+            safefs.make_beneath(tree.fd, ("link", "x"), 0o750)
+        # O_NOFOLLOW | O_DIRECTORY on a link: ENOTDIR (ELOOP by openat2)
+        assert caught.value.errno in (errno.ELOOP, errno.ENOTDIR)
+    finally:
+        tree.close()
+    assert os.listdir(tmp_path / "outside") == []
+
+
+def test_write_regular_creates_or_empties_a_file_and_nothing_else(tmp_path):
+    (tmp_path / "old").write_bytes(b"old")
+    os.symlink(tmp_path / "old", tmp_path / "link")
+    os.mkfifo(tmp_path / "fifo")
+    fd = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in ("new", "old"):
+            with os.fdopen(safefs.write_regular(fd, name, 0o640), "wb") as f:
+                f.write(b"x")
+            assert (tmp_path / name).read_bytes() == b"x"
+            assert (tmp_path / name).stat().st_mode & 0o777 == 0o640
+        for name in ("link", "fifo"):
+            with pytest.raises(OSError) as caught:
+                safefs.write_regular(fd, name, 0o640)
+            assert caught.value.errno == errno.EINVAL
+    finally:
+        os.close(fd)
