@@ -103,7 +103,7 @@ def container_parts(container, backup_id=None):
     return parts
 
 
-def object_name(name):
+def check_object_name(name):
     """*name*, an object name that is one file name in its container."""
     parts = _parts(name, "object name")
     if len(parts) != 1:
@@ -111,33 +111,32 @@ def object_name(name):
     return name
 
 
-def _refused(exc):
-    return exception.InvalidBackup(reason=str(exc))
+def checked(check, name, *args):
+    """``check(name, *args)``, a refusal turned into Cinder's
+    ``InvalidBackup`` saying why (what the backup manager records)."""
+    try:
+        return check(name, *args)
+    except UnsafeContainer as exc:
+        raise exception.InvalidBackup(reason=str(exc)) from None
 
 
 class PosixTree:
     """The files of Cinder's ``PosixBackupDriver`` (posix, NFS), reached
     through directory handles below ``backup_path`` under checked names
-    (:func:`container_parts`, :func:`object_name`); a refused name is
+    (:func:`container_parts`, :func:`check_object_name`); a refused name is
     ``InvalidBackup`` saying why, and nothing is touched."""
 
     def update_container_name(self, backup, container):
         # At backup, before anything is made: the backup ends in error
         # with this reason (Cinder's manager records it as fail_reason).
         container = super().update_container_name(backup, container)
-        try:
-            container_parts(container, backup["id"])
-        except UnsafeContainer as exc:
-            raise _refused(exc) from None
+        checked(container_parts, container, backup["id"])
         return container
 
     @contextlib.contextmanager
     def _container_fd(self, container):
         """The descriptor of *container*'s directory, for the with block."""
-        try:
-            parts = container_parts(container)
-        except UnsafeContainer as exc:
-            raise _refused(exc) from None
+        parts = checked(container_parts, container)
         tree = safefs.Tree(self.backup_path)
         try:
             fd = safefs.open_beneath(tree.fd, parts)
@@ -147,13 +146,6 @@ class PosixTree:
             yield fd
         finally:
             os.close(fd)
-
-    @staticmethod
-    def _object_name(name):
-        try:
-            return object_name(name)
-        except UnsafeContainer as exc:
-            raise _refused(exc) from None
 
     def put_container(self, container):
         try:
@@ -175,26 +167,23 @@ class PosixTree:
         # whose unit tests mock os.listdir): a name is used only through
         # the handles of the methods above, and a link in the tree gives
         # them nothing to open.
-        try:
-            parts = container_parts(container)
-        except UnsafeContainer as exc:
-            raise _refused(exc) from None
+        parts = checked(container_parts, container)
         path = os.path.join(self.backup_path, *parts)
         return [name for name in os.listdir(path) if name.startswith(prefix)]
 
     def get_object_writer(self, container, object_name, extra_metadata=None):
-        name = self._object_name(object_name)
+        name = checked(check_object_name, object_name)
         with self._container_fd(container) as dir_fd:
             return os.fdopen(safefs.write_regular(dir_fd, name, 0o660), "wb")
 
     def get_object_reader(self, container, object_name, extra_metadata=None):
-        name = self._object_name(object_name)
+        name = checked(check_object_name, object_name)
         with self._container_fd(container) as dir_fd:
             fd, _ = safefs.open_regular(dir_fd, name)
             return os.fdopen(fd, "rb")
 
     def delete_object(self, container, object_name):
-        name = self._object_name(object_name)
+        name = checked(check_object_name, object_name)
         try:
             with self._container_fd(container) as dir_fd:
                 os.unlink(name, dir_fd=dir_fd)

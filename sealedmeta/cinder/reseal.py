@@ -254,7 +254,13 @@ def reseal_backup(driver, backup, dry_run=False):
         # reject refuses the legacy service whatever its object holds).
         probe = backup.obj_clone()
         probe.service = CONF.backup_driver
-        _, verdict, _ = driver.judge(probe)
+        try:
+            _, verdict, _ = driver.judge(probe)
+        except exception.CinderException:
+            raise
+        except Exception as exc:  # the store's own (posix: a link swapped in)
+            raise CannotReseal("the rewritten metadata object cannot be read"
+                               " back: %s" % exc) from None
         if verdict != mixin.SEALED:
             raise CannotReseal("the rewritten metadata object does not read back sealed")
         _mark_sealed(backup, dry_run)
