@@ -330,3 +330,14 @@ def test_a_backups_own_default_directory_is_its_own():
     # Restore, delete, export do not know whose directory it is: only the
     # path rule holds there (the files a backup reads carry its own prefix).
     assert posix.container_parts("12/34/" + other) == ("12", "34", other)
+
+
+def test_the_nfs_class_checks_and_reaches_its_files_as_the_posix_class():
+    # Cinder's NFS driver is a PosixBackupDriver on a mounted share (its
+    # constructor mounts, so it is not built here; Cinder's own NFS tests
+    # run it on real directories under tox -e cinder-upstream).
+    from sealedmeta.cinder import nfs
+    for name in ("update_container_name", "put_container", "get_container_entries",
+                 "get_object_writer", "get_object_reader", "delete_object",
+                 "read_metadata_object", "delete_backup", "export_record"):
+        assert getattr(nfs.SealedNFSBackupDriver, name) is getattr(posix.PosixTree, name)
