@@ -3,9 +3,8 @@
 the building blocks of the scenario tests."""
 
 import os
-import time
 
-from tests.cloud.helpers import POLL, SETTLE_TIMEOUT, Cloud, CommandFailed
+from tests.cloud.helpers import Cloud, CommandFailed
 
 
 class Tenant:
@@ -21,15 +20,18 @@ class Tenant:
         return self
 
     def __exit__(self, *exc):
-        # Newest first: an incremental backup before the one it depends on.
+        # Through the admin's API session (the steps ``openstack volume
+        # backup delete --force`` and ``volume set --state`` / ``volume
+        # delete`` take). Newest first: an incremental backup before the
+        # one it depends on.
+        api = self.cloud.api("admin")
         for backup_id in reversed(self.backups):
-            self.cloud.openstack("admin", "volume", "backup", "delete", "--force",
-                                 backup_id, parse=False)
+            _act(api, "/backups/%s/action" % backup_id, {"os-force_delete": {}})
             gone(self.cloud, "volume backup", backup_id)
         for volume_id in self.volumes:
-            self.cloud.openstack("admin", "volume", "set", "--state", "available",
-                                 volume_id, parse=False)
-            self.cloud.openstack("admin", "volume", "delete", volume_id, parse=False)
+            _act(api, "/volumes/%s/action" % volume_id,
+                 {"os-reset_status": {"status": "available"}})
+            _act(api, "/volumes/%s" % volume_id, None, method="DELETE")
         for volume_id in self.volumes:
             gone(self.cloud, "volume", volume_id)
 
@@ -116,18 +118,23 @@ class TenantSwift:
         self.run("delete", container, name)
 
 
+def _act(api, path, body, method="POST"):
+    """One call to Cinder's API that must be accepted (2xx)."""
+    resp = api.request(method, "volumev3", path, **({} if body is None else {"json": body}))
+    if not 200 <= resp.status_code < 300:
+        raise CommandFailed("%s %s: %d %s" % (method, path, resp.status_code, resp.text[:2000]))
+
+
 def image_active(cloud, image_id, cloud_name="member"):
     """``openstack image show`` once Glance has the image's data (or gave
-    up); the deadline only guards a hang."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while True:
-        shown = cloud.openstack(cloud_name, "image", "show", image_id)
-        if shown["status"] not in ("queued", "saving", "importing"):
-            return shown
-        if time.monotonic() > deadline:
-            raise AssertionError("image %s still %s after the hang guard of %d s"
-                                 % (image_id, shown["status"], SETTLE_TIMEOUT))
-        time.sleep(POLL)
+    up), polled through Glance's API."""
+    def done():
+        shown = cloud.api(cloud_name).show("image", image_id)
+        if shown is None:
+            raise CommandFailed("image %s: Glance answers 404" % image_id)
+        return shown["status"] not in ("queued", "saving", "importing")
+    cloud.wait_for("image %s active" % image_id, done)
+    return cloud.openstack(cloud_name, "image", "show", image_id)
 
 
 def user_messages(cloud, cloud_name="member"):
@@ -137,16 +144,12 @@ def user_messages(cloud, cloud_name="member"):
 
 
 def gone(cloud, kind, ident):
-    """Wait until the admin no longer lists *ident* (*kind*: "volume" or
-    "volume backup"); one that ends in an error fails the test."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while True:
-        listed = cloud.openstack("admin", *kind.split(), "list", "--all-projects")
-        left = [b for b in listed if b["ID"] == ident]
-        if not left:
-            return
-        assert left[0]["Status"] not in ("error", "error_deleting"), left[0]
-        if time.monotonic() > deadline:
-            raise AssertionError("%s %s still %s after the hang guard of %d s"
-                                 % (kind, ident, left[0]["Status"], SETTLE_TIMEOUT))
-        time.sleep(POLL)
+    """Wait until the admin's API answers 404 for *ident* (*kind*:
+    "volume" or "volume backup"); one that ends in an error fails the
+    test."""
+    def absent():
+        left = cloud.api("admin").show(kind, ident)
+        if left is not None:
+            assert left["status"] not in ("error", "error_deleting"), left
+        return left is None
+    cloud.wait_for("%s %s gone" % (kind, ident), absent)

@@ -25,9 +25,11 @@ def licence_volume(cloud, member):
 
 
 def _backup_states(cloud):
-    """{backup host: "up" or "down"}, as Cinder sees them."""
-    rows = cloud.openstack("admin", "volume", "service", "list", "--service", "cinder-backup")
-    return {r["Host"]: r["State"] for r in rows}
+    """{backup host: "up" or "down"}, as Cinder sees them (the API of
+    ``openstack volume service list``)."""
+    resp = cloud.api("admin").request("GET", "volumev3", "/os-services?binary=cinder-backup")
+    assert resp.status_code == 200, (resp.status_code, resp.text)
+    return {r["host"]: r["state"] for r in resp.json()["services"]}
 
 
 class _Only:
