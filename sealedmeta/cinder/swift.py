@@ -34,9 +34,15 @@ from sealedmeta.cinder import swift_options
 from sealedmeta.cinder import volume_meta as vm
 
 try:
+    from swiftclient import client as swift_client
     from swiftclient import exceptions as swift_exc
 except ImportError:  # the stock driver refuses to start without it too
-    swift_exc = None
+    swift_client = swift_exc = None
+else:
+    # swiftclient logs every request Swift refuses at INFO (and the others
+    # at DEBUG) with the first 16 characters of its X-Auth-Token; no part
+    # of a token belongs in a log. Its own setting, for the whole process.
+    swift_client.logger_settings["reveal_sensitive_prefix"] = 0
 
 CONF = cfg.CONF
 

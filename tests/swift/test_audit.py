@@ -3,6 +3,8 @@ account (per_user): the real command line and a real cinder.conf, acting in
 each backup's project as a Keystone service user with Swift's reseller
 admin role; the tenant edits and deletes objects through Swift's own API."""
 
+import re
+
 import pytest
 
 from cinder import context as cinder_context
@@ -63,3 +65,23 @@ def test_without_the_service_user_the_audit_refuses(
     assert code == 2
     assert "reseller admin" in err
     assert out.strip() in ("", "[]")
+
+
+# A token header as swiftclient logs a request: "-H "X-Auth-Token: VALUE"".
+TOKEN_HEADER = re.compile(r"X-Auth-Token[\"']?\s*[:=]\s*[\"']?([^\s\"',}]+)", re.IGNORECASE)
+
+
+def test_the_requests_logged_hold_no_part_of_a_token(fleet, capsys, tmp_path, keys, stores):
+    """swiftclient logs each request with its X-Auth-Token cut to a
+    16-character prefix (at INFO when Swift refused it, as for the missing
+    backup's object): none of a token may reach the terminal (``-v``) or
+    the log file."""
+    conf = write_cinder_conf(tmp_path, keys, stores)
+    log = tmp_path / "audit.log"
+    code, _, err = cinder_audit.run_cli(capsys, "-v", "--log-file", str(log),
+                                        "--config-file", conf, "cinder", "audit", "-f", "json")
+    assert code == 1, err
+    logged = err + log.read_text()
+    assert "RESP STATUS: 404" in logged, logged[-3000:]   # the refused request was logged
+    shown = TOKEN_HEADER.findall(logged)
+    assert shown and set(shown) == {"..."}, sorted(set(shown))
