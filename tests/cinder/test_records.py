@@ -15,6 +15,7 @@ administrators (checked with oslo.policy).
 import base64
 import json
 import logging
+import time
 import tracemalloc
 
 import pytest
@@ -556,3 +557,78 @@ def test_a_claim_an_earlier_release_left_in_a_row_is_not_trusted(
     target = cloud.new_target()
     _restore(cloud, mgr, marked, target)
     assert cloud.glance(target) == helpers.GLANCE
+
+
+# -- a pending destroy and the backups of the database -----------------------
+
+def _wait_due(keys, number):
+    """Until version *number*'s destroy_after time has come (a whole
+    second, by the clock the destroy reads)."""
+    from sealedmeta import keyring as kr
+    while kr.now() < keys.get_keyring("cinder-backup").version(number).destroy_after:
+        time.sleep(0.2)
+
+
+def test_a_pending_destroy_waits_for_the_backups_of_the_database(
+        cloud, mgr, keys, capsys, cinder_conf, tmp_path):  # noqa: F811
+    """``key destroy --after`` and ``--due`` with ``--scan-cinder``: a
+    version is not scheduled while a backup of the database is under it;
+    scheduled once that backup's row is lost, then the backup's record is
+    imported again: ``--due`` keeps the version pending, naming the backup
+    (exit 1), and destroys it once the backup is deleted."""
+    from sealedmeta.cinder import options
+
+    old = cloud.backup(cloud.volume(glance=helpers.GLANCE))      # version 1
+    record = _export(cloud, mgr, old)
+    keys.rotate("cinder-backup")
+    keys.set_state("cinder-backup", 1, "retired")
+    options.clear_sealer_cache()
+    conf = tmp_path / "sealedmeta.conf"
+    # cache_ttl = 0 here and for the agents: no agent runs beside the test.
+    conf.write_text("[sealedmeta]\nkey_repository = %s\ncache_ttl = 0\n" % keys.path)
+    with open(cinder_conf, "a") as handle:
+        handle.write("cache_ttl = 0\n")
+
+    def destroy(*args):
+        code, out, err = run_cli(capsys, "--config-file", str(conf), "key", "destroy",
+                                 "cinder-backup", *args, "--scan-cinder", cinder_conf,
+                                 "-f", "json")
+        return code, (json.loads(out) if out.strip() else None), err
+
+    def state():
+        return keys.get_keyring("cinder-backup").version(1).state.value
+
+    code, _, err = destroy("1", "--after", "1h")
+    assert code == 1, err
+    assert "cinder backup %s" % old.id in err
+    assert state() == "retired"
+
+    _lose_row(cloud, old)
+    code, row, err = destroy("1", "--after", "1h")
+    assert code == 0, err
+    assert state() == "pending-destruction"
+    assert row["envelopes_under_version"] == 0
+    code, row, err = destroy("--due")                 # an hour early
+    assert code == 0, err
+    assert (row["destroyed"], row["not_due"]) == ("", "1"), row
+    assert state() == "pending-destruction"
+
+    # Cancelled, retired again, scheduled a second from now.
+    assert run_cli(capsys, "--config-file", str(conf), "key", "reinstate",
+                   "cinder-backup", "1")[0] == 0
+    keys.set_state("cinder-backup", 1, "retired")
+    code, row, err = destroy("1", "--after", "1s")
+    assert code == 0, err
+    imported = _import(cloud, mgr, record)             # its envelope is under version 1
+    _wait_due(keys, 1)
+    code, row, err = destroy("--due")
+    assert code == 1, err
+    assert (row["destroyed"], row["in_use"]) == ("", "1"), row
+    assert "found 1 envelope under it: cinder backup %s" % imported.id in err
+    assert state() == "pending-destruction"
+
+    cloud.driver().delete_backup(imported)
+    imported.destroy()
+    code, row, err = destroy("--due")
+    assert code == 0, err
+    assert row["destroyed"] == "1" and state() == "destroyed", row
