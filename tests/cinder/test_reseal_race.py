@@ -17,34 +17,16 @@ import json
 import os
 import signal
 
-import pytest
-from oslo_config import cfg
-
 from cinder import objects
 
 from tests import race
 from tests import tries
 from tests.cinder import helpers
+from tests.cinder.test_reseal import cinder_conf  # noqa: F401 - fixture
 from tests.sm_cli import run_in_process as run_cli
-
-CONF = cfg.CONF
 
 RUNS = 100
 BACKUPS = 3
-
-
-@pytest.fixture
-def cinder_conf(tmp_path, keys):
-    path = tmp_path / "cinder.conf"
-    path.write_text(
-        "[DEFAULT]\n"
-        "backup_driver = %s\n"
-        "backup_posix_path = %s\n"
-        "[database]\n"
-        "connection = sqlite://\n"
-        "[sealedmeta]\n"
-        "key_repository = %s\n" % (helpers.SEALED_POSIX, CONF.backup_posix_path, keys.path))
-    return str(path)
 
 
 def _give(path, uid, gid):
@@ -54,13 +36,14 @@ def _give(path, uid, gid):
             os.chown(os.path.join(top, name), uid, gid)
 
 
-def test_reseal_as_root_never_leaves_the_backup_tree(cloud, capsys, cinder_conf, tmp_path):
+def test_reseal_as_root_never_leaves_the_backup_tree(
+        cloud, capsys, cinder_conf, tmp_path):  # noqa: F811
     race.require_root()
     with race.local_user() as (uid, gid):
         _race(cloud, capsys, cinder_conf, tmp_path, uid, gid)
 
 
-def _race(cloud, capsys, cinder_conf, tmp_path, uid, gid):
+def _race(cloud, capsys, conf, tmp_path, uid, gid):
     outside = tmp_path / "outside"
     outside.mkdir(mode=0o700)
     legacy, swapped = [], []
@@ -89,7 +72,7 @@ def _race(cloud, capsys, cinder_conf, tmp_path, uid, gid):
     results = collections.Counter()
     try:
         for run in range(RUNS):
-            code, out, err = run_cli(capsys, "--config-file", cinder_conf,
+            code, out, err = run_cli(capsys, "--config-file", conf,
                                      "cinder", "reseal", "--all", "-f", "json")
             runs += 1
             for event in watch.drain():
@@ -162,7 +145,7 @@ def _hang_guard(uid, but):
 
 
 def test_reseal_as_root_goes_on_when_the_user_stops_the_writer(
-        cloud, capsys, cinder_conf, tmp_path):
+        cloud, capsys, cinder_conf, tmp_path):  # noqa: F811
     """Root reseals a user's backup from a child that has become the user,
     who stops every process of theirs in a loop (``kill(-1, SIGSTOP)``):
     the stopped child held ``cinder reseal --all`` up for good. Now it is
@@ -179,7 +162,7 @@ def test_reseal_as_root_goes_on_when_the_user_stops_the_writer(
             (4, 16, 48))
 
 
-def _stop_try(cloud, capsys, cinder_conf, uid, gid, count):
+def _stop_try(cloud, capsys, conf, uid, gid, count):
     theirs, ours = set(), set()
     for i in range(count + 2):
         src = cloud.volume(glance=helpers.GLANCE, user_meta={"n": str(i)})
@@ -192,7 +175,7 @@ def _stop_try(cloud, capsys, cinder_conf, uid, gid, count):
     stopper = race.Stopper(uid, gid)
     try:
         with _hang_guard(uid, (stopper.proc.pid,)):
-            code, out, err = run_cli(capsys, "--config-file", cinder_conf,
+            code, out, err = run_cli(capsys, "--config-file", conf,
                                      "cinder", "reseal", "--all", "-f", "json")
     finally:
         sent = stopper.stop()
