@@ -121,6 +121,18 @@ def unjudged(item, max_envelope_size):
     return finding
 
 
+def unexamined(item, max_envelope_size):
+    """The :class:`Finding` of an item whose envelope is not there to judge
+    (unreadable, unsealed, or a carrier that holds none); None when it is."""
+    if item.error is not None:
+        return unjudged(item, max_envelope_size)
+    if item.unsealed:
+        return Finding(item.path, UNSEALED, item.malformed)
+    if item.malformed is not None:
+        return Finding(item.path, MALFORMED, item.malformed)
+    return None
+
+
 def _counts(statuses=STATUSES):
     return {status: 0 for status in statuses}
 
@@ -283,12 +295,9 @@ class Auditor:
 
     def check(self, item):
         """The :class:`Finding` of one examined file."""
-        if item.error is not None:
-            return unjudged(item, self.max_envelope_size)
-        if item.unsealed:
-            return Finding(item.path, UNSEALED, item.malformed)
-        if item.malformed is not None:
-            return Finding(item.path, MALFORMED, item.malformed)
+        early = unexamined(item, self.max_envelope_size)
+        if early is not None:
+            return early
         raw = item.carried.envelope
         try:
             parsed = envelope.parse(raw, self.max_envelope_size)
@@ -375,12 +384,9 @@ class PublicAuditor:
                             {name: self.rings.get(name) for name in self._named})
 
     def check(self, item):
-        if item.error is not None:
-            return unjudged(item, self.max_envelope_size)
-        if item.unsealed:
-            return Finding(item.path, UNSEALED, item.malformed)
-        if item.malformed is not None:
-            return Finding(item.path, MALFORMED, item.malformed)
+        early = unexamined(item, self.max_envelope_size)
+        if early is not None:
+            return early
         return self.check_bytes(item.path, item.carried.envelope, item.carried)
 
     def check_bytes(self, path, raw, carried=None):
