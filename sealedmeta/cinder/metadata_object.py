@@ -59,16 +59,16 @@ def _no_duplicates(pairs):
     return result
 
 
-def _too_large(max_size, size=None):
-    limit = ("over the %d byte limit ([sealedmeta] max_metadata_object_size)"
-             % max_size)
+def _too_large(max_size, size=None, what=None, limit_words=None):
+    what = what or "the metadata object"
+    limit = limit_words or (
+        "the %d byte limit ([sealedmeta] max_metadata_object_size)" % max_size)
     if size is None:
-        return ObjectTooLarge("the metadata object is %s" % limit)
-    return ObjectTooLarge("the metadata object is %d bytes, %s: not read"
-                          % (size, limit))
+        return ObjectTooLarge("%s is over %s" % (what, limit))
+    return ObjectTooLarge("%s is %d bytes, over %s: not read" % (what, size, limit))
 
 
-def read(reader, max_size=DEFAULT_MAX_SIZE, size=None):
+def read(reader, max_size=DEFAULT_MAX_SIZE, size=None, what=None, limit_words=None):
     """At most *max_size* bytes of *reader*; ObjectTooLarge when it holds
     more.
 
@@ -76,10 +76,12 @@ def read(reader, max_size=DEFAULT_MAX_SIZE, size=None):
     HTTP body); it is read until *max_size* + 1 bytes or its end. *size* is
     the object's size as its store reported it before any of the body was
     read (None: not reported): over *max_size*, the object is refused
-    without reading from *reader*.
+    without reading from *reader*. *what* and *limit_words* name the object and
+    the limit in the refusal (default: the metadata object, and
+    ``max_metadata_object_size``).
     """
     if size is not None and size > max_size:
-        raise _too_large(max_size, size)
+        raise _too_large(max_size, size, what, limit_words)
     chunks, count = [], 0
     while count <= max_size:
         chunk = reader.read(max_size + 1 - count)
@@ -88,7 +90,7 @@ def read(reader, max_size=DEFAULT_MAX_SIZE, size=None):
         chunks.append(chunk)
         count += len(chunk)
     if count > max_size:
-        raise _too_large(max_size)
+        raise _too_large(max_size, None, what, limit_words)
     return b"".join(chunks)
 
 

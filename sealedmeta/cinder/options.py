@@ -56,6 +56,16 @@ cinder_opts = [
                      " metadata or bootable flag, which sealing cannot"
                      " protect. When false, such rules are logged as errors"
                      " at start."),
+    cfg.IntOpt("max_chunk_size", default=0, min=0,
+               help="Largest data object of a backup a restore reads, and"
+                    " the most one may decompress to, in bytes, where a"
+                    " tenant can write the objects (the sealed Swift class:"
+                    " with backup_swift_auth = per_user they are in the"
+                    " tenant's own account). A larger object is refused"
+                    " from the size Swift reports, before its body is read."
+                    " 0: four times the driver's chunk size"
+                    " (backup_swift_object_size); set it when backups were"
+                    " made with a chunk size more than four times today's."),
 ]
 
 

@@ -23,10 +23,15 @@ role.
 
 from oslo_config import cfg
 
+from oslo_serialization import jsonutils
+from oslo_utils import units
+
 from cinder.backup.drivers import swift as _stock
 from cinder import context as cinder_context
 from cinder import exception
+from cinder import utils
 from sealedmeta import exceptions
+from sealedmeta.cinder import chunks
 from sealedmeta.cinder import metadata_object
 from sealedmeta.cinder import mixin
 from sealedmeta.cinder import swift_names
@@ -52,6 +57,10 @@ READ_CHUNK = 64 * 1024
 # Archive entries refused by name that a reseal names one by one; the rest
 # are counted.
 MAX_REFUSED_SHOWN = 10
+# A backup's digest list (<prefix>_sha256file): the bytes of one block's
+# entry in its JSON ('"<64 hex digits>", ', with room), and of the rest.
+DIGEST_ENTRY = 72
+DIGEST_REST = 1024 * 1024
 
 
 def _not_found(exc):
@@ -137,19 +146,50 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
                                          extra_metadata=extra_metadata)
 
     def get_object_reader(self, container, object_name, extra_metadata=None):
+        """A reader of one data object for a restore. Cinder's GETs the
+        whole object into memory, as large as whoever wrote it made it (the
+        tenant, in its own account); this one makes one ranged GET of at
+        most :func:`chunks.limit` bytes and refuses a larger object from
+        its Content-Range, unread."""
         _checked(container, object_name)
-        return super().get_object_reader(container, object_name,
-                                         extra_metadata=extra_metadata)
+        return _BoundedObjectReader(self, container, object_name,
+                                    chunks.limit(self.chunk_size_bytes))
+
+    def _get_compressor(self, algorithm):
+        # Cinder's compressor module, but a decompress that stops at the
+        # limit: a few megabytes a tenant wrote may inflate to gigabytes.
+        if super()._get_compressor(algorithm) is None:   # the name checked
+            return None
+        return utils.tpool_wrap(chunks.BoundedCodec(
+            algorithm, chunks.limit(self.chunk_size_bytes)))
+
+    def _read_sha256file(self, backup):
+        # The digest list of the parent of an incremental backup: at most
+        # what a volume of the parent's size lists.
+        blocks = -(-int(backup["size"] or 0) * units.Gi // self.sha_block_size_bytes)
+        limit = DIGEST_ENTRY * blocks + DIGEST_REST
+        name = self._sha256_filename(backup)
+        try:
+            data = self.read_object_bounded(
+                backup["container"], name, limit, what="the digest list %s of backup %s"
+                % (name, backup["id"]), limit_words="the %d byte limit of a %s GiB"
+                " volume's" % (limit, backup["size"]))
+        except metadata_object.ObjectTooLarge as exc:
+            raise exception.InvalidBackup(reason=str(exc)) from None
+        return jsonutils.loads(data)
 
     def delete_object(self, container, object_name):
         _checked(container, object_name)
         return super().delete_object(container, object_name)
 
-    def read_object_bounded(self, container, name, limit, query=None):
+    def read_object_bounded(self, container, name, limit, query=None, what=None,
+                            limit_words=None):
         """One ranged GET (``bytes=0-<limit>``), streamed: an object whose
         size (``Content-Range``) is over *limit* is refused before a byte of
         its body is read, and Swift sends at most *limit* + 1 bytes of any
-        object. *query*: a checked ``version-id=`` query string."""
+        object. *query*: a checked ``version-id=`` query string; *what* and
+        *limit_words*: how the refusal names the object and the limit (see
+        :func:`metadata_object.read`)."""
         _checked(container, name)
         try:
             headers, body = self.conn.get_object(
@@ -164,7 +204,7 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
                 return b""
             raise
         try:
-            return metadata_object.read(body, limit, _size(headers))
+            return metadata_object.read(body, limit, _size(headers), what, limit_words)
         finally:
             body.close()
 
@@ -287,3 +327,27 @@ def _size(headers):
     return metadata_object.reported_size(headers.get("content-range"),
                                          headers.get("content-length"))
 
+
+
+class _BoundedObjectReader:
+    """What ``get_object_reader`` returns: ``read()`` gives the object's
+    bytes, at most *limit* (``InvalidBackup`` naming the object and the
+    limit for a larger one)."""
+
+    def __init__(self, driver, container, name, limit):
+        self.driver, self.container, self.name, self.limit = driver, container, name, limit
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self):
+        try:
+            return self.driver.read_object_bounded(
+                self.container, self.name, self.limit,
+                what="data object %s of container %s" % (self.name, self.container),
+                limit_words=chunks.limit_words(self.limit))
+        except metadata_object.ObjectTooLarge as exc:
+            raise exception.InvalidBackup(reason=str(exc)) from None
