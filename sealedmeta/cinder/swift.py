@@ -61,6 +61,11 @@ MAX_REFUSED_SHOWN = 10
 # entry in its JSON ('"<64 hex digits>", ', with room), and of the rest.
 DIGEST_ENTRY = 72
 DIGEST_REST = 1024 * 1024
+# Listing a backup's objects: names asked for per request, and the fewest
+# bytes one data object takes in a metadata object's chunk list (its name
+# alone is longer), which bounds how many objects any backup has.
+LISTING_PAGE = 1000
+MIN_LISTED_ENTRY = 64
 
 
 def _not_found(exc):
@@ -144,6 +149,35 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
         _checked(container, object_name)
         return super().get_object_writer(container, object_name,
                                          extra_metadata=extra_metadata)
+
+    def get_container_entries(self, container, prefix):
+        """The object names under *prefix* (a backup's), for its restore and
+        delete. Cinder's lists them all into memory, as many as whoever
+        writes the container made (the tenant, in its own account); this
+        one pages and stops past the most objects a metadata object within
+        ``max_metadata_object_size`` can list (and its two companions): a
+        restore compares the names with that list, so more can match no
+        backup."""
+        _checked(container)
+        most = CONF.sealedmeta.max_metadata_object_size // MIN_LISTED_ENTRY + 2
+        names, marker = [], None
+        while True:
+            try:
+                page = self.conn.get_container(container, prefix=prefix, marker=marker,
+                                               limit=LISTING_PAGE,
+                                               headers=self._headers())[1]
+            except OSError as exc:   # as the stock listing
+                raise exception.SwiftConnectionFailed(reason=exc) from exc
+            if not page:
+                return names
+            names.extend(entry["name"] for entry in page)
+            if len(names) > most:
+                raise exception.InvalidBackup(
+                    reason="container %s holds more than %d objects under %s, more"
+                    " than a backup's metadata object can list ([sealedmeta]"
+                    " max_metadata_object_size): not listed further"
+                    % (container, most, prefix))
+            marker = page[-1]["name"]
 
     def get_object_reader(self, container, object_name, extra_metadata=None):
         """A reader of one data object for a restore. Cinder's GETs the

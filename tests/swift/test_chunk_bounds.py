@@ -105,3 +105,31 @@ def test_a_digest_list_made_huge_is_refused_at_the_next_incremental(cloud, store
     assert ("the digest list %s of backup %s is %d bytes, over the %d byte limit of a"
             " %d GiB volume's" % (name, full.id, len(huge), limit, full.size)) \
         in str(tracemalloc_error)
+
+
+def test_a_backup_prefix_flooded_with_objects_is_not_listed_whole(cloud, stores):
+    """The tenant adds objects under its backup's prefix: the listing a
+    restore and a delete make stops past the most objects a metadata object
+    within max_metadata_object_size can list (64 KiB: 1,026), so a tenant's
+    millions are never held; the restore is refused saying so."""
+    from oslo_config import cfg
+    backup = objects.Backup.get_by_id(
+        cloud.ctxt, cloud.backup(cloud.volume(glance=helpers.GLANCE)).id)
+    cfg.CONF.set_override("max_metadata_object_size", 64 * 1024, group="sealedmeta")
+    try:
+        most = 64 * 1024 // 64 + 2
+        for i in range(most + 10):
+            cloud.conn.put_object(backup.container, "%s-%05d" % (backup.service_metadata, i),
+                                  contents=b"")
+        with pytest.raises(exception.InvalidBackup, match="holds more than %d objects under %s"
+                           % (most, backup.service_metadata)):
+            bounded_reads.restore(cloud, backup)
+        with pytest.raises(exception.InvalidBackup, match="more than a backup's metadata"
+                           " object can list"):
+            cloud.driver().get_container_entries(backup.container, backup.service_metadata)
+    finally:
+        cfg.CONF.clear_override("max_metadata_object_size", group="sealedmeta")
+    # Within the bound the same listing is whole (the restore is then
+    # refused as Cinder refuses a list that differs from the metadata's).
+    names = cloud.driver().get_container_entries(backup.container, backup.service_metadata)
+    assert len(names) == len(cloud.object_names(backup)) >= most + 10
