@@ -4,7 +4,9 @@ chunk limit (``[sealedmeta] max_chunk_size``; by default four times the
 driver's chunk size) in memory: a data object made huge is refused from
 the size Swift reports, before its body is read; one that inflates to
 more than the limit is refused once the limit is reached; a parent's
-digest list made huge is refused at the next incremental backup.
+digest list made huge is refused at the next incremental backup; objects
+added under a backup's prefix are listed only up to what a metadata object
+can list.
 
 What Swift sent is read from its own log; what the process held, from
 tracemalloc. Before the bound, each of these was read or inflated whole."""
