@@ -170,6 +170,12 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
                 raise exception.SwiftConnectionFailed(reason=exc) from exc
             if not page:
                 return names
+            if marker is not None and page[-1]["name"] <= marker:
+                # Swift lists in name order after the marker: a listing
+                # that does not move on would be read again and again.
+                raise exception.InvalidBackup(
+                    reason="the listing of container %s under %s did not move"
+                    " past %s" % (container, prefix, marker))
             names.extend(entry["name"] for entry in page)
             if len(names) > most:
                 raise exception.InvalidBackup(

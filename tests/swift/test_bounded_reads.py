@@ -32,7 +32,8 @@ def mode():
 @pytest.fixture
 def limit():
     CONF.set_override("max_metadata_object_size", LIMIT, group="sealedmeta")
-    return LIMIT
+    yield LIMIT
+    CONF.clear_override("max_metadata_object_size", group="sealedmeta")
 
 
 @pytest.fixture
