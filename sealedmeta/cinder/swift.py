@@ -22,7 +22,6 @@ role.
 """
 
 from oslo_config import cfg
-
 from oslo_serialization import jsonutils
 from oslo_utils import units
 
@@ -366,7 +365,6 @@ class SealedSwiftBackupDriver(mixin.SealedMetadataMixin, _stock.SwiftBackupDrive
 def _size(headers):
     return metadata_object.reported_size(headers.get("content-range"),
                                          headers.get("content-length"))
-
 
 
 class _BoundedObjectReader:

@@ -15,10 +15,12 @@ import json
 import zlib
 
 import pytest
+from oslo_config import cfg
 
 from cinder import exception
 from cinder import objects
 from sealedmeta.cinder import chunks
+from sealedmeta.cinder import swift as sealed_swift
 
 from tests import bounded_reads
 from tests.bounded_reads import ServerLog, one_bounded_get, refused, swift_gets
@@ -69,7 +71,6 @@ def test_a_data_object_that_inflates_past_the_limit_is_refused(cloud):
 
 def test_the_limit_is_the_configured_one(cloud):
     """``max_chunk_size`` set: that many bytes, whatever the chunk size."""
-    from oslo_config import cfg
     backup = cloud.backup(cloud.volume(glance=helpers.GLANCE))
     container, names = _data_objects(cloud, backup)
     cloud.conn.put_object(container, names[0], contents=b"\0" * (2 * LIMIT))
@@ -93,20 +94,20 @@ def test_a_digest_list_made_huge_is_refused_at_the_next_incremental(cloud, store
     name = full.service_metadata + "_sha256file"
     document = json.loads(cloud.conn.get_object(full.container, name)[1])
     blocks = -(-full.size * 2 ** 30 // helpers.SHA_BLOCK)
-    limit = 72 * blocks + 1024 * 1024
+    limit = sealed_swift.DIGEST_ENTRY * blocks + sealed_swift.DIGEST_REST
     document["sha256s"] += ["0" * 64] * ((limit // 68) + 1 - len(document["sha256s"]))
     huge = json.dumps(document).encode()
     assert len(huge) > limit
     cloud.conn.put_object(full.container, name, contents=huge)
     log = ServerLog(stores["ks"]["logs"]["swift"])
     cloud.write(src, 0, b"changed")
-    tracemalloc_error, peak = refused(lambda: cloud.backup(src, parent=full),
+    error, peak = refused(lambda: cloud.backup(src, parent=full),
                                       exception.InvalidBackup, "digest list")
     one_bounded_get(swift_gets(log, full.container, name), limit)
     assert peak < PEAK, peak
     assert ("the digest list %s of backup %s is %d bytes, over the %d byte limit of a"
             " %d GiB volume's" % (name, full.id, len(huge), limit, full.size)) \
-        in str(tracemalloc_error)
+        in str(error)
 
 
 def test_a_backup_prefix_flooded_with_objects_is_not_listed_whole(cloud, stores):
@@ -114,12 +115,11 @@ def test_a_backup_prefix_flooded_with_objects_is_not_listed_whole(cloud, stores)
     restore and a delete make stops past the most objects a metadata object
     within max_metadata_object_size can list (64 KiB: 1,026), so a tenant's
     millions are never held; the restore is refused saying so."""
-    from oslo_config import cfg
     backup = objects.Backup.get_by_id(
         cloud.ctxt, cloud.backup(cloud.volume(glance=helpers.GLANCE)).id)
     cfg.CONF.set_override("max_metadata_object_size", 64 * 1024, group="sealedmeta")
     try:
-        most = 64 * 1024 // 64 + 2
+        most = 64 * 1024 // sealed_swift.MIN_LISTED_ENTRY + 2
         for i in range(most + 10):
             cloud.conn.put_object(backup.container, "%s-%05d" % (backup.service_metadata, i),
                                   contents=b"")
